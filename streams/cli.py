@@ -11,9 +11,4 @@ def main() -> None:
 
 
 def _register() -> None:
-    from streams.cli_schedule import schedule
-
-    main.add_command(schedule)
-
-
-_register()
+    """Attach the command modules to the group (imports stay lazy per module)."""
