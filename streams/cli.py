@@ -1,14 +1,170 @@
-"""The ``flexstream`` console script: one click group, one module per command family."""
+"""The ``flexstream`` console script: one click group, commands grouped by concern."""
 
 from __future__ import annotations
 
+import json
+import sys
+
 import click
 
+from schemas.errors import FlexStreamError
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Group(click.Group):
+    """Turns FlexStream errors into a clear message and exit code 2, without a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except FlexStreamError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """FlexStream: streaming energy flexibility scheduling on Kafka and ClickHouse."""
 
 
+def _settings():  # noqa: ANN202 - import kept lazy so `flexstream --help` is fast
+    from connectors.settings import Settings
+
+    return Settings()
+
+
+@main.command()
+def up() -> None:
+    """Start the local Kafka broker (or check the configured cluster) and create the topics."""
+    from streams import runtime
+
+    s = _settings()
+    bs = runtime.up(s)
+    where = (
+        "external cluster" if s.kafka.external else f"local broker, data in {runtime.broker_dir(s)}"
+    )
+    click.echo(f"Kafka ready at {bs} ({where})")
+    click.echo(bs)
+
+
+@main.command()
+def down() -> None:
+    """Stop the local Kafka broker (its data stays for the next 'up')."""
+    from streams import runtime
+
+    s = _settings()
+    if s.kafka.external:
+        click.echo("KAFKA_BOOTSTRAP_SERVERS is set: no local broker to stop")
+        return
+    click.echo("broker stopped" if runtime.down(s) else "no local broker was running")
+
+
+@main.command()
+@click.option(
+    "--sensors",
+    "sensors_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML/JSON file of sensors (default: FLEXSTREAM_WORKER_SENSORS_FILE).",
+)
+@click.option("--loglevel", default="warning", show_default=True)
+def worker(sensors_file: str | None, loglevel: str) -> None:
+    """Run the streaming worker: readings -> validation -> ClickHouse, dead letters to Kafka."""
+    from faust.worker import Worker
+
+    from schemas.beliefs import load_sensors
+    from schemas.documents import load_document
+    from streams import runtime
+    from streams.app import WorkerConfig, create_app
+
+    s = _settings()
+    path = sensors_file or s.worker.sensors_file
+    sensors = load_sensors(load_document(path), str(path)) if path else {}
+    bs = runtime.bootstrap(s, start=True)
+    app = create_app(WorkerConfig(settings=s, bootstrap=bs, sensors=sensors))
+    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+@main.command()
+@click.option(
+    "--topic",
+    type=click.Choice(["meter", "price"]),
+    required=True,
+    help="Readings topic to publish to.",
+)
+@click.option("--sensor", help="Sensor name, when the CSV has no 'sensor' column.")
+@click.option("--source", default="csv", show_default=True, help="Source, when the CSV has none.")
+@click.option("--unit", help="Unit of the values, when the CSV has no 'unit' column.")
+@click.option("--resolution", help="Event resolution (ISO 8601, e.g. PT15M) for single readings.")
+@click.argument("file", type=click.File("r"), default="-")
+def publish(
+    topic: str, sensor: str | None, source: str, unit: str | None, resolution: str | None, file
+) -> None:  # noqa: ANN001
+    """Publish readings from a CSV FILE (or stdin) and wait for the broker's confirmation."""
+    from connectors.files import read_csv
+    from connectors.kafka import ConfirmingProducer
+    from schemas import serde
+    from schemas.beliefs import parse_duration
+    from streams import runtime
+
+    s = _settings()
+    res = parse_duration(resolution, "--resolution") if resolution else None
+    readings = read_csv(file, sensor=sensor, default_source=source, resolution=res, unit=unit)
+    bs = runtime.bootstrap(s, start=False)
+    producer = ConfirmingProducer(s.kafka.client_config(bs))
+    full = s.kafka.topic(f"readings.{topic}")
+    for r in readings:
+        producer.send(full, serde.encode(r.schema, r.record), key=r.key)
+    delivered = producer.flush()
+    beliefs = sum(r.count for r in readings)
+    click.echo(f"published {beliefs} readings in {delivered} messages to {full}")
+
+
+@main.command()
+@click.argument("query")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+def sql(query: str, fmt: str) -> None:
+    """Run a SQL QUERY on the history (through the running worker, or directly)."""
+    from streams.sqlaccess import query_rows, run_sql
+
+    s = _settings()
+    if fmt == "csv":
+        sys.stdout.write(run_sql(s, query, "CSVWithNames").decode())
+        return
+    names, rows = query_rows(s, query)
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*names)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+@main.command()
+@click.option("--days", default=4, show_default=True, help="Days of sample data.")
+@click.option("--keep-running", is_flag=True, help="Leave the broker running afterwards.")
+def demo(days: int, keep_running: bool) -> None:
+    """Run the whole pipeline on a bundled sample site and print a summary from ClickHouse."""
+    from streams.demo import run_demo
+
+    run_demo(_settings(), days=days, keep_running=keep_running, echo=click.echo)
+
+
 def _register() -> None:
-    """Attach the command modules to the group (imports stay lazy per module)."""
+    """Attach the command modules that live in their own files."""
+
+
+_register()
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""A thin layer over confluent-kafka: topic definitions, an admin helper and a confirming producer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas.errors import ConnectorError
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic of ``infra/topics.yaml``."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+    doc: str
+
+
+def topic_specs() -> list[TopicSpec]:
+    """Read the topic definitions shipped in ``infra/topics.yaml`` (names without prefix)."""
+    raw = yaml.safe_load(resources.files("infra").joinpath("topics.yaml").read_text())
+    return [
+        TopicSpec(
+            name=name,
+            partitions=int(spec.get("partitions", 1)),
+            config={k: str(v) for k, v in (spec.get("config") or {}).items()},
+            doc=str(spec.get("doc", "")),
+        )
+        for name, spec in raw.items()
+    ]
+
+
+def ensure_topics(
+    conf: dict[str, Any], prefix: str, replication_factor: int = 1, timeout: float = 30.0
+) -> list[str]:
+    """Create the project's topics that do not exist yet; return the names created."""
+    admin = AdminClient(conf)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [
+        NewTopic(
+            prefix + s.name,
+            num_partitions=s.partitions,
+            replication_factor=replication_factor,
+            config=s.config,
+        )
+        for s in topic_specs()
+        if prefix + s.name not in existing
+    ]
+    if not wanted:
+        return []
+    created = []
+    for name, fut in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            fut.result(timeout=timeout)
+            created.append(name)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise ConnectorError(f"creating topic {name} failed: {exc}") from None
+    _wait_for_topics(admin, created, timeout)
+    return created
+
+
+def _wait_for_topics(admin: AdminClient, names: Iterable[str], timeout: float) -> None:
+    names = set(names)
+    deadline = time.monotonic() + timeout
+    while names and time.monotonic() < deadline:
+        md = admin.list_topics(timeout=timeout)
+        ready = {n for n in names if n in md.topics and not md.topics[n].error}
+        names -= ready
+        if names:
+            time.sleep(0.1)
+
+
+class ConfirmingProducer:
+    """A producer whose ``flush`` returns only when every message is confirmed by the broker.
+
+    Idempotent (no duplicates on retries), acks from all in-sync replicas, lz4
+    compression; a failed delivery raises :class:`ConnectorError` with the reason.
+    """
+
+    def __init__(self, conf: dict[str, Any], **overrides: Any) -> None:
+        base = {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "message.max.bytes": 8_000_000,
+            "queue.buffering.max.messages": 500_000,
+            "log_level": 3,
+        }
+        base.update(conf)
+        base.update(overrides)
+        self._producer = Producer(base)
+        self.delivered = 0
+        self._errors: list[str] = []
+
+    def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            self.delivered += 1
+        else:
+            self._errors.append(f"{msg.topic()}: {err.str()}")
+
+    def send(self, topic: str, value: bytes, key: bytes | str | None = None) -> None:
+        """Queue one message; waits for queue space rather than failing."""
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def flush(self, timeout: float = 60.0) -> int:
+        """Wait until every queued message is confirmed; return how many were delivered."""
+        left = self._producer.flush(timeout)
+        if left:
+            raise ConnectorError(
+                f"{left} messages were not confirmed within {timeout:.0f} s; is Kafka reachable?"
+            )
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise ConnectorError(f"{len(errors)} messages were not delivered, first: {errors[0]}")
+        return self.delivered

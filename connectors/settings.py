@@ -1,0 +1,152 @@
+"""Settings, one pydantic-settings class per component.
+
+Each setting has an environment variable, a default and a docstring; secrets
+are ``SecretStr`` and print masked. Settings are loaded once at the entry point
+(the CLI) and passed down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PathSettings(BaseSettings):
+    """Where FlexStream keeps its data."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEXSTREAM_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Data folder: broker data, the embedded ClickHouse engine, worker state.",
+    )
+    kafka_dist_dir: Path | None = Field(
+        default=None,
+        description="Where the broker's jars are collected (default: <data_dir>/kafka-dist).",
+    )
+
+    @property
+    def root(self) -> Path:
+        """The data folder as an absolute path."""
+        return self.data_dir.resolve()
+
+    @property
+    def dist(self) -> Path:
+        """The folder holding one sub-folder of jars per Kafka version."""
+        return (self.kafka_dist_dir or self.root / "kafka-dist").resolve()
+
+
+class KafkaSettings(BaseSettings):
+    """The Kafka cluster: the local broker by default, any cluster via KAFKA_BOOTSTRAP_SERVERS."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        description="host:port[,host:port]; when set, no local broker is started.",
+    )
+    security_protocol: str = Field(
+        default="PLAINTEXT",
+        validation_alias="KAFKA_SECURITY_PROTOCOL",
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    sasl_mechanism: str | None = Field(
+        default=None,
+        validation_alias="KAFKA_SASL_MECHANISM",
+        description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    sasl_username: str | None = Field(default=None, validation_alias="KAFKA_SASL_USERNAME")
+    sasl_password: SecretStr | None = Field(default=None, validation_alias="KAFKA_SASL_PASSWORD")
+    ssl_cafile: Path | None = Field(
+        default=None,
+        validation_alias="KAFKA_SSL_CAFILE",
+        description="CA bundle to verify the brokers' certificates.",
+    )
+    topic_prefix: str = Field(
+        default="flexstream.",
+        validation_alias="FLEXSTREAM_TOPIC_PREFIX",
+        description="Prefix of every topic name and of the worker's consumer group.",
+    )
+    local_port: int = Field(
+        default=9092, validation_alias="FLEXSTREAM_KAFKA_PORT", description="Local broker port."
+    )
+    local_controller_port: int = Field(
+        default=9093,
+        validation_alias="FLEXSTREAM_KAFKA_CONTROLLER_PORT",
+        description="Local broker's KRaft controller port.",
+    )
+    local_heap_mb: int = Field(
+        default=512, validation_alias="FLEXSTREAM_KAFKA_HEAP_MB", description="Local broker heap."
+    )
+
+    @property
+    def external(self) -> bool:
+        """True when an external cluster is configured."""
+        return bool(self.bootstrap_servers)
+
+    def topic(self, name: str) -> str:
+        """Full name of the project topic ``name`` (e.g. ``readings.meter``)."""
+        return f"{self.topic_prefix}{name}"
+
+    def client_config(self, bootstrap: str) -> dict[str, str]:
+        """confluent-kafka (librdkafka) configuration for ``bootstrap`` with security settings."""
+        conf = {"bootstrap.servers": bootstrap, "security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = str(self.ssl_cafile)
+        return conf
+
+
+class ClickHouseSettings(BaseSettings):
+    """The history store: the embedded engine by default, any server via CLICKHOUSE_URL."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    url: SecretStr | None = Field(
+        default=None,
+        validation_alias="CLICKHOUSE_URL",
+        description="http(s)://user:password@host:port; unset: the embedded engine.",
+    )
+    database: str = Field(
+        default="flexstream",
+        validation_alias="CLICKHOUSE_DATABASE",
+        description="Database holding the project's tables.",
+    )
+
+
+class WorkerSettings(BaseSettings):
+    """The streaming worker."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEXSTREAM_WORKER_", extra="ignore")
+
+    batch_max: int = Field(default=2000, description="Messages per ClickHouse write at most.")
+    batch_within: float = Field(default=0.25, description="Seconds to wait to fill a batch.")
+    web_port: int = Field(
+        default=6066, description="Port of the worker's web endpoint (127.0.0.1) for SQL."
+    )
+    max_batch_values: int = Field(default=50_000, description="Values per message at most.")
+    max_belief_time_ahead: timedelta = Field(
+        default=timedelta(minutes=5),
+        description="How far a belief time may lie after the worker's clock (ISO 8601 or s).",
+    )
+    sensors_file: Path | None = Field(
+        default=None, description="YAML/JSON file of sensors to register at start."
+    )
+
+
+class Settings(BaseSettings):
+    """All settings, loaded once at the entry point."""
+
+    paths: PathSettings = Field(default_factory=PathSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)

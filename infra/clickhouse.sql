@@ -1,0 +1,56 @@
+-- FlexStream's ClickHouse tables. Idempotent: run at every start.
+-- {db} is replaced by the database name (CLICKHOUSE_DATABASE, default flexstream).
+
+CREATE DATABASE IF NOT EXISTS {db};
+
+-- Every belief ever received. The sorting key identifies a belief, so a replayed
+-- message (after a crash, before the offset commit) replaces its earlier copy:
+-- query with FINAL (or through latest_beliefs) for exact counts.
+CREATE TABLE IF NOT EXISTS {db}.beliefs
+(
+    sensor LowCardinality(String) COMMENT 'sensor name',
+    event_start DateTime64(6, 'UTC') COMMENT 'start of the event',
+    event_resolution UInt32 COMMENT 'duration of the event in seconds; 0 = instantaneous',
+    belief_time DateTime64(6, 'UTC') COMMENT 'when the value was believed',
+    source LowCardinality(String) COMMENT 'who holds the belief',
+    cumulative_probability Float64 COMMENT '0.5 for a deterministic value',
+    event_value Float64 COMMENT 'in the sensor''s unit',
+    ingested_at DateTime64(6, 'UTC') DEFAULT now64(6) COMMENT 'when the row was written'
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(event_start)
+ORDER BY (sensor, event_start, source, belief_time, cumulative_probability);
+
+CREATE TABLE IF NOT EXISTS {db}.sensors
+(
+    name String,
+    unit String,
+    event_resolution UInt32 COMMENT 'seconds',
+    timezone String,
+    off_grid LowCardinality(String),
+    description String,
+    updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY name;
+
+CREATE TABLE IF NOT EXISTS {db}.sources
+(
+    name String,
+    first_seen DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree
+ORDER BY name;
+
+-- The current value of each event: the most recent deterministic belief per source.
+CREATE VIEW IF NOT EXISTS {db}.latest_beliefs AS
+SELECT
+    sensor,
+    event_start,
+    source,
+    any(event_resolution) AS event_resolution,
+    max(b.belief_time) AS latest_belief_time,
+    argMax(b.event_value, b.belief_time) AS event_value
+FROM {db}.beliefs AS b FINAL
+WHERE cumulative_probability = 0.5
+GROUP BY sensor, event_start, source;

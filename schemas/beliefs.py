@@ -1,0 +1,332 @@
+"""Sensors and beliefs: the pydantic model of a sensor, and validation of decoded readings.
+
+A decoded ``Belief`` or ``BeliefBatch`` record (see ``schemas/*.avsc``) is turned
+into columns ready for the history store, or into rejections that name the
+offending field and say what to do. Validation is pure: the caller passes the
+known sensors and the current time (the clock is injectable).
+
+Belief times: a record carries either one ``belief_time`` or a
+``belief_horizon_ms`` (time between belief and event end); with neither, the
+values are measurements known at event end (horizon 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import isodate
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.errors import InputError
+from schemas.units import conversion_factor, is_convertible, unit
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = 1_000_000
+
+
+def parse_duration(value: Any, field_name: str) -> timedelta:
+    """Parse an ISO 8601 duration (``PT15M``) or a timedelta; name the field on error."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        try:
+            d = isodate.parse_duration(value)
+        except (isodate.ISO8601Error, ValueError):
+            d = None
+        if isinstance(d, timedelta):
+            return d
+    raise InputError(
+        f"cannot read {value!r} as a duration; write ISO 8601 such as 'PT15M', 'PT1H' or 'P1D'",
+        field_name,
+    )
+
+
+class Sensor(BaseModel):
+    """A sensor: what its values mean (unit), their event resolution and local timezone."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    name: str = Field(min_length=1, description="Unique name, used as message key.")
+    unit: str = Field(description="pint-compatible unit, e.g. kW, MW, kWh, EUR/MWh, %.")
+    event_resolution: timedelta = Field(
+        default=timedelta(minutes=15),
+        description="Duration of each event (ISO 8601, e.g. PT15M); PT0M for instantaneous.",
+    )
+    timezone: str = Field(default="UTC", description="IANA timezone for local-time reports.")
+    off_grid: Literal["reject", "floor"] = Field(
+        default="reject",
+        alias="off-grid",
+        description="What to do with event starts off the resolution grid: reject or floor.",
+    )
+    description: str = ""
+
+    @field_validator("event_resolution", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> timedelta:
+        d = parse_duration(v, "event_resolution")
+        if d < timedelta(0):
+            raise ValueError("must not be negative")
+        return d
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, v: str) -> str:
+        unit(v)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r}; use an IANA name such as Europe/Amsterdam")
+        return v
+
+
+@dataclass
+class Rejection:
+    """One rejected message or item, with the reason and the field as the producer wrote it."""
+
+    error: str
+    reason: str
+    field: str | None = None
+    item: int | None = None
+
+
+@dataclass
+class BeliefColumns:
+    """Validated beliefs as columns (times in microseconds since the epoch, UTC)."""
+
+    sensor: list[str] = field(default_factory=list)
+    event_start_us: list[np.ndarray] = field(default_factory=list)
+    event_resolution_s: list[np.ndarray] = field(default_factory=list)
+    belief_time_us: list[np.ndarray] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    cumulative_probability: list[np.ndarray] = field(default_factory=list)
+    event_value: list[np.ndarray] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return sum(self.counts)
+
+    def extend(self, other: BeliefColumns) -> None:
+        """Append another set of columns."""
+        for name in self.__dataclass_fields__:
+            getattr(self, name).extend(getattr(other, name))
+
+    def to_arrow(self) -> Any:
+        """Return a pyarrow table in the column order of the beliefs table."""
+        import pyarrow as pa
+
+        counts = np.asarray(self.counts, dtype=np.int64)
+
+        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+
+        ts = pa.timestamp("us", tz="UTC")
+        return pa.table(
+            {
+                "sensor": pa.array(np.repeat(np.asarray(self.sensor, dtype=object), counts)),
+                "event_start": pa.array(cat(self.event_start_us, np.int64), type=ts),
+                "event_resolution": pa.array(cat(self.event_resolution_s, np.uint32)),
+                "belief_time": pa.array(cat(self.belief_time_us, np.int64), type=ts),
+                "source": pa.array(np.repeat(np.asarray(self.source, dtype=object), counts)),
+                "cumulative_probability": pa.array(cat(self.cumulative_probability, np.float64)),
+                "event_value": pa.array(cat(self.event_value, np.float64)),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Validation limits (from settings)."""
+
+    max_batch_values: int = 50_000
+    max_belief_time_ahead: timedelta = timedelta(minutes=5)
+
+
+def _to_us(dt: datetime) -> int:
+    return (dt - _EPOCH) // timedelta(microseconds=1)
+
+
+def _grid_offset_us(start_us: int, res_us: int, tz: str) -> int:
+    """Microseconds by which ``start_us`` lies after the last grid point of its sensor."""
+    if res_us <= 0:
+        return 0
+    if res_us >= 3600 * _US and tz != "UTC" and (24 * 3600 * _US) % res_us == 0:
+        local = (_EPOCH + timedelta(microseconds=start_us)).astimezone(ZoneInfo(tz))
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return (_to_us(local.astimezone(UTC)) - _to_us(midnight.astimezone(UTC))) % res_us
+    return start_us % res_us
+
+
+def validate(
+    kind: str,
+    record: Mapping[str, Any],
+    sensors: Mapping[str, Sensor],
+    now: datetime,
+    limits: Limits = Limits(),  # noqa: B008 - frozen dataclass
+) -> tuple[BeliefColumns, list[Rejection]]:
+    """Validate a decoded ``Belief`` or ``BeliefBatch`` record.
+
+    Returns the valid beliefs as columns and a rejection per invalid item (or one
+    for the whole message). Values in a compatible unit are converted to the
+    sensor's unit.
+    """
+    out = BeliefColumns()
+    name = record.get("sensor")
+    sensor = sensors.get(name) if isinstance(name, str) else None
+    if sensor is None:
+        return out, [
+            Rejection(
+                "unknown-sensor",
+                f"sensor {name!r} is not registered; register it first, or fix the sensor name",
+                "sensor",
+            )
+        ]
+    if kind == "BeliefBatch":
+        values = np.asarray(record["values"], dtype=np.float64)
+        res_ms = int(record["resolution_ms"])
+        start = record["start"]
+        res_field, start_field = "resolution_ms", "start"
+        if res_ms <= 0:
+            return out, [Rejection("bad-resolution", "must be positive (milliseconds)", res_field)]
+    elif kind == "Belief":
+        values = np.asarray([record["event_value"]], dtype=np.float64)
+        res_ms = int(record["event_resolution_ms"])
+        start = record["event_start"]
+        res_field, start_field = "event_resolution_ms", "event_start"
+    else:
+        return out, [Rejection("bad-schema", f"a {kind} is not a reading", "value")]
+    n = len(values)
+    if n == 0:
+        return out, [
+            Rejection("empty-batch", "the batch has no values; send at least one", "values")
+        ]
+    if n > limits.max_batch_values:
+        return out, [
+            Rejection(
+                "oversized-batch",
+                f"{n} values exceed the limit of {limits.max_batch_values} per message; "
+                "split the series into smaller batches",
+                "values",
+            )
+        ]
+    sensor_res_ms = sensor.event_resolution // timedelta(milliseconds=1)
+    # Instantaneous sensors (e.g. state of charge) may come as a series at any spacing.
+    instantaneous = sensor_res_ms == 0 and kind == "BeliefBatch"
+    if res_ms != sensor_res_ms and not instantaneous:
+        return out, [
+            Rejection(
+                "resolution-mismatch",
+                f"{res_ms} ms does not match sensor {sensor.name!r}'s event resolution of "
+                f"{sensor_res_ms} ms; resample to the sensor's resolution before sending",
+                res_field,
+            )
+        ]
+    src = record.get("source") or ""
+    if not src.strip():
+        return out, [Rejection("bad-source", "must name who holds the belief", "source")]
+    cp = float(record.get("cumulative_probability", 0.5))
+    if not 0.0 <= cp <= 1.0:
+        return out, [
+            Rejection("bad-probability", f"{cp} is outside [0, 1]", "cumulative_probability")
+        ]
+    rec_unit = record.get("unit")
+    if rec_unit and rec_unit != sensor.unit:
+        if not is_convertible(rec_unit, sensor.unit):
+            return out, [
+                Rejection(
+                    "incompatible-unit",
+                    f"unit {rec_unit!r} cannot be converted to sensor {sensor.name!r}'s unit "
+                    f"{sensor.unit!r}; send values in a compatible unit",
+                    "unit",
+                )
+            ]
+        values = values * conversion_factor(rec_unit, sensor.unit)
+
+    start_us = _to_us(start)
+    res_us = res_ms * 1000
+    off = _grid_offset_us(start_us, sensor_res_ms * 1000, sensor.timezone)
+    if off:
+        if sensor.off_grid == "floor":
+            start_us -= off
+        else:
+            return out, [
+                Rejection(
+                    "off-grid",
+                    f"{start.isoformat()} is not on sensor {sensor.name!r}'s "
+                    f"{sensor.event_resolution} grid; align event starts to the grid",
+                    start_field,
+                )
+            ]
+    starts = start_us + res_us * np.arange(n, dtype=np.int64)
+    duration_us = 0 if instantaneous else res_us
+    if record.get("belief_time") is not None:
+        bt = np.full(n, _to_us(record["belief_time"]), dtype=np.int64)
+    else:
+        horizon_us = int(record.get("belief_horizon_ms") or 0) * 1000
+        bt = starts + duration_us - horizon_us
+    rejections: list[Rejection] = []
+    keep = np.isfinite(values)
+    vfield = "values" if kind == "BeliefBatch" else "event_value"
+    if not keep.all():
+        for i in np.flatnonzero(~keep):
+            rejections.append(
+                Rejection(
+                    "not-finite",
+                    f"{values[i]} is not a finite number; send only finite values "
+                    "(leave a gap out of the batch instead of NaN)",
+                    f"{vfield}[{i}]" if kind == "BeliefBatch" else vfield,
+                    int(i) if kind == "BeliefBatch" else None,
+                )
+            )
+    ahead = bt > _to_us(now + limits.max_belief_time_ahead)
+    if ahead.any():
+        for i in np.flatnonzero(ahead & keep):
+            rejections.append(
+                Rejection(
+                    "belief-in-future",
+                    f"belief time is more than {limits.max_belief_time_ahead} after the "
+                    "receiver's clock; check the producer's clock or the belief horizon",
+                    "belief_time" if record.get("belief_time") is not None else "belief_horizon_ms",
+                    int(i) if kind == "BeliefBatch" else None,
+                )
+            )
+        keep &= ~ahead
+    if not keep.all():
+        values, starts, bt = values[keep], starts[keep], bt[keep]
+    m = len(values)
+    if m:
+        out.sensor.append(sensor.name)
+        out.source.append(src)
+        out.counts.append(m)
+        out.event_value.append(values)
+        out.event_start_us.append(starts)
+        out.belief_time_us.append(bt)
+        out.event_resolution_s.append(np.full(m, duration_us // _US, dtype=np.uint32))
+        out.cumulative_probability.append(np.full(m, cp))
+    return out, rejections
+
+
+def load_sensors(data: Any, where: str = "sensors") -> dict[str, Sensor]:
+    """Sensors from a list of objects or a mapping of name to object (as in a YAML file)."""
+    from schemas.documents import parse_model
+
+    if isinstance(data, dict) and "sensors" in data:
+        data = data["sensors"]
+    if isinstance(data, dict):
+        data = [{"name": k, **(v or {})} for k, v in data.items()]
+    if not isinstance(data, list):
+        raise InputError("expected a list of sensors (name, unit, event_resolution, ...)", where)
+    out: dict[str, Sensor] = {}
+    for i, item in enumerate(data):
+        s = parse_model(Sensor, item, f"{where}[{i}]")
+        out[s.name] = s
+    return out

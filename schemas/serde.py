@@ -1,0 +1,122 @@
+"""Avro serde with Confluent wire framing: magic byte 0, 4-byte big-endian schema id, payload.
+
+No schema registry is required: each schema version the project has ever
+written carries a fixed id here (:data:`SCHEMA_IDS`), and a reader resolves
+the writer's version to the current one with Avro's schema resolution, so a
+newer reader reads what an older writer wrote. Hand-made framing is
+byte-identical to confluent-kafka's ``AvroSerializer`` for the same id.
+
+Schemas are parsed once at import, never per message.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastavro
+
+from schemas.errors import InputError
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+
+#: Fixed ids per schema file (never reuse or renumber an id).
+SCHEMA_IDS: dict[int, str] = {
+    1: "belief.avsc",
+    2: "belief_batch.v1.avsc",
+    3: "belief_batch.avsc",
+    4: "dead_letter.avsc",
+}
+
+
+class SerdeError(InputError):
+    """Bytes that are not a message this project can read."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """One parsed schema version."""
+
+    id: int
+    name: str
+    parsed: Any
+
+
+@cache
+def _load(file: str) -> Any:
+    text = resources.files("schemas").joinpath(file).read_text()
+    return fastavro.parse_schema(json.loads(text))
+
+
+@cache
+def _by_id() -> dict[int, Schema]:
+    out = {}
+    for sid, file in SCHEMA_IDS.items():
+        parsed = _load(file)
+        out[sid] = Schema(sid, parsed["name"], parsed)
+    return out
+
+
+@cache
+def current(name: str) -> Schema:
+    """The newest schema version of record ``name`` (e.g. ``io.flexstream.BeliefBatch``)."""
+    versions = [s for s in _by_id().values() if s.name == name or s.name.endswith("." + name)]
+    if not versions:
+        raise KeyError(f"no schema named {name!r}")
+    return max(versions, key=lambda s: s.id)
+
+
+def encode(name: str, record: dict[str, Any], schema_id: int | None = None) -> bytes:
+    """Encode ``record`` with the current schema of ``name`` (or the given id) and frame it."""
+    schema = _by_id()[schema_id] if schema_id is not None else current(name)
+    buf = io.BytesIO()
+    buf.write(_HEADER.pack(MAGIC, schema.id))
+    fastavro.schemaless_writer(buf, schema.parsed, record)
+    return buf.getvalue()
+
+
+def schema_id_of(data: bytes) -> int:
+    """Return the schema id in a framed message's header."""
+    if not isinstance(data, bytes | bytearray | memoryview) or len(data) < _HEADER.size:
+        raise SerdeError(
+            "message is shorter than the 5-byte Confluent header; send Avro with "
+            "Confluent wire framing (see schemas/*.avsc)",
+            "value",
+        )
+    magic, sid = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise SerdeError(
+            f"first byte is {magic}, not the Confluent magic byte 0; "
+            "frame messages as magic byte, 4-byte schema id, Avro payload",
+            "value",
+        )
+    return sid
+
+
+def decode(data: bytes) -> tuple[str, dict[str, Any]]:
+    """Decode a framed message into (record name without namespace, record in the current schema)."""
+    sid = schema_id_of(data)
+    writer = _by_id().get(sid)
+    if writer is None:
+        raise SerdeError(
+            f"unknown schema id {sid}; known ids are {sorted(SCHEMA_IDS)}; "
+            "upgrade the reader or encode with a known schema",
+            "value",
+        )
+    reader = current(writer.name)
+    try:
+        rec = fastavro.schemaless_reader(
+            io.BytesIO(memoryview(data)[_HEADER.size :]), writer.parsed, reader.parsed
+        )
+    except Exception as exc:  # noqa: BLE001 - fastavro raises many types on corrupt input
+        raise SerdeError(
+            f"payload does not match schema {writer.name} (id {sid}): {type(exc).__name__}: {exc}",
+            "value",
+        ) from None
+    return writer.name.rsplit(".", 1)[-1], rec

@@ -1,0 +1,206 @@
+"""The faust application, built by a factory (no import-time global).
+
+Agents are thin: decode and validate through :func:`streams.ingest.ingest`, write
+through the sink, produce dead letters. Offsets are acknowledged only after the
+batch's beliefs are in ClickHouse and its dead letters are confirmed by Kafka,
+so a crash loses nothing; the beliefs table's key absorbs the replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import logging
+import os
+import ssl
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from connectors.clickhouse import Store
+from connectors.settings import Settings
+from schemas import serde
+from schemas.beliefs import Limits, Sensor
+from streams.ingest import RawMessage, ingest
+from streams.sink import BeliefSink
+
+log = logging.getLogger("flexstream.worker")
+
+WORKER_STATE = "worker.json"
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class WorkerConfig:
+    """Everything the app needs, resolved at the entry point."""
+
+    settings: Settings
+    bootstrap: str
+    sensors: Mapping[str, Sensor]
+    clock: Callable[[], datetime] = utc_now
+    store_factory: Callable[[], Store] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _broker_credentials(settings: Settings) -> Any:
+    k = settings.kafka
+    if k.security_protocol == "PLAINTEXT":
+        return None
+    ctx = ssl.create_default_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
+    if k.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=k.sasl_username,
+            password=k.sasl_password.get_secret_value() if k.sasl_password else None,
+            mechanism=k.sasl_mechanism or "PLAIN",
+            ssl_context=ctx if k.security_protocol == "SASL_SSL" else None,
+        )
+    return faust.SSLCredentials(ctx)
+
+
+def create_app(cfg: WorkerConfig) -> faust.App:
+    """Build the worker's faust app for ``cfg``."""
+    s = cfg.settings
+    k = s.kafka
+    data_dir = s.paths.root
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        k.topic("worker"),
+        broker=[f"kafka://{h.strip()}" for h in cfg.bootstrap.split(",")],
+        broker_credentials=_broker_credentials(s),
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        web_enabled=True,
+        web_host="127.0.0.1",
+        web_bind="127.0.0.1",
+        web_port=s.worker.web_port,
+        datadir=str(data_dir / "faust"),
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        logging_config=None,
+    )
+    readings = app.topic(k.topic("readings.meter"), k.topic("readings.price"))
+    dead_letters = app.topic(k.topic("dead-letters"))
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+    limits = Limits(s.worker.max_batch_values, s.worker.max_belief_time_ahead)
+    state: dict[str, Any] = {}
+
+    def open_store() -> Store:
+        if cfg.store_factory:
+            return cfg.store_factory()
+        return Store.open(
+            s.clickhouse.url.get_secret_value() if s.clickhouse.url else None,
+            s.clickhouse.database,
+            data_dir,
+        )
+
+    async def run_db(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    @app.task
+    async def _open() -> None:
+        store = await run_db(open_store)
+        await run_db(store.upsert_sensors, list(cfg.sensors.values()))
+        state["store"] = store
+        state["sink"] = BeliefSink(store)
+        (data_dir / WORKER_STATE).write_text(
+            json.dumps({"pid": os.getpid(), "web_port": s.worker.web_port, "app": app.conf.id})
+        )
+        log.info("worker ready: store open, web on 127.0.0.1:%d", s.worker.web_port)
+
+    @app.agent(readings, concurrency=1)
+    async def ingest_readings(stream: faust.StreamT) -> None:
+        while "sink" not in state:
+            await asyncio.sleep(0.05)
+        sink: BeliefSink = state["sink"]
+        async for events in stream.take_events(s.worker.batch_max, within=s.worker.batch_within):
+            msgs = [
+                RawMessage(
+                    e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value
+                )
+                for e in events
+            ]
+            result = ingest(msgs, cfg.sensors, cfg.clock(), limits)
+            sink.add(result.beliefs, result.sources)
+            await sink.flush(run_db, first=msgs[0].where, last=msgs[-1].where)
+            if result.dead_letters:
+                futs = [
+                    await dead_letters.send(key=d["key"], value=serde.encode("DeadLetter", d))
+                    for d in result.dead_letters
+                ]
+                await asyncio.gather(*futs)
+                for d in result.dead_letters:
+                    log.warning(
+                        "dead letter %s[%s]@%s: %s (%s)",
+                        d["topic"],
+                        d["partition"],
+                        d["offset"],
+                        d["reason"],
+                        d["field"],
+                    )
+            # Leaving the loop body acks the batch: its offsets may now be committed.
+
+    @app.page("/sql/")
+    class SqlView(faust.web.View):
+        """Run a read-only query on the worker's store: POST {"sql": ..., "format": ...}."""
+
+        async def post(self, request: faust.web.Request) -> faust.web.Response:
+            body = await request.json()
+            sql, fmt = str(body.get("sql", "")), str(body.get("format", "JSONCompact"))
+            store: Store | None = state.get("store")
+            if store is None:
+                return self.error(503, "the worker's store is not open yet; retry shortly")
+            try:
+                data = await run_db(store.raw, sql, fmt)
+            except Exception as exc:  # noqa: BLE001 - the query's error goes to the caller
+                return self.error(400, str(exc))
+            return self.bytes(data, content_type="application/octet-stream")
+
+    @app.page("/health/")
+    class HealthView(faust.web.View):
+        """Liveness and what the worker has written so far."""
+
+        async def get(self, request: faust.web.Request) -> faust.web.Response:
+            sink = state.get("sink")
+            return self.json({"ready": sink is not None, "written": sink.written if sink else 0})
+
+    def _close() -> None:
+        store = state.pop("store", None)
+        if store is not None:
+            store.close()
+        try:
+            state_file = data_dir / WORKER_STATE
+            if json.loads(state_file.read_text()).get("pid") == os.getpid():
+                state_file.unlink()
+        except (OSError, ValueError):
+            pass
+
+    # After the worker's event loop has ended (agents stopped), release the data folder.
+    atexit.register(_close)
+
+    app.flexstream_state = state  # type: ignore[attr-defined]
+    return app
+
+
+def worker_state(data_dir: Path) -> dict[str, Any] | None:
+    """The running worker of ``data_dir`` (pid, web port), or None."""
+    path = Path(data_dir) / WORKER_STATE
+    try:
+        info = json.loads(path.read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, ProcessLookupError):
+        return None
+    return info

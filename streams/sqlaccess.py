@@ -1,0 +1,59 @@
+"""Run SQL on the history wherever it is: through the running worker, or by opening the store.
+
+The embedded engine admits one process per data folder. While a worker runs,
+it owns the folder and answers queries on its web endpoint (127.0.0.1 only);
+otherwise the folder is opened here, used and closed.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from connectors.clickhouse import Store
+from connectors.settings import Settings
+from schemas.errors import ConnectorError
+from streams.app import worker_state
+
+
+def run_sql(settings: Settings, sql: str, fmt: str = "JSONCompact", timeout: float = 60) -> bytes:
+    """Run ``sql`` and return the result in ClickHouse format ``fmt``."""
+    url = settings.clickhouse.url.get_secret_value() if settings.clickhouse.url else None
+    state = None if url else worker_state(settings.paths.root)
+    if state:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{state['web_port']}/sql/",
+            data=json.dumps({"sql": sql, "format": fmt}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")
+            try:
+                body = json.loads(body).get("error", body)
+            except ValueError:
+                pass
+            raise ConnectorError(f"query failed: {body}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ConnectorError(
+                f"the worker (pid {state['pid']}) holds the data folder but does not answer on "
+                f"127.0.0.1:{state['web_port']} ({exc}); wait for it to start or stop it"
+            ) from None
+    store = Store.open(url, settings.clickhouse.database, settings.paths.root)
+    try:
+        try:
+            return store.raw(sql, fmt)
+        except Exception as exc:  # noqa: BLE001 - report the engine's message
+            raise ConnectorError(f"query failed: {exc}") from None
+    finally:
+        store.close()
+
+
+def query_rows(settings: Settings, sql: str) -> tuple[list[str], list[list]]:
+    """Run ``sql``; return column names and rows (values as JSON types)."""
+    data = json.loads(run_sql(settings, sql, "JSONCompact"))
+    return [m["name"] for m in data["meta"]], data["data"]
