@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -45,4 +45,4 @@ def local_day(year: int, month: int, day: int) -> tuple[datetime, datetime]:
 def day_hours(year: int, month: int, day: int) -> int:
     """Length in hours of a local Amsterdam day (23, 24 or 25)."""
     start, end = local_day(year, month, day)
-    return int((end - start).total_seconds() // 3600)
+    return int((end.astimezone(UTC) - start.astimezone(UTC)).total_seconds() // 3600)
