@@ -1,0 +1,207 @@
+"""Typed, resolved scheduling inputs: what the solver consumes.
+
+The flex-model and flex-context JSON (see ``schemas.flex_model`` and
+``schemas.flex_context``) are parsed into these dataclasses by
+``schemas.flex_request.parse_site_problem``. Everything here is resolved: one value
+per scheduling step (or per step boundary for states of charge), in fixed
+internal units, so the solver never sees a unit string or a sensor reference.
+
+Internal units: power in kW, energy in kWh, prices in currency per kWh (the
+"currency" may be a mass such as kg when steering on CO2 intensity), capacity
+breach prices in currency per kW per step, SOC breach prices in currency per kWh.
+Arrays use ``nan`` for "no constraint".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import numpy as np
+
+from schemas.errors import InputError
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """The scheduling window: ``n`` steps of ``resolution`` from an aware ``start``."""
+
+    start: datetime
+    resolution: timedelta
+    n: int
+
+    def __post_init__(self) -> None:
+        """Reject naive starts, empty windows and non-positive resolutions."""
+        if self.start.tzinfo is None or self.start.utcoffset() is None:
+            raise InputError(
+                "the start must be timezone-aware, e.g. 2024-01-01T00:00+00:00", "start"
+            )
+        if self.resolution <= timedelta(0):
+            raise InputError("the resolution must be positive, e.g. PT15M", "resolution")
+        if self.n < 1:
+            raise InputError(
+                "the duration must hold at least one step of the resolution", "duration"
+            )
+
+    @property
+    def dt_hours(self) -> float:
+        """Step length in hours."""
+        return self.resolution.total_seconds() / 3600.0
+
+    @property
+    def end(self) -> datetime:
+        """End of the last step."""
+        return self.start + self.n * self.resolution
+
+    def step_start(self, k: int) -> datetime:
+        """Start of step ``k`` (also the datetime of SOC boundary ``k``)."""
+        return self.start + k * self.resolution
+
+
+class ProcessType(StrEnum):
+    """How a process may be placed in time (FlexMeasures names)."""
+
+    INFLEXIBLE = "INFLEXIBLE"
+    BREAKABLE = "BREAKABLE"
+    SHIFTABLE = "SHIFTABLE"
+
+
+class OptimizationSense(StrEnum):
+    """Whether a process seeks the cheapest (MIN) or the dearest (MAX) steps."""
+
+    MIN = "MIN"
+    MAX = "MAX"
+
+
+def _vec(value: np.ndarray | float, length: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return np.full(length, float(arr))
+    if arr.shape != (length,):
+        raise ValueError(f"expected {length} values, got shape {arr.shape}")
+    return arr.astype(float, copy=True)
+
+
+@dataclass
+class StorageDevice:
+    """A battery, EV (V2G when it may produce) or heat buffer, resolved per step.
+
+    Step arrays have ``n`` values, boundary arrays ``n + 1`` (boundary ``k`` is the
+    start of step ``k``; boundary ``n`` the end of the window). ``soc_min`` and
+    ``soc_max`` are hard; ``soc_minima``, ``soc_maxima`` and ``soc_targets`` are
+    soft when a breach price applies (``nan`` where not given).
+    """
+
+    name: str
+    n: int
+    soc_at_start: float
+    soc_min: np.ndarray | float = 0.0
+    soc_max: np.ndarray | float = np.inf
+    soc_minima: np.ndarray | float = np.nan
+    soc_maxima: np.ndarray | float = np.nan
+    soc_targets: np.ndarray | float = np.nan
+    consumption_capacity: np.ndarray | float = np.inf
+    production_capacity: np.ndarray | float = np.inf
+    charging_efficiency: np.ndarray | float = 1.0
+    discharging_efficiency: np.ndarray | float = 1.0
+    storage_efficiency: np.ndarray | float = 1.0
+    soc_usage: np.ndarray | float = 0.0
+    soc_gain: np.ndarray | float = 0.0
+    prefer_charging_sooner: bool = True
+
+    def __post_init__(self) -> None:
+        """Broadcast scalars to arrays of the right length."""
+        n = self.n
+        for name in ("soc_min", "soc_max", "soc_minima", "soc_maxima", "soc_targets"):
+            setattr(self, name, _vec(getattr(self, name), n + 1))
+        for name in (
+            "consumption_capacity",
+            "production_capacity",
+            "charging_efficiency",
+            "discharging_efficiency",
+            "storage_efficiency",
+            "soc_usage",
+            "soc_gain",
+        ):
+            setattr(self, name, _vec(getattr(self, name), n))
+        self.soc_at_start = float(self.soc_at_start)
+
+
+@dataclass
+class ProcessDevice:
+    """A process drawing ``power`` kW for ``duration_steps`` steps.
+
+    ``allowed[t]`` is False where time restrictions forbid running in step ``t``.
+    """
+
+    name: str
+    n: int
+    power: float
+    duration_steps: int
+    process_type: ProcessType = ProcessType.SHIFTABLE
+    allowed: np.ndarray | None = None
+    sense: OptimizationSense = OptimizationSense.MIN
+
+    def __post_init__(self) -> None:
+        """Default to no time restrictions."""
+        if self.allowed is None:
+            self.allowed = np.ones(self.n, dtype=bool)
+        self.allowed = np.asarray(self.allowed, dtype=bool)
+
+
+Device = StorageDevice | ProcessDevice
+
+
+@dataclass
+class BreachPrices:
+    """Prices of breaching soft constraints; ``None`` keeps the constraint hard.
+
+    SOC prices are per kWh of breach at each constrained boundary; capacity prices
+    are per kW of breach in each step (arrays of ``n`` values).
+    """
+
+    soc_minima: float | None = None
+    soc_maxima: float | None = None
+    site_consumption: np.ndarray | None = None
+    site_production: np.ndarray | None = None
+
+
+@dataclass
+class SiteProblem:
+    """One site: devices scheduled jointly under the site's connection limits.
+
+    ``inflexible_power`` is the net of inflexible consumption (positive) and
+    production (negative), kW per step. Site capacities are kW (``nan`` = none):
+    ``site_power_capacity`` is always hard; the consumption and production
+    capacities are soft where ``breach_prices`` price them.
+    """
+
+    grid: TimeGrid
+    devices: list[Device]
+    consumption_price: np.ndarray
+    production_price: np.ndarray | None = None
+    site_power_capacity: np.ndarray | float = np.nan
+    site_consumption_capacity: np.ndarray | float = np.nan
+    site_production_capacity: np.ndarray | float = np.nan
+    inflexible_power: np.ndarray | float = 0.0
+    breach_prices: BreachPrices = field(default_factory=BreachPrices)
+    currency: str = "EUR"
+
+    def __post_init__(self) -> None:
+        """Broadcast scalars and default the production price to the consumption price."""
+        n = self.grid.n
+        self.consumption_price = _vec(self.consumption_price, n)
+        if self.production_price is None:
+            self.production_price = self.consumption_price.copy()
+        self.production_price = _vec(self.production_price, n)
+        for name in (
+            "site_power_capacity",
+            "site_consumption_capacity",
+            "site_production_capacity",
+            "inflexible_power",
+        ):
+            setattr(self, name, _vec(getattr(self, name), n))
+        for dev in self.devices:
+            if dev.n != n:
+                raise ValueError(f"device {dev.name!r} has {dev.n} steps, the site {n}")

@@ -1,0 +1,251 @@
+"""Resolve FlexMeasures-style values into one number per step or step boundary.
+
+A field may hold:
+
+- a quantity: ``"2 MW"``, ``"95%"``, or a bare number where the field is
+  dimensionless (efficiencies);
+- a list of segments ``{"start", "duration" | "end", "value"}``: a segment applies
+  to every step whose start lies in ``[start, end)``; later segments override
+  earlier ones; steps no segment covers get the field's default;
+- a sensor reference ``{"sensor": ...}``: handed to the caller's resolver
+  (the streaming layer); without a resolver this is an error, because the offline
+  CLI needs literal values.
+
+SOC fields (``soc-minima``, ``soc-maxima``, ``soc-targets``) hold points
+``{"datetime", "value"}`` that must fall on a step boundary, or periods
+``{"start", "duration" | "end", "value"}`` applying to every boundary in
+``[start, end]``. Points and periods outside the window are ignored (they matter
+to a later schedule, not this one).
+
+A resolver is ``resolve(sensor_ref, field) -> pandas.Series | list``. A Series is
+indexed by aware datetimes (event starts) and carries its unit in
+``series.attrs["unit"]`` (and, for ``storage-efficiency``, optionally its event
+resolution in ``series.attrs["resolution"]``); each step takes the latest value
+at or before its start. A list gives one quantity per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import isodate
+import numpy as np
+import pint
+
+from schemas.errors import InputError
+from schemas.flex_problem import TimeGrid
+from schemas.units import Q_, parse_quantity
+
+Resolver = Callable[[Any, str], Any]
+
+
+def parse_datetime(value: Any, field: str) -> datetime:
+    """Parse an ISO 8601 datetime; naive datetimes are rejected."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(
+                f"cannot read {value!r} as an ISO 8601 datetime, e.g. 2024-05-01T12:00+02:00",
+                field,
+            ) from None
+    else:
+        raise InputError(f"expected an ISO 8601 datetime string, got {value!r}", field)
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise InputError(f"{value!r} has no timezone; add an offset such as +00:00 or Z", field)
+    return dt
+
+
+def parse_duration(value: Any, field: str) -> timedelta:
+    """Parse an ISO 8601 duration (``PT15M``, ``P2D``); it must be positive."""
+    if isinstance(value, timedelta):
+        td = value
+    else:
+        try:
+            td = isodate.parse_duration(str(value).strip())
+        except (isodate.ISO8601Error, ValueError, TypeError):
+            raise InputError(
+                f"cannot read {value!r} as an ISO 8601 duration, e.g. PT15M or P1D", field
+            ) from None
+        if not isinstance(td, timedelta):
+            raise InputError(
+                f"{value!r} uses months or years, which have no fixed length; use days", field
+            )
+    if td <= timedelta(0):
+        raise InputError(f"the duration must be positive, got {value!r}", field)
+    return td
+
+
+def convert(q: pint.Quantity, target: str, field: str) -> float:
+    """Magnitude of ``q`` in ``target``, with a message naming ``field`` on mismatch."""
+    if q.dimensionless and target != "" and not Q_(1, target).dimensionless:
+        raise InputError(
+            f"{q.magnitude!r} has no unit; write it with one, e.g. '5 {target}'", field
+        )
+    try:
+        return float(q.to(target).magnitude)
+    except pint.errors.DimensionalityError:
+        raise InputError(
+            f"'{q:~}' cannot be expressed in {target or 'a plain number'}; "
+            f"give a value in a unit like {target or '%'!r}",
+            field,
+        ) from None
+
+
+def is_sensor_ref(value: Any) -> bool:
+    """Whether ``value`` is a sensor reference ``{"sensor": ...}``."""
+    return isinstance(value, dict) and "sensor" in value
+
+
+@dataclass
+class SeriesReader:
+    """Reads field values onto one time grid, with an optional sensor resolver."""
+
+    grid: TimeGrid
+    resolver: Resolver | None = None
+
+    def _resolve(self, ref: Any, field: str) -> Any:
+        if self.resolver is None:
+            raise InputError(
+                f"sensor reference {ref!r} cannot be resolved here: the offline "
+                "`flexstream schedule` command needs literal values (a quantity or a "
+                "list of segments)",
+                field,
+            )
+        return self.resolver(ref, field)
+
+    def _series(self, resolved: Any, target: str, field: str, boundaries: bool) -> np.ndarray:
+        n = self.grid.n + (1 if boundaries else 0)
+        times = [self.grid.step_start(k) for k in range(n)]
+        if isinstance(resolved, list | tuple):
+            if len(resolved) < n:
+                raise InputError(f"the sensor gave {len(resolved)} values, {n} needed", field)
+            return np.array(
+                [convert(parse_quantity(v, field), target, field) for v in resolved[:n]]
+            )
+        series = resolved
+        try:
+            unit_name = series.attrs.get("unit", "")
+            idx = series.index
+        except AttributeError:
+            raise InputError("the resolver must return a pandas Series or a list", field) from None
+        factor = convert(Q_(1.0, unit_name), target, field) if unit_name or target else 1.0
+        s = series.sort_index()
+        out = s.reindex(times, method="ffill").to_numpy(dtype=float) * factor
+        if len(idx) and np.isnan(out).all():
+            raise InputError("the sensor has no values at or before the window's start", field)
+        return out
+
+    def steps(
+        self,
+        value: Any,
+        field: str,
+        target: str,
+        default: float = np.nan,
+        boundaries: bool = False,
+    ) -> np.ndarray:
+        """One value per step (or per boundary with ``boundaries``), in ``target`` units."""
+        grid = self.grid
+        n = grid.n + (1 if boundaries else 0)
+        if value is None:
+            return np.full(n, default)
+        if is_sensor_ref(value):
+            return self._series(self._resolve(value, field), target, field, boundaries)
+        if isinstance(value, list):
+            if value and all(not isinstance(v, dict) or is_sensor_ref(v) for v in value):
+                # A list of quantities or sensors: their sum (e.g. several usage forecasts).
+                total = np.zeros(n)
+                for i, v in enumerate(value):
+                    total += self.steps(v, f"{field}[{i}]", target, 0.0, boundaries)
+                return total
+            out = np.full(n, default)
+            starts = np.array([(grid.step_start(k) - grid.start).total_seconds() for k in range(n)])
+            for i, seg in enumerate(value):
+                f = f"{field}[{i}]"
+                lo, hi = self.segment_bounds(seg, f)
+                v = convert(parse_quantity(seg.get("value"), f"{f}.value"), target, f"{f}.value")
+                a = (lo - grid.start).total_seconds()
+                b = (hi - grid.start).total_seconds()
+                out[(starts >= a) & (starts < b)] = v
+            return out
+        return np.full(n, convert(parse_quantity(value, field), target, field))
+
+    def segment_bounds(self, seg: Any, field: str) -> tuple[datetime, datetime]:
+        """Start and end of a ``{"start", "duration" | "end"}`` segment."""
+        if not isinstance(seg, dict):
+            raise InputError(
+                'expected a segment such as {"start": ..., "duration": "PT1H", "value": ...}', field
+            )
+        if "start" not in seg:
+            raise InputError("a segment needs a 'start'", field)
+        start = parse_datetime(seg["start"], f"{field}.start")
+        if "end" in seg:
+            end = parse_datetime(seg["end"], f"{field}.end")
+        elif "duration" in seg:
+            end = start + parse_duration(seg["duration"], f"{field}.duration")
+        else:
+            raise InputError("a segment needs a 'duration' or an 'end'", field)
+        if end < start:
+            raise InputError("the segment ends before it starts", field)
+        return start, end
+
+    def soc_points(self, value: Any, field: str, target: str, combine: str) -> np.ndarray:
+        """SOC constraints per boundary (``n + 1`` values, ``nan`` where none).
+
+        ``combine`` settles several values at one boundary: ``"max"`` (minima),
+        ``"min"`` (maxima) or ``"equal"`` (targets: differing values are an error).
+        """
+        grid = self.grid
+        out = np.full(grid.n + 1, np.nan)
+        if value is None:
+            return out
+        if is_sensor_ref(value):
+            return self._series(self._resolve(value, field), target, field, True)
+        if not isinstance(value, list):
+            raise InputError(
+                'expected a list such as [{"datetime": "2024-05-01T18:00Z", "value": "40 kWh"}]',
+                field,
+            )
+        res = grid.resolution.total_seconds()
+        for i, point in enumerate(value):
+            f = f"{field}[{i}]"
+            if not isinstance(point, dict):
+                raise InputError('expected {"datetime": ..., "value": ...}', f)
+            v = convert(parse_quantity(point.get("value"), f"{f}.value"), target, f"{f}.value")
+            if "datetime" in point:
+                when = parse_datetime(point["datetime"], f"{f}.datetime")
+                pos = (when - grid.start).total_seconds() / res
+                if abs(pos - round(pos)) > 1e-6:
+                    raise InputError(
+                        f"{point['datetime']} is not on a step boundary of the schedule "
+                        f"(start {grid.start.isoformat()}, resolution {grid.resolution})",
+                        f"{f}.datetime",
+                    )
+                ks = [int(round(pos))]
+            else:
+                lo, hi = self.segment_bounds(point, f)
+                a = (lo - grid.start).total_seconds() / res
+                b = (hi - grid.start).total_seconds() / res
+                ks = list(range(max(int(np.ceil(a - 1e-9)), 0), int(np.floor(b + 1e-9)) + 1))
+            for k in ks:
+                if not 0 <= k <= grid.n:
+                    continue
+                old = out[k]
+                if np.isnan(old):
+                    out[k] = v
+                elif combine == "max":
+                    out[k] = max(old, v)
+                elif combine == "min":
+                    out[k] = min(old, v)
+                elif abs(old - v) > 1e-9:
+                    raise InputError(
+                        f"two different targets ({old:g} and {v:g} {target}) at "
+                        f"{grid.step_start(k).isoformat()}",
+                        f,
+                    )
+        return out

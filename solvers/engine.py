@@ -1,0 +1,312 @@
+"""``schedule``: build once, solve, interpret the outcome in one place.
+
+Steps:
+
+1. Build the site formulation without charge/discharge binaries and solve it
+   with integrality relaxed (an LP).
+2. If that LP optimum is integral (process binaries) and no storage device both
+   charges and discharges in a step where that changes its SOC, it is optimal
+   for the full problem too: done, with no MILP.
+3. Otherwise add binaries for the devices that overlapped, restore integrality
+   and solve the MILP; repeat if another device starts to overlap.
+4. Read the termination status before any value. On infeasibility, solve the
+   elastic model (``LinearProgram.compile(elastic=True)``) and name the blocks
+   and steps that needed slack.
+5. Recompute every SOC from the returned net powers, list breaches of soft
+   constraints from the schedule itself, check every hard constraint (1e-6) and
+   compute the costs from the schedule with the real prices.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import numpy as np
+
+from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice
+from solvers.backend import RawSolution, Termination, get_backend
+from solvers.formulation import Formulation, build
+from solvers.lp import CompiledLP
+from solvers.result import Breach, Costs, DeviceSchedule, ScheduleResult, Status
+from solvers.storage import soc_trajectory
+
+#: Hard constraints must hold within this (kW or kWh).
+FEASIBILITY_TOL = 1e-6
+#: Breaches smaller than this are solver noise, not breaches.
+BREACH_TOL = 1e-6
+
+
+def schedule(
+    problem: SiteProblem, solver: str = "highs", time_limit: float | None = None
+) -> ScheduleResult:
+    """Schedule every device of ``problem`` jointly; see the module docstring.
+
+    ``solver`` is ``"highs"`` (highspy, the default) or ``"pyomo:<name>"``;
+    ``time_limit`` is in seconds for the whole request.
+    """
+    t0 = time.perf_counter()
+    backend = get_backend(solver)
+
+    def remaining() -> float | None:
+        return None if time_limit is None else time_limit - (time.perf_counter() - t0)
+
+    build_s = solve_s = 0.0
+    complementarity: frozenset[str] = frozenset()
+    used_mip = False
+    tb = time.perf_counter()
+    form = build(problem)
+    clp = form.lp.compile()
+    build_s += time.perf_counter() - tb
+    relaxed_solve = True
+    raw = backend.solve(clp, relax_integrality=True, time_limit=remaining())
+    build_s += raw.build_seconds
+    solve_s += raw.solve_seconds
+    while raw.termination is Termination.OPTIMAL and raw.x is not None:
+        overlap = {
+            s.device.name for s in form.site.storages if len(s.overlap_steps(raw.x))
+        } - complementarity
+        if relaxed_solve and not overlap and _integral(clp, raw.x):
+            break
+        if not relaxed_solve and not overlap:
+            break
+        complementarity = complementarity | overlap
+        tb = time.perf_counter()
+        form = build(problem, complementarity)
+        clp = form.lp.compile()
+        build_s += time.perf_counter() - tb
+        relaxed_solve = False
+        used_mip = True
+        raw = backend.solve(clp, time_limit=remaining())
+        build_s += raw.build_seconds
+        solve_s += raw.solve_seconds
+
+    result = _interpret(problem, form, raw, backend.name if solver == "highs" else solver)
+    if raw.termination is Termination.INFEASIBLE:
+        td = time.perf_counter()
+        result = _diagnose(problem, form, backend, relaxed_solve, remaining(), result)
+        solve_s += time.perf_counter() - td
+    result.used_binaries = used_mip
+    result.timings = {
+        "build": build_s,
+        "solve": solve_s,
+        "total": time.perf_counter() - t0,
+    }
+    return result
+
+
+def _integral(clp: CompiledLP, x: np.ndarray, tol: float = 1e-7) -> bool:
+    if not clp.has_integers:
+        return True
+    v = x[clp.integer]
+    return bool(np.all(np.abs(v - np.round(v)) <= tol))
+
+
+def _interpret(
+    problem: SiteProblem, form: Formulation, raw: RawSolution, solver: str
+) -> ScheduleResult:
+    """Turn a raw solution into a result; the only place that reads termination codes."""
+    grid = problem.grid
+    result = ScheduleResult(Status.UNKNOWN, grid, solver=solver)
+    term = raw.termination
+    if term is Termination.INFEASIBLE:
+        result.status = Status.INFEASIBLE
+        result.message = "infeasible: the hard constraints cannot all be met"
+        return result
+    if term is Termination.UNBOUNDED:
+        result.status = Status.UNBOUNDED
+        result.message = (
+            "unbounded: the cost can fall without limit; give every device a "
+            "power-capacity (or consumption-capacity and production-capacity)"
+        )
+        return result
+    if raw.x is None:
+        result.status = Status.TIME_LIMIT if term is Termination.TIME_LIMIT else Status.UNKNOWN
+        result.message = f"{result.status}: the solver returned no schedule"
+        return result
+
+    x = raw.x
+    dt = grid.dt_hours
+    powers = form.site.device_power(x)
+    schedules = []
+    for dev, p in zip(problem.devices, powers, strict=True):
+        if isinstance(dev, StorageDevice):
+            schedules.append(DeviceSchedule(dev.name, "storage", p, soc_trajectory(dev, p, dt)))
+        else:
+            schedules.append(DeviceSchedule(dev.name, "process", p))
+    result.schedules = schedules
+    net = np.sum(powers, axis=0) + problem.inflexible_power if powers else problem.inflexible_power
+    breaches = list(_breaches(problem, schedules, net))
+    violations = list(_hard_violations(problem, schedules, net))
+    cons = np.maximum(net, 0.0)
+    prod = np.maximum(-net, 0.0)
+    result.costs = Costs(
+        currency=problem.currency,
+        consumption=float(np.sum(problem.consumption_price * cons * dt)),
+        production_revenue=float(np.sum(problem.production_price * prod * dt)),
+        breaches=float(sum(b.cost or 0.0 for b in breaches)),
+    )
+    result.breaches = breaches
+    if violations:
+        result.status = Status.UNKNOWN
+        result.message = "the solver's schedule violates " + _describe(violations)
+        return result
+    if term is Termination.TIME_LIMIT:
+        result.status = Status.TIME_LIMIT
+        gap = "" if raw.mip_gap is None else f" (gap {raw.mip_gap:.2%})"
+        result.message = f"time limit reached: best schedule found, optimality not proven{gap}"
+        return result
+    if term is not Termination.OPTIMAL:
+        result.status = Status.UNKNOWN
+        result.message = "the solver ended without proving optimality"
+        return result
+    result.proven_optimal = True
+    if breaches:
+        result.status = Status.RELAXED
+        result.message = (
+            f"relaxed: {len(breaches)} soft constraint breach(es) at their breach prices: "
+            + _describe(breaches)
+        )
+    else:
+        result.status = Status.OPTIMAL
+        result.message = "optimal"
+    return result
+
+
+def _side(values: np.ndarray, limit: np.ndarray, above: bool) -> np.ndarray:
+    """Amount by which ``values`` exceed (``above``) or fall short of ``limit``; 0 where nan."""
+    lim = np.where(np.isnan(limit), np.inf if above else -np.inf, limit)
+    d = values - lim if above else lim - values
+    return np.maximum(d, 0.0)
+
+
+def _breaches(
+    problem: SiteProblem, schedules: list[DeviceSchedule], net: np.ndarray
+) -> Iterable[Breach]:
+    """Breaches of soft constraints, read from the schedule (not from slack columns)."""
+    grid, bp = problem.grid, problem.breach_prices
+    for dev, s in zip(problem.devices, schedules, strict=True):
+        if not isinstance(dev, StorageDevice):
+            continue
+        checks = (
+            ("soc-minima", dev.soc_minima, False, bp.soc_minima),
+            ("soc-maxima", dev.soc_maxima, True, bp.soc_maxima),
+            ("soc-targets", dev.soc_targets, False, bp.soc_minima),
+            ("soc-targets", dev.soc_targets, True, bp.soc_maxima),
+        )
+        for name, limit, above, price in checks:
+            if price is None:
+                continue
+            amount = _side(s.soc, limit, above)
+            for k in np.flatnonzero(amount > BREACH_TOL):
+                a = float(amount[k])
+                yield Breach(name, dev.name, grid.step_start(int(k)), a, "kWh", price, a * price)
+    site_checks = (
+        ("site-consumption-capacity", np.maximum(net, 0.0), problem.site_consumption_capacity,
+         bp.site_consumption),
+        ("site-production-capacity", np.maximum(-net, 0.0), problem.site_production_capacity,
+         bp.site_production),
+    )  # fmt: skip
+    for name, flow, cap, price in site_checks:
+        if price is None:
+            continue
+        amount = _side(flow, cap, True)
+        for t in np.flatnonzero(amount > BREACH_TOL):
+            a, p = float(amount[t]), float(price[t])
+            yield Breach(name, None, grid.step_start(int(t)), a, "kW", p, a * p)
+
+
+def _hard_violations(
+    problem: SiteProblem, schedules: list[DeviceSchedule], net: np.ndarray
+) -> Iterable[Breach]:
+    """Hard constraints the schedule breaks by more than ``FEASIBILITY_TOL``."""
+    grid, bp = problem.grid, problem.breach_prices
+    for dev, s in zip(problem.devices, schedules, strict=True):
+        if isinstance(dev, ProcessDevice):
+            continue
+        soc, p = s.soc, s.power
+        checks = [
+            ("soc-min", soc[1:], dev.soc_min[1:], False, 1, "kWh"),
+            ("soc-max", soc[1:], dev.soc_max[1:], True, 1, "kWh"),
+            ("consumption-capacity", np.maximum(p, 0), dev.consumption_capacity, True, 0, "kW"),
+            ("production-capacity", np.maximum(-p, 0), dev.production_capacity, True, 0, "kW"),
+        ]
+        if bp.soc_minima is None:
+            checks += [("soc-minima", soc, dev.soc_minima, False, 0, "kWh")]
+            checks += [("soc-targets", soc, dev.soc_targets, False, 0, "kWh")]
+        if bp.soc_maxima is None:
+            checks += [("soc-maxima", soc, dev.soc_maxima, True, 0, "kWh")]
+            checks += [("soc-targets", soc, dev.soc_targets, True, 0, "kWh")]
+        for name, values, limit, above, offset, unit in checks:
+            amount = _side(values, limit, above)
+            for k in np.flatnonzero(amount > FEASIBILITY_TOL):
+                when = grid.step_start(int(k) + offset)
+                yield Breach(name, dev.name, when, float(amount[k]), unit)
+    cons, prod = np.maximum(net, 0.0), np.maximum(-net, 0.0)
+    site_checks = [
+        ("site-power-capacity", cons, problem.site_power_capacity),
+        ("site-power-capacity", prod, problem.site_power_capacity),
+    ]
+    if bp.site_consumption is None:
+        site_checks.append(("site-consumption-capacity", cons, problem.site_consumption_capacity))
+    if bp.site_production is None:
+        site_checks.append(("site-production-capacity", prod, problem.site_production_capacity))
+    for name, flow, cap in site_checks:
+        amount = _side(flow, cap, True)
+        for t in np.flatnonzero(amount > FEASIBILITY_TOL):
+            yield Breach(name, None, grid.step_start(int(t)), float(amount[t]), "kW")
+
+
+def _describe(items: list[Breach], limit: int = 5) -> str:
+    parts = []
+    for b in items[:limit]:
+        who = f" of {b.device!r}" if b.device else ""
+        parts.append(f"{b.constraint}{who} at {b.datetime.isoformat()} by {b.amount:.6g} {b.unit}")
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _diagnose(
+    problem: SiteProblem,
+    form: Formulation,
+    backend: object,
+    relax_integrality: bool,
+    time_limit: float | None,
+    result: ScheduleResult,
+) -> ScheduleResult:
+    """Name the conflicting constraints: the blocks the elastic model had to relax."""
+    eclp = form.lp.compile(elastic=True)
+    raw = backend.solve(eclp, relax_integrality=relax_integrality, time_limit=time_limit)
+    conflicts: list[Breach] = []
+    if raw.x is not None:
+        grid = problem.grid
+        for cb in eclp.blocks:
+            block = cb.block
+            soft = block.soft
+            sides = (
+                (cb.slack_lower, soft is not None and soft.price_lower is not None),
+                (cb.slack_upper, soft is not None and soft.price_upper is not None),
+            )
+            for cols, priced in sides:
+                if cols is None or priced:
+                    continue
+                for i in np.flatnonzero(cols >= 0):
+                    v = float(raw.x[cols[i]])
+                    if v > BREACH_TOL:
+                        step = int(block.steps[cb.kept[i]])
+                        when = grid.step_start(step)
+                        conflicts.append(
+                            Breach(block.constraint, block.device, when, v, block.unit)
+                        )
+    result.conflicts = conflicts
+    if conflicts:
+        result.message = (
+            "infeasible: the request cannot be met even with every soft constraint relaxed; "
+            "it would need to give way at: " + _describe(conflicts)
+        )
+    else:
+        result.message = (
+            "infeasible: the hard constraints cannot all be met (no single constraint "
+            "could be named; check soc-at-start against soc-min, soc-max and the power limits)"
+        )
+    return result

@@ -1,0 +1,120 @@
+"""The default back end: the compiled arrays go straight into HiGHS via highspy.
+
+One ``passModel`` call with the CSR matrix; no per-variable Python calls. The
+model status is mapped with an explicit table; anything not in it is
+``UNKNOWN``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import time
+
+import highspy
+import numpy as np
+
+from solvers.backend import RawSolution, Termination
+from solvers.lp import CompiledLP
+
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: Termination.OPTIMAL,
+    highspy.HighsModelStatus.kInfeasible: Termination.INFEASIBLE,
+    highspy.HighsModelStatus.kUnbounded: Termination.UNBOUNDED,
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: Termination.INFEASIBLE,
+    highspy.HighsModelStatus.kTimeLimit: Termination.TIME_LIMIT,
+    highspy.HighsModelStatus.kModelEmpty: Termination.OPTIMAL,
+}
+
+#: Options for every solve: quiet, single-threaded, tight primal feasibility.
+OPTIONS = {
+    "output_flag": False,
+    "log_to_console": False,
+    "threads": 1,
+    "primal_feasibility_tolerance": 1e-9,
+    "mip_feasibility_tolerance": 1e-9,
+    "mip_rel_gap": 1e-9,
+}
+
+
+def _silence_banner() -> None:
+    """Create the process's first ``Highs`` with stdout muted.
+
+    highspy prints its copyright banner on the first instance, to the C-level
+    stdout, before any option can switch output off; the CLI's stdout must hold
+    only JSON.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        highspy.Highs()
+        try:
+            ctypes.CDLL(None).fflush(None)
+        except (OSError, AttributeError):  # pragma: no cover - non-POSIX libc
+            pass
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+_silence_banner()
+
+
+class HighsBackend:
+    """Solve a ``CompiledLP`` with highspy."""
+
+    name = "highs"
+
+    def solve(
+        self, lp: CompiledLP, *, relax_integrality: bool = False, time_limit: float | None = None
+    ) -> RawSolution:
+        """Pass the arrays to HiGHS, run it and read the values if it found any."""
+        t0 = time.perf_counter()
+        if np.any(lp.lb > lp.ub + 1e-12):
+            # Folded bounds already contradict each other: infeasible without a solve.
+            return RawSolution(Termination.INFEASIBLE, None, None, time.perf_counter() - t0)
+        h = highspy.Highs()
+        for key, value in OPTIONS.items():
+            h.setOptionValue(key, value)
+        if time_limit is not None:
+            h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
+        inf = highspy.kHighsInf
+        mip = lp.has_integers and not relax_integrality
+        integrality = lp.integer.astype(np.int32) if mip else np.zeros(lp.num_col, np.int32)
+        h.passModel(
+            lp.num_col,
+            lp.num_row,
+            len(lp.a_value),
+            int(highspy.MatrixFormat.kRowwise),
+            int(highspy.ObjSense.kMinimize),
+            0.0,
+            lp.c,
+            np.where(np.isfinite(lp.lb), lp.lb, -inf),
+            np.where(np.isfinite(lp.ub), lp.ub, inf),
+            np.where(np.isfinite(lp.row_lower), lp.row_lower, -inf),
+            np.where(np.isfinite(lp.row_upper), lp.row_upper, inf),
+            lp.a_start,
+            lp.a_index,
+            lp.a_value,
+            integrality,
+        )
+        build = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        h.run()
+        status = _STATUS.get(h.getModelStatus(), Termination.UNKNOWN)
+        info = h.getInfo()
+        has_values = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+        x = None
+        objective = None
+        if status in (Termination.OPTIMAL, Termination.TIME_LIMIT) and has_values:
+            x = np.asarray(h.getSolution().col_value, dtype=float)
+            objective = float(info.objective_function_value)
+        if status is Termination.OPTIMAL and x is None and lp.num_col == 0:
+            x = np.zeros(0)
+            objective = 0.0
+        gap = float(info.mip_gap) if mip and x is not None else None
+        return RawSolution(status, x, objective, time.perf_counter() - t1, build, gap)

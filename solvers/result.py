@@ -1,0 +1,195 @@
+"""What a schedule request returns: a status, schedules, costs, breaches, conflicts.
+
+``ScheduleResult.to_json(unit)`` is the CLI's (and the schedules topic's) JSON.
+Powers are kW and energies kWh inside; ``to_json("MW")`` reports MW and MWh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from schemas.errors import InputError
+from schemas.flex_problem import TimeGrid
+
+#: Factor from kW (kWh) to the reporting unit, and the matching energy unit.
+UNITS = {"kW": (1.0, "kWh"), "MW": (1e-3, "MWh")}
+
+
+class Status(StrEnum):
+    """Outcome of a schedule request.
+
+    - ``optimal``: proven optimal, every constraint met (hard ones within 1e-6).
+    - ``relaxed``: proven optimal after breaching soft constraints at their
+      breach prices; every breach is listed.
+    - ``infeasible``: no schedule meets the hard constraints; the conflicting
+      constraints are listed.
+    - ``unbounded``: the cost can fall without limit (a power limit is missing).
+    - ``time-limit``: the time limit ended the search; a schedule is returned
+      when one was found, but its optimality is not proven.
+    - ``unknown``: anything else the solver reported.
+    """
+
+    OPTIMAL = "optimal"
+    RELAXED = "relaxed"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    TIME_LIMIT = "time-limit"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, text: str) -> Status:
+        """Map a status string to a ``Status``; strings not known map to ``UNKNOWN``."""
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+@dataclass
+class Breach:
+    """A soft constraint given up (``relaxed``) or a constraint in conflict (``infeasible``).
+
+    ``amount`` is in ``unit`` (kW or kWh). ``price`` and ``cost`` are ``None`` for
+    conflicts, which have no price.
+    """
+
+    constraint: str
+    device: str | None
+    datetime: datetime
+    amount: float
+    unit: str
+    price: float | None = None
+    cost: float | None = None
+
+    def to_json(self, factor: float, energy_unit: str, power_unit: str) -> dict[str, Any]:
+        """JSON object with amounts in the reporting unit."""
+        unit = energy_unit if self.unit == "kWh" else power_unit
+        out: dict[str, Any] = {
+            "constraint": self.constraint,
+            "device": self.device,
+            "datetime": self.datetime.isoformat(),
+            "amount": self.amount * factor,
+            "unit": unit,
+        }
+        if self.cost is not None:
+            out["cost"] = self.cost
+        return out
+
+
+@dataclass
+class DeviceSchedule:
+    """One device's net power per step (kW) and, for storage, SOC per boundary (kWh)."""
+
+    sensor: str
+    kind: str
+    power: np.ndarray
+    soc: np.ndarray | None = None
+
+
+@dataclass
+class Costs:
+    """Costs in ``currency``: energy bought minus energy sold, plus breach costs."""
+
+    currency: str
+    consumption: float = 0.0
+    production_revenue: float = 0.0
+    breaches: float = 0.0
+
+    @property
+    def energy(self) -> float:
+        """Net energy cost."""
+        return self.consumption - self.production_revenue
+
+    @property
+    def total(self) -> float:
+        """Energy cost plus breach costs."""
+        return self.energy + self.breaches
+
+
+@dataclass
+class ScheduleResult:
+    """The outcome of ``solvers.schedule``: read ``status`` before anything else."""
+
+    status: Status
+    grid: TimeGrid
+    schedules: list[DeviceSchedule] = field(default_factory=list)
+    costs: Costs | None = None
+    breaches: list[Breach] = field(default_factory=list)
+    conflicts: list[Breach] = field(default_factory=list)
+    message: str = ""
+    proven_optimal: bool = False
+    solver: str = "highs"
+    used_binaries: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether a schedule proven optimal (possibly with priced breaches) is returned."""
+        return self.status in (Status.OPTIMAL, Status.RELAXED)
+
+    def schedule_of(self, sensor: str) -> DeviceSchedule:
+        """The schedule of one device by its sensor name."""
+        for s in self.schedules:
+            if s.sensor == sensor:
+                return s
+        raise KeyError(sensor)
+
+    def to_json(self, unit: str = "kW") -> dict[str, Any]:
+        """The CLI contract's JSON object, with powers in ``unit`` (kW or MW)."""
+        if unit not in UNITS:
+            raise InputError(f"unit must be one of {sorted(UNITS)}, got {unit!r}", "unit")
+        factor, energy_unit = UNITS[unit]
+        schedules = []
+        for s in self.schedules:
+            item: dict[str, Any] = {"sensor": s.sensor, "values": _clean(s.power * factor)}
+            if s.soc is not None:
+                item["state-of-charge"] = _clean(s.soc * factor)
+                item["state-of-charge-unit"] = energy_unit
+            schedules.append(item)
+        costs: dict[str, Any] = {"total": None, "currency": None}
+        if self.costs is not None:
+            c = self.costs
+            costs = {
+                "total": c.total,
+                "currency": c.currency,
+                "energy": c.energy,
+                "consumption": c.consumption,
+                "production-revenue": c.production_revenue,
+                "breaches": c.breaches,
+            }
+        listed = self.breaches if self.status is not Status.INFEASIBLE else self.conflicts
+        return {
+            "status": str(self.status),
+            "start": self.grid.start.isoformat(),
+            "resolution": _iso_duration(self.grid.resolution.total_seconds()),
+            "unit": unit,
+            "schedules": schedules,
+            "costs": costs,
+            "breaches": [b.to_json(factor, energy_unit, unit) for b in listed],
+            "conflicts": [b.to_json(factor, energy_unit, unit) for b in self.conflicts],
+            "optimality-proven": self.proven_optimal,
+            "solver": self.solver,
+            "message": self.message,
+        }
+
+
+def _clean(values: np.ndarray) -> list[float]:
+    """Floats for JSON, with solver noise below 1e-9 shown as 0."""
+    v = np.where(np.abs(values) < 1e-9, 0.0, values)
+    return [float(a) for a in v]
+
+
+def _iso_duration(seconds: float) -> str:
+    """ISO 8601 duration for a step length, e.g. ``PT15M`` or ``PT1H``."""
+    s = int(round(seconds))
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    out = "P" + (f"{days}D" if days else "")
+    t = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{s}S" if s else "")
+    return out + ("T" + t if t else "") if (days or t) else "PT0S"

@@ -1,0 +1,199 @@
+"""Storage devices (battery, EV with V2G, heat buffer): variables, dynamics, limits.
+
+Per device and step ``t`` the formulation has a charging power ``P+[t] >= 0``
+(consumption), a discharging power ``P-[t] >= 0`` (production) and the state of
+charge at every step boundary, ``soc[0..n]``, with ``soc[0]`` fixed at
+``soc-at-start``. With step length ``dt`` hours, charging efficiency ``ec``,
+discharging efficiency ``ed`` and storage efficiency ``e`` per step::
+
+    change[t] = (P+[t] * ec - P-[t] / ed) * dt + (gain[t] - usage[t]) * dt
+    soc[t+1]  = e * soc[t] + b * change[t],   b = (e - 1) / ln(e)  (b = 1 if e = 1)
+
+``b`` integrates the exponential decay over the step, so a constant flow fills
+the store as it would in continuous time. The device's net power is
+``P+ - P-``; the result reports only the net power, and ``soc_trajectory``
+recomputes the SOC from it, so the returned SOC always follows the returned
+powers.
+
+Charging and discharging in one step: without a binary, the LP may do both when
+that pays (negative prices, a store that must shed energy, ``ec * ed > 1``).
+``add_storage(..., complementarity=True)`` adds a binary per step
+(``P+ <= C+ z``, ``P- <= C- (1 - z)``). The engine first solves without it and
+adds it only for devices whose LP optimum overlaps at a step where
+``ec * ed != 1``: an LP optimum without overlap is also optimal for the MILP (the
+LP is its relaxation), and with ``ec * ed = 1`` an overlap changes neither the
+net power nor the SOC, so reporting the net power is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from schemas.flex_problem import StorageDevice
+from solvers.lp import ColumnBlock, LinearProgram, Soft
+
+#: Bound used in big-M rows when a device's power capacity is unlimited (kW).
+BIG_M = 1e6
+
+
+def decay_factor(e: np.ndarray) -> np.ndarray:
+    """Return ``b = (e - 1) / ln(e)`` per step (``1`` where ``e == 1``)."""
+    e = np.asarray(e, dtype=float)
+    out = np.ones_like(e)
+    lossy = np.abs(e - 1.0) > 1e-15
+    out[lossy] = (e[lossy] - 1.0) / np.log(e[lossy])
+    return out
+
+
+def soc_trajectory(dev: StorageDevice, net_power: np.ndarray, dt: float) -> np.ndarray:
+    """SOC at every boundary (``n + 1`` values) from the device's net power (kW)."""
+    p = np.asarray(net_power, dtype=float)
+    change = (
+        np.maximum(p, 0.0) * dev.charging_efficiency
+        - np.maximum(-p, 0.0) / dev.discharging_efficiency
+        + dev.soc_gain
+        - dev.soc_usage
+    ) * dt
+    b = decay_factor(dev.storage_efficiency)
+    soc = np.empty(len(p) + 1)
+    soc[0] = dev.soc_at_start
+    e = dev.storage_efficiency
+    bc = b * change
+    for t in range(len(p)):
+        soc[t + 1] = e[t] * soc[t] + bc[t]
+    return soc
+
+
+@dataclass
+class StorageVars:
+    """The column blocks of one storage device."""
+
+    device: StorageDevice
+    charge: ColumnBlock
+    discharge: ColumnBlock
+    soc: ColumnBlock
+    charging: ColumnBlock | None = None
+
+    def net_power(self, x: np.ndarray) -> np.ndarray:
+        """Net power per step (kW) from a solution vector."""
+        return self.charge.values(x) - self.discharge.values(x)
+
+    def overlap_steps(self, x: np.ndarray, tol: float = 1e-7) -> np.ndarray:
+        """Steps where the solution both charges and discharges and that changes the SOC."""
+        dev = self.device
+        both = np.minimum(self.charge.values(x), self.discharge.values(x)) > tol
+        lossless = np.abs(dev.charging_efficiency * dev.discharging_efficiency - 1.0) < 1e-12
+        return np.flatnonzero(both & ~lossless)
+
+
+def add_storage(
+    lp: LinearProgram,
+    dev: StorageDevice,
+    dt: float,
+    *,
+    soc_minima_price: float | None,
+    soc_maxima_price: float | None,
+    tie_break: np.ndarray | None = None,
+    complementarity: bool = False,
+) -> StorageVars:
+    """Add one storage device's columns and rows to ``lp``; return its blocks."""
+    n, name = dev.n, dev.name
+    charge = lp.add_columns(f"{name}.charge", n, 0.0, dev.consumption_capacity)
+    discharge = lp.add_columns(f"{name}.discharge", n, 0.0, dev.production_capacity)
+    soc_lb = np.full(n + 1, -np.inf)
+    soc_ub = np.full(n + 1, np.inf)
+    soc_lb[0] = soc_ub[0] = dev.soc_at_start
+    soc = lp.add_columns(f"{name}.soc", n + 1, soc_lb, soc_ub)
+    if tie_break is not None and dev.prefer_charging_sooner:
+        lp.add_cost(charge, tie_break)
+
+    # Dynamics: soc[t+1] - e soc[t] - b dt ec P+[t] + b dt / ed P-[t] = b dt (gain - usage).
+    t = np.arange(n)
+    e = dev.storage_efficiency
+    b = decay_factor(e)
+    rows = np.repeat(t, 4)
+    cols = np.stack([soc.start + t + 1, soc.start + t, charge.start + t, discharge.start + t], 1)
+    vals = np.stack(
+        [
+            np.ones(n),
+            -e,
+            -b * dt * dev.charging_efficiency,
+            b * dt / dev.discharging_efficiency,
+        ],
+        1,
+    )
+    rhs = b * dt * (dev.soc_gain - dev.soc_usage)
+    lp.add_rows(
+        f"{name}.dynamics",
+        rows,
+        cols.ravel(),
+        vals.ravel(),
+        rhs,
+        rhs,
+        size=n,
+        constraint="state-of-charge dynamics",
+        device=name,
+        unit="kWh",
+        elastic=False,
+    )
+
+    # Hard device limits at boundaries 1..n (boundary 0 is soc-at-start).
+    k = np.arange(1, n + 1)
+    common = {"device": name, "steps": k, "unit": "kWh", "elastic_weight": 10.0}
+    lp.add_bounds(
+        f"{name}.soc-min", soc.start + k, dev.soc_min[1:], None, constraint="soc-min", **common
+    )
+    lp.add_bounds(
+        f"{name}.soc-max", soc.start + k, None, dev.soc_max[1:], constraint="soc-max", **common
+    )
+
+    # Requested minima, maxima and targets at boundaries 0..n; soft where priced.
+    kb = np.arange(n + 1)
+    req = {"device": name, "steps": kb, "unit": "kWh"}
+    lo_soft = Soft(soc_minima_price, None) if soc_minima_price is not None else None
+    up_soft = Soft(None, soc_maxima_price) if soc_maxima_price is not None else None
+    lp.add_bounds(
+        f"{name}.soc-minima", soc.index, dev.soc_minima, None,
+        constraint="soc-minima", soft=lo_soft, **req,
+    )  # fmt: skip
+    lp.add_bounds(
+        f"{name}.soc-maxima", soc.index, None, dev.soc_maxima,
+        constraint="soc-maxima", soft=up_soft, **req,
+    )  # fmt: skip
+    target_soft = None
+    if soc_minima_price is not None or soc_maxima_price is not None:
+        target_soft = Soft(soc_minima_price, soc_maxima_price)
+    lp.add_bounds(
+        f"{name}.soc-targets", soc.index, dev.soc_targets, dev.soc_targets,
+        constraint="soc-targets", soft=target_soft, **req,
+    )  # fmt: skip
+
+    charging = None
+    if complementarity:
+        charging = lp.add_columns(f"{name}.charging", n, 0.0, 1.0, integer=True)
+        cap_c = np.where(np.isfinite(dev.consumption_capacity), dev.consumption_capacity, BIG_M)
+        cap_p = np.where(np.isfinite(dev.production_capacity), dev.production_capacity, BIG_M)
+        # P+ - C+ z <= 0 and P- + C- z <= C-.
+        lp.add_rows(
+            f"{name}.charge-or-discharge",
+            np.repeat(np.arange(2 * n), 2),
+            np.stack(
+                [
+                    np.concatenate([charge.start + t, discharge.start + t]),
+                    np.concatenate([charging.start + t, charging.start + t]),
+                ],
+                1,
+            ).ravel(),
+            np.stack([np.ones(2 * n), np.concatenate([-cap_c, cap_p])], 1).ravel(),
+            None,
+            np.concatenate([np.zeros(n), cap_p]),
+            size=2 * n,
+            constraint="charge or discharge",
+            device=name,
+            steps=np.concatenate([t, t]),
+            unit="kW",
+            elastic=False,
+        )
+    return StorageVars(dev, charge, discharge, soc, charging)
