@@ -172,11 +172,14 @@ def _on_grid(series: pd.Series, grid: Grid, on_bins: bool, field: str) -> np.nda
     labels = series.index.tz_convert("UTC").as_unit("ns").asi8
     pos = np.searchsorted(edges[:-1], labels)
     ok = (pos < len(edges) - 1) & (edges[np.minimum(pos, len(edges) - 2)] == labels)
-    if not ok.all() or len(np.unique(pos)) != len(pos):
+    # a resample is contiguous: a coarser rule than the report's would skip bins
+    gaps = on_bins and bool((np.diff(np.sort(pos)) != 1).any())
+    if not ok.all() or len(np.unique(pos)) != len(pos) or gaps:
         grid_name = "report bins" if on_bins else "input grid"
         raise InputError(
-            f"the output has times that are not on the {grid_name} (or repeats them); "
-            "keep the input's time index, or resample to exactly the report resolution",
+            f"the output has times that are not on the {grid_name} (or repeats or skips "
+            "some); keep the input's time index, or resample to exactly the report "
+            "resolution (and keep empty bins as NaN rather than dropping them)",
             field,
         )
     values = np.full(len(edges) - 1, np.nan)
