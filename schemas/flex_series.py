@@ -26,9 +26,11 @@ at or before its start. A list gives one quantity per step.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import isodate
@@ -97,6 +99,29 @@ def convert(q: pint.Quantity, target: str, field: str) -> float:
         ) from None
 
 
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+
+
+@lru_cache(maxsize=1024)
+def _factor(unit_text: str, target: str) -> float | None:
+    """Factor from ``unit_text`` to ``target``; ``None`` if they do not convert."""
+    try:
+        return float(Q_(1.0, unit_text).to(target).magnitude)
+    except (pint.errors.PintError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def magnitude(value: Any, target: str, field: str) -> float:
+    """A quantity's magnitude in ``target``; the common ``"<number> <unit>"`` form is cached."""
+    if isinstance(value, str):
+        m = _NUMBER_UNIT.match(value)
+        if m and m.group(2) and m.group(2) != "%" and not m.group(2)[0].isdigit():
+            f = _factor(m.group(2), target)
+            if f is not None and (target != "" or Q_(1.0, m.group(2)).dimensionless):
+                return float(m.group(1)) * f
+    return convert(parse_quantity(value, field), target, field)
+
+
 def is_sensor_ref(value: Any) -> bool:
     """Whether ``value`` is a sensor reference ``{"sensor": ...}``."""
     return isinstance(value, dict) and "sensor" in value
@@ -125,9 +150,7 @@ class SeriesReader:
         if isinstance(resolved, list | tuple):
             if len(resolved) < n:
                 raise InputError(f"the sensor gave {len(resolved)} values, {n} needed", field)
-            return np.array(
-                [convert(parse_quantity(v, field), target, field) for v in resolved[:n]]
-            )
+            return np.array([magnitude(v, target, field) for v in resolved[:n]])
         series = resolved
         try:
             unit_name = series.attrs.get("unit", "")
@@ -168,12 +191,12 @@ class SeriesReader:
             for i, seg in enumerate(value):
                 f = f"{field}[{i}]"
                 lo, hi = self.segment_bounds(seg, f)
-                v = convert(parse_quantity(seg.get("value"), f"{f}.value"), target, f"{f}.value")
+                v = magnitude(seg.get("value"), target, f"{f}.value")
                 a = (lo - grid.start).total_seconds()
                 b = (hi - grid.start).total_seconds()
                 out[(starts >= a) & (starts < b)] = v
             return out
-        return np.full(n, convert(parse_quantity(value, field), target, field))
+        return np.full(n, magnitude(value, target, field))
 
     def segment_bounds(self, seg: Any, field: str) -> tuple[datetime, datetime]:
         """Start and end of a ``{"start", "duration" | "end"}`` segment."""
@@ -216,7 +239,7 @@ class SeriesReader:
             f = f"{field}[{i}]"
             if not isinstance(point, dict):
                 raise InputError('expected {"datetime": ..., "value": ...}', f)
-            v = convert(parse_quantity(point.get("value"), f"{f}.value"), target, f"{f}.value")
+            v = magnitude(point.get("value"), target, f"{f}.value")
             if "datetime" in point:
                 when = parse_datetime(point["datetime"], f"{f}.datetime")
                 pos = (when - grid.start).total_seconds() / res

@@ -1,0 +1,130 @@
+"""Model builders shared by the tests and the benchmark (as linopy's benchmarks/models).
+
+Deterministic for a given seed; all times aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from schemas.flex_problem import SiteProblem, StorageDevice, TimeGrid
+
+START = datetime(2024, 5, 1, tzinfo=UTC)
+QUARTER = timedelta(minutes=15)
+
+
+def day_ahead_prices(n: int, dt_hours: float, seed: int = 0) -> np.ndarray:
+    """Prices in EUR/kWh with a daily shape, noise and a few negative hours."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(n) * dt_hours
+    shape = (
+        0.10 + 0.06 * np.sin(2 * np.pi * (hours - 9) / 24) + 0.04 * np.sin(4 * np.pi * hours / 24)
+    )
+    prices = shape + rng.normal(0.0, 0.015, n)
+    prices[rng.random(n) < 0.03] -= 0.15
+    return np.round(prices, 5)
+
+
+def battery_problem(n: int, resolution: timedelta = QUARTER, seed: int = 0) -> SiteProblem:
+    """One 200 kWh / 100 kW battery with losses, under day-ahead prices."""
+    grid = TimeGrid(START, resolution, n)
+    bat = StorageDevice(
+        "battery",
+        n,
+        soc_at_start=100.0,
+        soc_min=10.0,
+        soc_max=200.0,
+        consumption_capacity=100.0,
+        production_capacity=100.0,
+        charging_efficiency=0.95,
+        discharging_efficiency=0.95,
+        storage_efficiency=0.9999,
+    )
+    return SiteProblem(grid, [bat], day_ahead_prices(n, grid.dt_hours, seed))
+
+
+def battery_request(n: int, seed: int = 0) -> dict[str, Any]:
+    """The JSON (already decoded) for ``battery_problem`` at 15-minute steps."""
+    prices = day_ahead_prices(n, 0.25, seed)
+    segments = [
+        {
+            "start": (START + k * QUARTER).isoformat(),
+            "duration": "PT15M",
+            "value": f"{p * 1000:.3f} EUR/MWh",
+        }
+        for k, p in enumerate(prices)
+    ]
+    return {
+        "flex_model": {
+            "sensor": "battery",
+            "soc-at-start": "100 kWh",
+            "soc-min": "10 kWh",
+            "soc-max": "200 kWh",
+            "power-capacity": "100 kW",
+            "charging-efficiency": "95%",
+            "discharging-efficiency": "95%",
+            "storage-efficiency": "99.99%",
+        },
+        "flex_context": {"consumption-price": segments},
+        "start": START.isoformat(),
+        "duration": f"PT{n * 15}M",
+        "resolution": "PT15M",
+    }
+
+
+def ev_fleet_problem(
+    n_evs: int, n: int = 192, resolution: timedelta = QUARTER, seed: int = 0
+) -> SiteProblem:
+    """EVs (every other one V2G) plugged in overnight, under a shared site capacity.
+
+    Each EV arrives in the evening, leaves in the morning with at least its
+    required SOC (a hard minimum at departure), on each day of the window. The
+    site's connection (a hard ``site-power-capacity``) is smaller than the sum of
+    the chargers, so the EVs compete for it; an office load takes part of it.
+    """
+    rng = np.random.default_rng(seed)
+    grid = TimeGrid(START, resolution, n)
+    dt = grid.dt_hours
+    steps_per_day = int(round(24 / dt))
+    hours = np.arange(n) * dt
+    devices = []
+    for i in range(n_evs):
+        power = 11.0
+        cap = np.zeros(n)
+        minima = np.full(n + 1, np.nan)
+        for day in range(int(np.ceil(n / steps_per_day))):
+            arrive = day * steps_per_day + int((17 + rng.uniform(0, 3)) / dt)
+            leave = day * steps_per_day + int((30 + rng.uniform(0, 2)) / dt)
+            a, b = min(arrive, n), min(leave, n)
+            cap[a:b] = power
+            if b < n:
+                minima[b] = rng.uniform(35.0, 55.0)
+        v2g = i % 2 == 0
+        away = (cap == 0) & (hours % 24 >= 7) & (hours % 24 < 17)
+        devices.append(
+            StorageDevice(
+                f"ev-{i:03d}",
+                n,
+                soc_at_start=rng.uniform(20.0, 40.0),
+                soc_min=5.0,
+                soc_max=60.0,
+                soc_minima=minima,
+                consumption_capacity=cap,
+                production_capacity=cap if v2g else 0.0,
+                charging_efficiency=0.92,
+                discharging_efficiency=0.92,
+                # Driving: away from 7 to 17 h, using 1.5 kW (15 kWh a day).
+                soc_usage=np.where(away, 1.5, 0.0),
+            )
+        )
+    office = 40.0 * n_evs / 10 * (1 + np.sin(2 * np.pi * (hours - 6) / 24).clip(0))
+    return SiteProblem(
+        grid,
+        devices,
+        day_ahead_prices(n, dt, seed),
+        site_power_capacity=6.0 * n_evs + office.max(),
+        inflexible_power=office,
+    )
