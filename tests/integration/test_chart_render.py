@@ -1,0 +1,129 @@
+"""Render a chart's HTML in a real headless Chromium and check that it drew its lines.
+
+The HTML must work offline (vega, vega-lite and vega-embed inlined); Chromium
+is installed by ``infra/install_chromium.sh`` when missing. This test never
+skips: without a browser it fails and says how to get one.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from streams.charts import build_chart, save_chart
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTALL = ROOT / "infra" / "install_chromium.sh"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of a Chromium binary, installing it with infra/install_chromium.sh if needed."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    proc = subprocess.run(
+        ["bash", str(INSTALL)], capture_output=True, text=True, timeout=900, check=False
+    )
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail(
+            "Chromium is missing and infra/install_chromium.sh could not install it "
+            f"(exit {proc.returncode}): {proc.stderr.strip()[-2000:]}\n"
+            "Install it with 'sudo apt-get install chromium' and run the test again.",
+            pytrace=False,
+        )
+    return found
+
+
+def _beliefs(values, source: str, start: str = "2026-10-25T00:00Z") -> pd.DataFrame:
+    idx = pd.date_range(start, periods=len(values), freq="1h")
+    return pd.DataFrame(
+        {
+            "event_start": idx,
+            "event_resolution": pd.Timedelta("1h"),
+            "belief_time": idx,
+            "source": source,
+            "cumulative_probability": 0.5,
+            "event_value": np.asarray(values, dtype=float),
+        }
+    )
+
+
+def _dump_dom(chromium: str, html: Path, profile: Path) -> str:
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=15000",
+        "--dump-dom",
+        html.as_uri(),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, f"chromium failed ({proc.returncode}): {proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+def test_chart_html_draws_one_line_per_sensor_and_source_offline(chromium, tmp_path):
+    hours = np.arange(24)
+    frames = {
+        "pv": _beliefs(-3 * np.clip(np.sin((hours - 6) / 12 * np.pi), 0, None), "meter"),
+        "battery": pd.concat(
+            [_beliefs(np.ones(24), "meter"), _beliefs(np.tile([2.0, -2.0], 12), "scheduler")]
+        ),
+        "price": _beliefs(40 + 5 * hours, "entsoe"),
+        "daily-cost": _beliefs([4.2], "reporter", start="2026-10-25T00:00Z"),
+    }
+    units = {"pv": "kW", "battery": "kW", "price": "EUR/MWh", "daily-cost": "EUR"}
+    html = save_chart(build_chart(frames, units, title="site"), tmp_path / "chart.html")
+
+    text = html.read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=", text), "scripts must be inlined, not loaded"
+    assert "vegaEmbed" in text
+
+    dom = _dump_dom(chromium, html, tmp_path / "profile")
+    assert re.search(r'class="[^"]*\bvega-embed\b', dom), "vega-embed did not run"
+    assert "<svg" in dom and 'class="marks"' in dom, "no SVG view was drawn"
+    lines = re.findall(r'<path[^>]*aria-roledescription="line mark"[^>]*>', dom)
+    labels = sorted(
+        (re.search(r"sensor: ([^;]+);", p).group(1), re.search(r"source: ([^;]+);", p).group(1))
+        for p in lines
+    )
+    assert labels == [
+        ("battery", "meter"),
+        ("battery", "scheduler"),
+        ("daily-cost", "reporter"),
+        ("price", "entsoe"),
+        ("pv", "meter"),
+    ]
+    hourly = [p for p in lines if "daily-cost" not in p]
+    # 24 hourly events drawn as steps: a move and at least 23 segments per line
+    for path in hourly:
+        d = re.search(r' d="([^"]+)"', path).group(1)
+        assert d.startswith("M") and d.count("L") >= 23, d[:80]
+    # the one-event report line has no length, so it must show as a dot
+    dots = re.findall(r'<path[^>]*aria-roledescription="point"[^>]*>', dom)
+    assert any("sensor: daily-cost" in p for p in dots), "the one-day report is not visible"
+    assert "kind: schedule" in dom and "kind: report" in dom and "kind: belief" in dom
+    for unit in ("kW", "EUR/MWh", "EUR"):
+        assert f">{unit}</text>" in dom, f"no y axis titled {unit}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
