@@ -49,6 +49,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.documents import field_path
 from schemas.errors import InputError
 from schemas.units import Q_, parse_quantity, unit
 
@@ -80,20 +81,6 @@ _ALIAS_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def format_loc(loc: tuple[int | str, ...] | list[int | str]) -> str:
-    """Turn a pydantic location such as ``("transformations", 2, "method")`` into a path.
-
-    The result reads as the user wrote it: ``transformations[2].method``.
-    """
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
 
 
 def _join(prefix: str, field: str | None) -> str:
@@ -504,7 +491,7 @@ def raise_input_error(exc: ValidationError, prefix: str = "") -> NoReturn:
     """
     problems: list[tuple[str, str]] = []
     for err in exc.errors():
-        field = _join(prefix, format_loc(err["loc"]))
+        field = _join(prefix, field_path(tuple(err["loc"])))
         msg = err["msg"].removeprefix("Value error, ")
         inner = (err.get("ctx") or {}).get("error")
         if isinstance(inner, InputError):
