@@ -276,6 +276,10 @@ def validate(
     rejections: list[Rejection] = []
     keep = np.isfinite(values)
     vfield = "values" if kind == "BeliefBatch" else "event_value"
+    if not keep.any():
+        return out, [
+            Rejection("not-finite", "no value is a finite number; send finite values", vfield)
+        ]
     if not keep.all():
         for i in np.flatnonzero(~keep):
             rejections.append(
@@ -288,6 +292,15 @@ def validate(
                 )
             )
     ahead = bt > _to_us(now + limits.max_belief_time_ahead)
+    if ahead.all():
+        return out, [
+            Rejection(
+                "belief-in-future",
+                f"every belief time is more than {limits.max_belief_time_ahead} after the "
+                "receiver's clock; check the producer's clock or the belief horizon",
+                "belief_time" if record.get("belief_time") is not None else "belief_horizon_ms",
+            )
+        ]
     if ahead.any():
         for i in np.flatnonzero(ahead & keep):
             rejections.append(
