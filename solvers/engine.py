@@ -35,6 +35,8 @@ from solvers.storage import soc_trajectory
 FEASIBILITY_TOL = 1e-6
 #: Breaches smaller than this are solver noise, not breaches.
 BREACH_TOL = 1e-6
+#: Slack in the elastic (diagnosis) model above this names a conflict.
+CONFLICT_TOL = 1e-9
 
 
 def schedule(
@@ -292,7 +294,7 @@ def _diagnose(
                     continue
                 for i in np.flatnonzero(cols >= 0):
                     v = float(raw.x[cols[i]])
-                    if v > BREACH_TOL:
+                    if v > CONFLICT_TOL:
                         step = int(block.steps[cb.kept[i]])
                         when = grid.step_start(step)
                         conflicts.append(

@@ -32,8 +32,8 @@ OPTIONS = {
     "output_flag": False,
     "log_to_console": False,
     "threads": 1,
-    "primal_feasibility_tolerance": 1e-9,
-    "mip_feasibility_tolerance": 1e-9,
+    "primal_feasibility_tolerance": 1e-8,
+    "mip_feasibility_tolerance": 1e-8,
     "mip_rel_gap": 1e-9,
 }
 

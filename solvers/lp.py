@@ -330,6 +330,11 @@ class LinearProgram:
             lb = np.concatenate([lb, np.zeros(n_extra)])
             ub = np.concatenate([ub, np.full(n_extra, INF)])
             integer = np.concatenate([integer, np.zeros(n_extra, dtype=bool)])
+        # Bounds crossing by less than the feasibility tolerance are equal bounds.
+        touching = (lb > ub) & (lb <= ub + 1e-8)
+        lb[touching] = ub[touching]
+        # Costs below 1e-12 per unit are noise (and subnormal ones upset MIP solvers).
+        cost = np.where(np.abs(cost) < 1e-12, 0.0, cost)
         rows = np.concatenate(r_rows) if r_rows else np.zeros(0, dtype=np.int64)
         cols = np.concatenate(r_cols) if r_cols else np.zeros(0, dtype=np.int64)
         vals = np.concatenate(r_vals) if r_vals else np.zeros(0)
