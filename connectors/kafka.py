@@ -1,4 +1,4 @@
-"""A thin layer over confluent-kafka: topic definitions, an admin helper and a confirming producer."""
+"""A thin layer over confluent-kafka: topic definitions, admin helpers, a confirming producer."""
 
 from __future__ import annotations
 

@@ -27,6 +27,9 @@ from schemas.units import conversion_factor, is_convertible, unit
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
+_DAY_US = 24 * 3600 * _US
+#: Longest series span or belief horizon accepted (keeps times within int64 microseconds).
+_MAX_SPAN = timedelta(days=100 * 366)
 
 
 def parse_duration(value: Any, field_name: str) -> timedelta:
@@ -85,7 +88,9 @@ class Sensor(BaseModel):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {v!r}; use an IANA name such as Europe/Amsterdam")
+            raise ValueError(
+                f"unknown timezone {v!r}; use an IANA name such as Europe/Amsterdam"
+            ) from None
         return v
 
 
@@ -164,6 +169,21 @@ def _grid_offset_us(start_us: int, res_us: int, tz: str) -> int:
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         return (_to_us(local.astimezone(UTC)) - _to_us(midnight.astimezone(UTC))) % res_us
     return start_us % res_us
+
+
+def _event_starts(start_us: int, res_us: int, n: int, tz: str) -> np.ndarray:
+    """Starts of ``n`` consecutive events from ``start_us``.
+
+    Events of whole days in a local timezone step in local calendar days, so
+    each starts at local midnight also across DST (such days last 23 or 25 h).
+    """
+    if res_us >= _DAY_US and res_us % _DAY_US == 0 and tz != "UTC":
+        local = (_EPOCH + timedelta(microseconds=start_us)).astimezone(ZoneInfo(tz))
+        step = timedelta(days=res_us // _DAY_US)
+        return np.fromiter(
+            (_to_us((local + i * step).astimezone(UTC)) for i in range(n)), np.int64, count=n
+        )
+    return start_us + res_us * np.arange(n, dtype=np.int64)
 
 
 def validate(
@@ -266,13 +286,33 @@ def validate(
                     start_field,
                 )
             ]
-    starts = start_us + res_us * np.arange(n, dtype=np.int64)
+    horizon_us = int(record.get("belief_horizon_ms") or 0) * 1000
+    if abs(horizon_us) > _to_us(_EPOCH + _MAX_SPAN):
+        return out, [
+            Rejection(
+                "bad-horizon",
+                f"{horizon_us // 1000} ms is more than {_MAX_SPAN.days} days; "
+                "send the horizon in milliseconds",
+                "belief_horizon_ms",
+            )
+        ]
+    if res_us * n > _to_us(_EPOCH + _MAX_SPAN):
+        return out, [
+            Rejection(
+                "bad-resolution",
+                f"{n} events of {res_ms} ms span more than {_MAX_SPAN.days} days; "
+                "send the resolution in milliseconds",
+                res_field,
+            )
+        ]
+    # Ends follow from the next start, so a local day across DST ends at local midnight.
+    edges = _event_starts(start_us, res_us, n + 1, "UTC" if instantaneous else sensor.timezone)
+    starts = edges[:-1]
     duration_us = 0 if instantaneous else res_us
     if record.get("belief_time") is not None:
         bt = np.full(n, _to_us(record["belief_time"]), dtype=np.int64)
     else:
-        horizon_us = int(record.get("belief_horizon_ms") or 0) * 1000
-        bt = starts + duration_us - horizon_us
+        bt = (starts if instantaneous else edges[1:]) - horizon_us
     rejections: list[Rejection] = []
     keep = np.isfinite(values)
     vfield = "values" if kind == "BeliefBatch" else "event_value"

@@ -100,7 +100,7 @@ def schema_id_of(data: bytes) -> int:
 
 
 def decode(data: bytes) -> tuple[str, dict[str, Any]]:
-    """Decode a framed message into (record name without namespace, record in the current schema)."""
+    """Decode a framed message into (record name, record in the current schema version)."""
     sid = schema_id_of(data)
     writer = _by_id().get(sid)
     if writer is None:

@@ -93,6 +93,7 @@ def run_demo(
         for topic, key, rec in records:
             producer.send(settings.kafka.topic(topic), serde.encode("BeliefBatch", rec), key=key)
         producer.flush()
+        del producer  # no client may outlive the broker the demo stops
         echo(
             f"published {expected} readings in {len(records)} messages "
             f"({start:%Y-%m-%d} to {end:%Y-%m-%d})"
@@ -110,10 +111,12 @@ def run_demo(
 
 
 def _window_sql(settings: Settings, start: datetime, end: datetime) -> str:
+    def ts(t: datetime) -> str:
+        return f"toDateTime64('{t:%Y-%m-%d %H:%M:%S}', 6, 'UTC')"
+
     return (
-        f"FROM {settings.clickhouse.database}.beliefs FINAL "
-        f"WHERE sensor LIKE 'demo-%' AND event_start >= toDateTime64('{start:%Y-%m-%d %H:%M:%S}', 6, 'UTC') "
-        f"AND event_start < toDateTime64('{end:%Y-%m-%d %H:%M:%S}', 6, 'UTC')"
+        f"FROM {settings.clickhouse.database}.beliefs FINAL WHERE sensor LIKE 'demo-%' "
+        f"AND event_start >= {ts(start)} AND event_start < {ts(end)}"
     )
 
 
@@ -147,8 +150,9 @@ def _summary(settings: Settings, start: datetime, end: datetime, echo: Callable)
                argMax(b.event_value, b.event_start) AS latest,
                round(min(b.event_value), 2) AS min, round(max(b.event_value), 2) AS max
         FROM (SELECT * {_window_sql(settings, start, end)}) AS b
-        LEFT JOIN (SELECT name, argMax(unit, updated_at) AS unit FROM {db}.sensors GROUP BY name) AS s
-            ON s.name = b.sensor
+        LEFT JOIN (
+            SELECT name, argMax(unit, updated_at) AS unit FROM {db}.sensors GROUP BY name
+        ) AS s ON s.name = b.sensor
         GROUP BY b.sensor ORDER BY b.sensor""",
     )
     table = Table(

@@ -90,7 +90,7 @@ def down(settings: Settings) -> bool:
 def spawn_worker(
     env: dict[str, str], log_path: Path, extra_args: list[str] | None = None
 ) -> subprocess.Popen:
-    """Start ``flexstream worker`` as a child process with ``env``; its output goes to ``log_path``."""
+    """Start ``flexstream worker`` as a child with ``env``; its output goes to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(

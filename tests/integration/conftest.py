@@ -107,12 +107,14 @@ class Env:
 
     def consume_all(self, topic: str, expect: int, timeout: float = 30) -> list:
         """Read ``topic`` from the start until ``expect`` messages came (or time out)."""
-        c = Consumer({
-            "bootstrap.servers": self.bootstrap,
-            "group.id": f"test-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        })
+        c = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"test-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
         c.subscribe([self.topic(topic)])
         out: list = []
         deadline = time.monotonic() + timeout
@@ -139,8 +141,13 @@ SENSORS = [
     Sensor(name="load", unit="kW", event_resolution="PT15M"),
     Sensor(name="soc", unit="kWh", event_resolution="PT0M"),
     Sensor(name="price", unit="EUR/MWh", event_resolution="PT1H", timezone="Europe/Amsterdam"),
-    Sensor(name="daily", unit="kWh", event_resolution="P1D", timezone="Europe/Amsterdam",
-           off_grid="floor"),
+    Sensor(
+        name="daily",
+        unit="kWh",
+        event_resolution="P1D",
+        timezone="Europe/Amsterdam",
+        off_grid="floor",
+    ),
 ]
 
 

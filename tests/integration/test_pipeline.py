@@ -16,9 +16,22 @@ COUNT = "SELECT count() FROM flexstream.beliefs FINAL"
 def test_published_batch_lands_as_exact_rows(fs):
     fs.start_worker()
     fs.publish("readings.meter", [("pv", batch("pv", T0, [-1.5, -2.25, -3.0], source="inverter"))])
-    fs.publish("readings.price", [("price", batch("price", T0, [80.5, -3.25], res_ms=3_600_000,
-                                                  belief_time=T0 - timedelta(hours=13),
-                                                  source="epex"))])
+    fs.publish(
+        "readings.price",
+        [
+            (
+                "price",
+                batch(
+                    "price",
+                    T0,
+                    [80.5, -3.25],
+                    res_ms=3_600_000,
+                    belief_time=T0 - timedelta(hours=13),
+                    source="epex",
+                ),
+            )
+        ],
+    )
     wait_for(lambda: fs.sql(COUNT)[0][0] == 5, what="5 beliefs")
     rows = fs.sql(
         "SELECT sensor, toString(event_start), event_resolution, toString(belief_time), source, "
@@ -26,14 +39,55 @@ def test_published_batch_lands_as_exact_rows(fs):
         "ORDER BY sensor, event_start"
     )
     assert rows == [
-        ["price", "2026-06-01 00:00:00.000000", 3600, "2026-05-31 11:00:00.000000", "epex", 0.5, 80.5],
-        ["price", "2026-06-01 01:00:00.000000", 3600, "2026-05-31 11:00:00.000000", "epex", 0.5, -3.25],
-        ["pv", "2026-06-01 00:00:00.000000", 900, "2026-06-01 00:15:00.000000", "inverter", 0.5, -1.5],
-        ["pv", "2026-06-01 00:15:00.000000", 900, "2026-06-01 00:30:00.000000", "inverter", 0.5, -2.25],
-        ["pv", "2026-06-01 00:30:00.000000", 900, "2026-06-01 00:45:00.000000", "inverter", 0.5, -3.0],
+        [
+            "price",
+            "2026-06-01 00:00:00.000000",
+            3600,
+            "2026-05-31 11:00:00.000000",
+            "epex",
+            0.5,
+            80.5,
+        ],
+        [
+            "price",
+            "2026-06-01 01:00:00.000000",
+            3600,
+            "2026-05-31 11:00:00.000000",
+            "epex",
+            0.5,
+            -3.25,
+        ],
+        [
+            "pv",
+            "2026-06-01 00:00:00.000000",
+            900,
+            "2026-06-01 00:15:00.000000",
+            "inverter",
+            0.5,
+            -1.5,
+        ],
+        [
+            "pv",
+            "2026-06-01 00:15:00.000000",
+            900,
+            "2026-06-01 00:30:00.000000",
+            "inverter",
+            0.5,
+            -2.25,
+        ],
+        [
+            "pv",
+            "2026-06-01 00:30:00.000000",
+            900,
+            "2026-06-01 00:45:00.000000",
+            "inverter",
+            0.5,
+            -3.0,
+        ],
     ]
     assert fs.sql("SELECT name FROM flexstream.sources FINAL ORDER BY name") == [
-        ["epex"], ["inverter"]
+        ["epex"],
+        ["inverter"],
     ]
 
 
