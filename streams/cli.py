@@ -160,6 +160,9 @@ def demo(days: int, keep_running: bool) -> None:
 
 def _register() -> None:
     """Attach the command modules that live in their own files."""
+    from streams.cli_schedule import schedule
+
+    main.add_command(schedule)
 
 
 _register()
