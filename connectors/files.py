@@ -41,9 +41,10 @@ class Reading:
         return len(self.record["values"]) if self.schema == "BeliefBatch" else 1
 
 
-def _parse_times(col: pd.Series, name: str) -> pd.Series:
+def _parse_times(col: pd.Series, name: str, optional: bool = False) -> pd.Series:
     text = col.astype(str).str.strip()
-    naive = ~text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
+    missing = col.isna() if optional else pd.Series(False, index=col.index)
+    naive = ~missing & ~text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
     if naive.any():
         row = int(np.flatnonzero(naive.to_numpy())[0])
         raise InputError(
@@ -52,7 +53,7 @@ def _parse_times(col: pd.Series, name: str) -> pd.Series:
             name,
         )
     try:
-        return pd.to_datetime(text, utc=True, format="ISO8601")
+        return pd.to_datetime(text.mask(missing), utc=True, format="ISO8601")
     except (ValueError, TypeError) as exc:
         raise InputError(f"cannot read times: {exc}; write ISO 8601 with an offset", name) from None
 
@@ -76,14 +77,21 @@ def read_csv(
         df["sensor"] = sensor
     df["event_start"] = _parse_times(df["event_start"], "event_start")
     if "belief_time" in df.columns:
-        df["belief_time"] = _parse_times(df["belief_time"], "belief_time")
+        df["belief_time"] = _parse_times(df["belief_time"], "belief_time", optional=True)
     else:
         df["belief_time"] = pd.NaT
     if "belief_horizon" in df.columns:
-        df["belief_horizon"] = [
-            None if pd.isna(v) else parse_duration(v, "belief_horizon") // timedelta(milliseconds=1)
-            for v in df["belief_horizon"]
-        ]
+        # Object dtype keeps blanks as None next to whole milliseconds (not NaN floats).
+        df["belief_horizon"] = pd.Series(
+            [
+                None
+                if pd.isna(v)
+                else parse_duration(v, "belief_horizon") // timedelta(milliseconds=1)
+                for v in df["belief_horizon"]
+            ],
+            index=df.index,
+            dtype=object,
+        )
     else:
         df["belief_horizon"] = None
     df["source"] = df["source"].fillna(default_source) if "source" in df else default_source
@@ -106,12 +114,15 @@ def _messages(
     starts_us = df["event_start"].dt.as_unit("us").astype("int64").to_numpy()
     values = df["event_value"].to_numpy()
     i, n = 0, len(df)
+    carry = None  # the step of a run cut at max_batch, for the run's remainder
     while i < n:
         j = i + 1
         row_res = res_col[i] if res_col else resolution
         step = None
         if row_res is not None:
             step = int(row_res // timedelta(microseconds=1))
+        elif carry is not None:
+            step = carry
         elif j < n and keys[j] == keys[i]:
             step = int(starts_us[j] - starts_us[i])
         while (
@@ -125,6 +136,8 @@ def _messages(
         ):
             j += 1
         yield _reading(df.iloc[i], starts_us[i], step, values[i:j])
+        cut = j - i == max_batch and j < n and keys[j] == keys[i]
+        carry = step if cut and starts_us[j] - starts_us[j - 1] == step else None
         i = j
 
 
@@ -133,7 +146,7 @@ def _reading(row: pd.Series, start_us: int, step_us: int | None, values: np.ndar
     bt = row["belief_time"]
     common = {
         "belief_time": None if pd.isna(bt) else bt.to_pydatetime(),
-        "belief_horizon_ms": None if row["belief_horizon"] is None else int(row["belief_horizon"]),
+        "belief_horizon_ms": None if pd.isna(row["belief_horizon"]) else int(row["belief_horizon"]),
         "source": str(row["source"]),
         "cumulative_probability": float(row["cumulative_probability"]),
         "unit": None if row["unit"] is None or pd.isna(row["unit"]) else str(row["unit"]),

@@ -30,6 +30,7 @@ _US = 1_000_000
 _DAY_US = 24 * 3600 * _US
 #: Longest series span or belief horizon accepted (keeps times within int64 microseconds).
 _MAX_SPAN = timedelta(days=100 * 366)
+_MAX_SPAN_US = _MAX_SPAN // timedelta(microseconds=1)
 
 
 def parse_duration(value: Any, field_name: str) -> timedelta:
@@ -167,7 +168,9 @@ def _grid_offset_us(start_us: int, res_us: int, tz: str) -> int:
     if res_us >= 3600 * _US and tz != "UTC" and (24 * 3600 * _US) % res_us == 0:
         local = (_EPOCH + timedelta(microseconds=start_us)).astimezone(ZoneInfo(tz))
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        return (_to_us(local.astimezone(UTC)) - _to_us(midnight.astimezone(UTC))) % res_us
+        since_midnight = _to_us(local.astimezone(UTC)) - _to_us(midnight.astimezone(UTC))
+        # A local day lasts 23 or 25 h across DST: a daily grid has only local midnight.
+        return since_midnight if res_us == _DAY_US else since_midnight % res_us
     return start_us % res_us
 
 
@@ -200,6 +203,8 @@ def validate(
     sensor's unit.
     """
     out = BeliefColumns()
+    if kind not in ("Belief", "BeliefBatch"):
+        return out, [Rejection("bad-schema", f"a {kind} is not a reading", "value")]
     name = record.get("sensor")
     sensor = sensors.get(name) if isinstance(name, str) else None
     if sensor is None:
@@ -217,13 +222,11 @@ def validate(
         res_field, start_field = "resolution_ms", "start"
         if res_ms <= 0:
             return out, [Rejection("bad-resolution", "must be positive (milliseconds)", res_field)]
-    elif kind == "Belief":
+    else:
         values = np.asarray([record["event_value"]], dtype=np.float64)
         res_ms = int(record["event_resolution_ms"])
         start = record["event_start"]
         res_field, start_field = "event_resolution_ms", "event_start"
-    else:
-        return out, [Rejection("bad-schema", f"a {kind} is not a reading", "value")]
     n = len(values)
     if n == 0:
         return out, [
@@ -269,7 +272,8 @@ def validate(
                     "unit",
                 )
             ]
-        values = values * conversion_factor(rec_unit, sensor.unit)
+        with np.errstate(over="ignore"):  # overflow gives inf, rejected below as not finite
+            values = values * conversion_factor(rec_unit, sensor.unit)
 
     start_us = _to_us(start)
     res_us = res_ms * 1000
@@ -287,7 +291,7 @@ def validate(
                 )
             ]
     horizon_us = int(record.get("belief_horizon_ms") or 0) * 1000
-    if abs(horizon_us) > _to_us(_EPOCH + _MAX_SPAN):
+    if abs(horizon_us) > _MAX_SPAN_US:
         return out, [
             Rejection(
                 "bad-horizon",
@@ -296,7 +300,7 @@ def validate(
                 "belief_horizon_ms",
             )
         ]
-    if res_us * n > _to_us(_EPOCH + _MAX_SPAN):
+    if res_us * n > _MAX_SPAN_US:
         return out, [
             Rejection(
                 "bad-resolution",
