@@ -7,8 +7,10 @@ Steps:
 2. If that LP optimum is integral (process binaries) and no storage device both
    charges and discharges in a step where that changes its SOC, it is optimal
    for the full problem too: done, with no MILP.
-3. Otherwise add binaries for the devices that overlapped, restore integrality
-   and solve the MILP; repeat if another device starts to overlap.
+3. Otherwise add charge/discharge binaries at the steps that overlapped (in a
+   second round: at every step of an overlapping device), restore integrality
+   and solve the MILP; repeat while overlaps remain. Every model on the way
+   relaxes the full one, so an optimum without overlaps is optimal for it.
 4. Read the termination status before any value. On infeasibility, solve the
    elastic model (``LinearProgram.compile(elastic=True)``) and name the blocks
    and steps that needed slack.
@@ -54,7 +56,7 @@ def schedule(
         return None if time_limit is None else time_limit - (time.perf_counter() - t0)
 
     build_s = solve_s = 0.0
-    complementarity: frozenset[str] = frozenset()
+    complementarity: dict[str, np.ndarray] = {}
     used_mip = False
     tb = time.perf_counter()
     form = build(problem)
@@ -65,14 +67,19 @@ def schedule(
     build_s += raw.build_seconds
     solve_s += raw.solve_seconds
     while raw.termination is Termination.OPTIMAL and raw.x is not None:
-        overlap = {
-            s.device.name for s in form.site.storages if len(s.overlap_steps(raw.x))
-        } - complementarity
-        if relaxed_solve and not overlap and _integral(clp, raw.x):
+        added = False
+        for s in form.site.storages:
+            name = s.device.name
+            have = complementarity.get(name, np.zeros(0, dtype=np.int64))
+            new = np.setdiff1d(s.overlap_steps(raw.x), have)
+            if len(new):
+                # First round: only the overlapping steps; then every step of the device,
+                # so the number of MILP solves stays small.
+                everything = np.arange(s.device.n)
+                complementarity[name] = everything if len(have) else new
+                added = True
+        if not added and (not relaxed_solve or _integral(clp, raw.x)):
             break
-        if not relaxed_solve and not overlap:
-            break
-        complementarity = complementarity | overlap
         tb = time.perf_counter()
         form = build(problem, complementarity)
         clp = form.lp.compile()
@@ -83,6 +90,10 @@ def schedule(
         build_s += raw.build_seconds
         solve_s += raw.solve_seconds
 
+    if raw.x is not None and any(len(s.overlap_steps(raw.x)) for s in form.site.storages):
+        # The search stopped (time limit) before every overlap was resolved: no valid schedule.
+        stopped = raw.termination if raw.termination is not Termination.OPTIMAL else None
+        raw = RawSolution(stopped or Termination.TIME_LIMIT, None, None, raw.solve_seconds)
     result = _interpret(problem, form, raw, backend.name if solver == "highs" else solver)
     if raw.termination is Termination.INFEASIBLE:
         td = time.perf_counter()

@@ -67,7 +67,7 @@ class Formulation:
 
     lp: LinearProgram
     site: SiteVars
-    complementarity: frozenset[str]
+    complementarity: dict[str, np.ndarray]
 
 
 def _price_scale(problem: SiteProblem) -> float:
@@ -78,7 +78,7 @@ def _price_scale(problem: SiteProblem) -> float:
 
 
 def add_site(
-    lp: LinearProgram, problem: SiteProblem, complementarity: frozenset[str] = frozenset()
+    lp: LinearProgram, problem: SiteProblem, complementarity: dict[str, np.ndarray] | None = None
 ) -> SiteVars:
     """Add one site (its devices, connection and costs) to ``lp``."""
     grid = problem.grid
@@ -104,7 +104,7 @@ def add_site(
                 soc_minima_price=bp.soc_minima,
                 soc_maxima_price=bp.soc_maxima,
                 tie_break=tie,
-                complementarity=dev.name in complementarity,
+                binary_steps=(complementarity or {}).get(dev.name),
             )
             site.storages.append(sv)
             b_rows += [t, t]
@@ -197,8 +197,13 @@ def add_site(
     return site
 
 
-def build(problem: SiteProblem, complementarity: frozenset[str] = frozenset()) -> Formulation:
-    """Build the program for one site; ``complementarity`` names devices given binaries."""
+def build(
+    problem: SiteProblem, complementarity: dict[str, np.ndarray] | None = None
+) -> Formulation:
+    """Build the program for one site.
+
+    ``complementarity`` maps device names to the steps that get a charge/discharge binary.
+    """
     lp = LinearProgram()
     site = add_site(lp, problem, complementarity)
-    return Formulation(lp, site, complementarity)
+    return Formulation(lp, site, dict(complementarity or {}))

@@ -17,12 +17,14 @@ powers.
 
 Charging and discharging in one step: without a binary, the LP may do both when
 that pays (negative prices, a store that must shed energy, ``ec * ed > 1``).
-``add_storage(..., complementarity=True)`` adds a binary per step
-(``P+ <= C+ z``, ``P- <= C- (1 - z)``). The engine first solves without it and
-adds it only for devices whose LP optimum overlaps at a step where
-``ec * ed != 1``: an LP optimum without overlap is also optimal for the MILP (the
-LP is its relaxation), and with ``ec * ed = 1`` an overlap changes neither the
-net power nor the SOC, so reporting the net power is exact.
+``add_storage(..., binary_steps=steps)`` adds a binary at those steps
+(``P+ <= C+ z``, ``P- <= C- (1 - z)``). The engine first solves without any and
+adds them lazily, only at the steps where an optimum overlaps and
+``ec * ed != 1``, then solves again, until no step overlaps. Each model on the
+way is a relaxation of the full model (binaries at every step), so an optimum
+without overlap is optimal for the full model too; with ``ec * ed = 1`` an
+overlap changes neither the net power nor the SOC, so reporting the net power
+is exact.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class StorageVars:
     charge: ColumnBlock
     discharge: ColumnBlock
     soc: ColumnBlock
-    charging: ColumnBlock | None = None
+    charging: ColumnBlock | None = None  # binaries at the steps given to add_storage
 
     def net_power(self, x: np.ndarray) -> np.ndarray:
         """Net power per step (kW) from a solution vector."""
@@ -96,7 +98,7 @@ def add_storage(
     soc_minima_price: float | None,
     soc_maxima_price: float | None,
     tie_break: np.ndarray | None = None,
-    complementarity: bool = False,
+    binary_steps: np.ndarray | None = None,
 ) -> StorageVars:
     """Add one storage device's columns and rows to ``lp``; return its blocks."""
     n, name = dev.n, dev.name
@@ -171,25 +173,28 @@ def add_storage(
     )  # fmt: skip
 
     charging = None
-    if complementarity:
-        charging = lp.add_columns(f"{name}.charging", n, 0.0, 1.0, integer=True)
-        cap_c = np.where(np.isfinite(dev.consumption_capacity), dev.consumption_capacity, BIG_M)
-        cap_p = np.where(np.isfinite(dev.production_capacity), dev.production_capacity, BIG_M)
+    if binary_steps is not None and len(binary_steps):
+        t = np.asarray(binary_steps, dtype=np.int64)
+        m = len(t)
+        r = np.arange(m)
+        charging = lp.add_columns(f"{name}.charging", m, 0.0, 1.0, integer=True)
+        cap_c = np.minimum(dev.consumption_capacity[t], BIG_M)
+        cap_p = np.minimum(dev.production_capacity[t], BIG_M)
         # P+ - C+ z <= 0 and P- + C- z <= C-.
         lp.add_rows(
             f"{name}.charge-or-discharge",
-            np.repeat(np.arange(2 * n), 2),
+            np.repeat(np.arange(2 * m), 2),
             np.stack(
                 [
                     np.concatenate([charge.start + t, discharge.start + t]),
-                    np.concatenate([charging.start + t, charging.start + t]),
+                    np.concatenate([charging.start + r, charging.start + r]),
                 ],
                 1,
             ).ravel(),
-            np.stack([np.ones(2 * n), np.concatenate([-cap_c, cap_p])], 1).ravel(),
+            np.stack([np.ones(2 * m), np.concatenate([-cap_c, cap_p])], 1).ravel(),
             None,
-            np.concatenate([np.zeros(n), cap_p]),
-            size=2 * n,
+            np.concatenate([np.zeros(m), cap_p]),
+            size=2 * m,
             constraint="charge or discharge",
             device=name,
             steps=np.concatenate([t, t]),
