@@ -115,6 +115,17 @@ class Store:
                 ],
             )
 
+    def upsert_assets(self, assets: Iterable[Any]) -> None:
+        """Record asset definitions (a newer row replaces an older one of the same name)."""
+        rows = [[a.name, a.parent, a.devices, a.model_dump_json(by_alias=True)] for a in assets]
+        if rows:
+            with self._lock:
+                self.client.insert(
+                    f"{self.database}.assets",
+                    rows,
+                    column_names=["name", "parent", "devices", "body"],
+                )
+
     def add_sources(self, names: Iterable[str]) -> None:
         """Record source names (duplicates collapse)."""
         rows = [[n] for n in names]

@@ -54,3 +54,15 @@ SELECT
 FROM {db}.beliefs AS b FINAL
 WHERE cumulative_probability = 0.5
 GROUP BY sensor, event_start, source;
+
+-- Assets as registered (the registry topic is the source of truth; this is its mirror).
+CREATE TABLE IF NOT EXISTS {db}.assets
+(
+    name String,
+    parent Nullable(String),
+    devices Array(String) COMMENT 'device (power) sensors of the flex-model',
+    body String COMMENT 'the definition as JSON, FlexMeasures field names',
+    updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY name;

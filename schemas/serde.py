@@ -32,6 +32,9 @@ SCHEMA_IDS: dict[int, str] = {
     2: "belief_batch.v1.avsc",
     3: "belief_batch.avsc",
     4: "dead_letter.avsc",
+    5: "registry_event.avsc",
+    6: "schedule_request.avsc",
+    7: "schedule.avsc",
 }
 
 

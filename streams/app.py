@@ -13,7 +13,9 @@ import atexit
 import json
 import logging
 import os
+import queue
 import ssl
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,9 +26,10 @@ from typing import Any
 import faust
 
 from connectors.clickhouse import Store
+from connectors.registry import RegistryView
 from connectors.settings import Settings
-from schemas import serde
 from schemas.beliefs import Limits, Sensor
+from streams.context import WorkerContext
 from streams.ingest import RawMessage, ingest
 from streams.sink import BeliefSink
 
@@ -67,6 +70,10 @@ def _broker_credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(ctx)
 
 
+#: Features installed into every worker, in order: each is ``install(ctx)``.
+FEATURES: list[Callable[[WorkerContext], None]] = []
+
+
 def create_app(cfg: WorkerConfig) -> faust.App:
     """Build the worker's faust app for ``cfg``."""
     s = cfg.settings
@@ -93,10 +100,22 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         logging_config=None,
     )
     readings = app.topic(k.topic("readings.meter"), k.topic("readings.price"))
-    dead_letters = app.topic(k.topic("dead-letters"))
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
     limits = Limits(s.worker.max_batch_values, s.worker.max_belief_time_ahead)
+    registry = RegistryView(k.client_config(cfg.bootstrap), k.topic("registry"))
+    ctx = WorkerContext(
+        app=app,
+        settings=s,
+        bootstrap=cfg.bootstrap,
+        registry=registry,
+        # Registered sensors take precedence over those of the sensors file.
+        sensors=ChainMap(registry.sensors, dict(cfg.sensors)),
+        clock=cfg.clock,
+        db_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse"),
+        dead_letters=app.topic(k.topic("dead-letters")),
+    )
     state: dict[str, Any] = {}
+    mirror: queue.SimpleQueue = queue.SimpleQueue()
+    registry.add_listener(lambda kind, name, model: mirror.put((kind, model)))
 
     def open_store() -> Store:
         if cfg.store_factory:
@@ -107,24 +126,40 @@ def create_app(cfg: WorkerConfig) -> faust.App:
             data_dir,
         )
 
-    async def run_db(fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-
     @app.task
     async def _open() -> None:
-        store = await run_db(open_store)
-        await run_db(store.upsert_sensors, list(cfg.sensors.values()))
-        state["store"] = store
+        registry.start()
+        await asyncio.get_running_loop().run_in_executor(None, registry.wait_caught_up, 60.0)
+        store = await ctx.run_db(open_store)
+        await ctx.run_db(store.upsert_sensors, list(cfg.sensors.values()))
+        ctx.store = store
         state["sink"] = BeliefSink(store)
         (data_dir / WORKER_STATE).write_text(
             json.dumps({"pid": os.getpid(), "web_port": s.worker.web_port, "app": app.conf.id})
         )
+        ctx.ready.set()
         log.info("worker ready: store open, web on 127.0.0.1:%d", s.worker.web_port)
+
+    @app.timer(0.5)
+    async def _mirror_registry() -> None:
+        """Mirror registry changes into the ClickHouse sensors and assets tables."""
+        if ctx.store is None or mirror.empty():
+            return
+        changed: list[Any] = []
+        while not mirror.empty():
+            kind, model = mirror.get()
+            if model is not None:
+                changed.append(model)
+        sensors_ = [m for m in changed if isinstance(m, Sensor)]
+        assets_ = [m for m in changed if not isinstance(m, Sensor)]
+        if sensors_:
+            await ctx.run_db(ctx.store.upsert_sensors, sensors_)
+        if assets_:
+            await ctx.run_db(ctx.store.upsert_assets, assets_)
 
     @app.agent(readings, concurrency=1)
     async def ingest_readings(stream: faust.StreamT) -> None:
-        while "sink" not in state:
-            await asyncio.sleep(0.05)
+        await ctx.ready.wait()
         sink: BeliefSink = state["sink"]
         async for events in stream.take_events(s.worker.batch_max, within=s.worker.batch_within):
             msgs = [
@@ -133,25 +168,24 @@ def create_app(cfg: WorkerConfig) -> faust.App:
                 )
                 for e in events
             ]
-            result = ingest(msgs, cfg.sensors, cfg.clock(), limits)
+            result = ingest(msgs, ctx.sensors, ctx.clock(), limits)
             sink.add(result.beliefs, result.sources)
-            await sink.flush(run_db, first=msgs[0].where, last=msgs[-1].where)
-            if result.dead_letters:
-                futs = [
-                    await dead_letters.send(key=d["key"], value=serde.encode("DeadLetter", d))
-                    for d in result.dead_letters
-                ]
-                await asyncio.gather(*futs)
-                for d in result.dead_letters:
-                    log.warning(
-                        "dead letter %s[%s]@%s: %s (%s)",
-                        d["topic"],
-                        d["partition"],
-                        d["offset"],
-                        d["reason"],
-                        d["field"],
-                    )
+            await sink.flush(ctx.run_db, first=msgs[0].where, last=msgs[-1].where)
+            await ctx.send_dead_letters(result.dead_letters)
+            for d in result.dead_letters:
+                log.warning(
+                    "dead letter %s[%s]@%s: %s (%s)",
+                    d["topic"],
+                    d["partition"],
+                    d["offset"],
+                    d["reason"],
+                    d["field"],
+                )
+            await ctx.on_beliefs(result.beliefs)
             # Leaving the loop body acks the batch: its offsets may now be committed.
+
+    for install in FEATURES:
+        install(ctx)
 
     @app.page("/sql/")
     class SqlView(faust.web.View):
@@ -160,11 +194,11 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         async def post(self, request: faust.web.Request) -> faust.web.Response:
             body = await request.json()
             sql, fmt = str(body.get("sql", "")), str(body.get("format", "JSONCompact"))
-            store: Store | None = state.get("store")
+            store = ctx.store
             if store is None:
                 return self.error(503, "the worker's store is not open yet; retry shortly")
             try:
-                data = await run_db(store.raw, sql, fmt)
+                data = await ctx.run_db(store.raw, sql, fmt)
             except Exception as exc:  # noqa: BLE001 - the query's error goes to the caller
                 return self.error(400, str(exc))
             return self.bytes(data, content_type="application/octet-stream")
@@ -178,9 +212,10 @@ def create_app(cfg: WorkerConfig) -> faust.App:
             return self.json({"ready": sink is not None, "written": sink.written if sink else 0})
 
     def _close() -> None:
-        store = state.pop("store", None)
-        if store is not None:
-            store.close()
+        registry.stop()
+        if ctx.store is not None:
+            ctx.store.close()
+            ctx.store = None
         try:
             state_file = data_dir / WORKER_STATE
             if json.loads(state_file.read_text()).get("pid") == os.getpid():
@@ -191,7 +226,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
     # After the worker's event loop has ended (agents stopped), release the data folder.
     atexit.register(_close)
 
-    app.flexstream_state = state  # type: ignore[attr-defined]
+    app.flexstream_context = ctx  # type: ignore[attr-defined]
     return app
 
 

@@ -158,8 +158,24 @@ def demo(days: int, keep_running: bool) -> None:
     run_demo(_settings(), days=days, keep_running=keep_running, echo=click.echo)
 
 
+@main.group()
+def add() -> None:
+    """Register sensors and assets, or request a schedule."""
+
+
+@main.group()
+def show() -> None:
+    """List sensors, assets or schedules."""
+
+
 def _register() -> None:
     """Attach the command modules that live in their own files."""
+    from streams.cli_registry import add_asset, add_sensor, show_assets, show_sensors
+
+    add.add_command(add_sensor)
+    add.add_command(add_asset)
+    show.add_command(show_sensors)
+    show.add_command(show_assets)
     from streams.cli_schedule import schedule
 
     main.add_command(schedule)

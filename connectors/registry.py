@@ -1,0 +1,184 @@
+"""The registry: sensors and assets as events on a compacted topic.
+
+Writers publish a ``RegistryEvent`` keyed ``<kind>:<name>``; compaction keeps
+the latest event per key, so the topic *is* the registry. Every reader holds all
+of it (a global view): :class:`RegistryView` reads every partition from the
+beginning without a consumer group, catches up to the end offsets, and then
+follows new events, calling listeners on each change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from pydantic import BaseModel
+
+from connectors.kafka import ConfirmingProducer
+from schemas import serde
+from schemas.assets import Asset
+from schemas.beliefs import Sensor
+from schemas.documents import parse_model
+from schemas.errors import ConnectorError, InputError
+
+log = logging.getLogger("flexstream.registry")
+
+Listener = Callable[[str, str, BaseModel | None], None]
+
+
+def registry_key(kind: str, name: str) -> str:
+    """The message key of a registry entry."""
+    return f"{kind}:{name}"
+
+
+def publish(
+    producer: ConfirmingProducer, topic: str, items: list[Sensor | Asset], flush: bool = True
+) -> int:
+    """Publish sensor or asset definitions; returns the number confirmed."""
+    now = datetime.now(UTC)
+    for item in items:
+        kind = "sensor" if isinstance(item, Sensor) else "asset"
+        body = item.model_dump_json(by_alias=True)
+        rec = {"kind": kind, "name": item.name, "body": body, "updated_at": now}
+        producer.send(topic, serde.encode("RegistryEvent", rec), key=registry_key(kind, item.name))
+    return producer.flush() if flush else 0
+
+
+def decode_entry(value: bytes) -> tuple[str, str, Sensor | Asset]:
+    """Decode a registry message into (kind, name, model); raises InputError if invalid."""
+    name, rec = serde.decode(value)
+    if name != "RegistryEvent":
+        raise InputError(f"a {name} is not a registry event", "value")
+    data = json.loads(rec["body"])
+    model = Sensor if rec["kind"] == "sensor" else Asset
+    return rec["kind"], rec["name"], parse_model(model, data, rec["kind"])
+
+
+class RegistryView:
+    """All sensors and assets of the registry topic, kept up to date in a background thread."""
+
+    def __init__(self, conf: dict[str, Any], topic: str) -> None:
+        self.topic = topic
+        self._conf = {
+            **conf,
+            "group.id": "flexstream-registry-view",  # never used to commit
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "log_level": 3,
+        }
+        self.sensors: dict[str, Sensor] = {}
+        self.assets: dict[str, Asset] = {}
+        self.rejected: list[tuple[int, int, str]] = []
+        self._listeners: list[Listener] = []
+        self._caught_up = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
+
+    def add_listener(self, fn: Listener) -> None:
+        """Call ``fn(kind, name, model_or_None)`` after every change (in the view's thread)."""
+        self._listeners.append(fn)
+
+    def start(self) -> RegistryView:
+        """Start following the topic."""
+        self._thread = threading.Thread(target=self._run, name="registry-view", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_caught_up(self, timeout: float = 30.0) -> None:
+        """Block until every event that existed at start has been read."""
+        if not self._caught_up.wait(timeout):
+            raise ConnectorError(
+                f"the registry topic {self.topic} could not be read within {timeout:.0f} s"
+                + (f": {self._error}" if self._error else "")
+            )
+
+    def stop(self) -> None:
+        """Stop following."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+
+    def _apply(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
+        if value is None:
+            if not key:
+                return
+            kind, _, name = key.decode().partition(":")
+            target = self.sensors if kind == "sensor" else self.assets
+            if target.pop(name, None) is not None:
+                for fn in self._listeners:
+                    fn(kind, name, None)
+            return
+        try:
+            kind, name, model = decode_entry(value)
+        except (InputError, ValueError, KeyError) as exc:
+            self.rejected.append((partition, offset, str(exc)))
+            log.warning("registry entry %s[%d]@%d rejected: %s", self.topic, partition, offset, exc)
+            return
+        (self.sensors if kind == "sensor" else self.assets)[name] = model  # type: ignore[index]
+        for fn in self._listeners:
+            try:
+                fn(kind, name, model)
+            except Exception:  # noqa: BLE001 - a listener must not stop the view
+                log.exception("registry listener failed for %s:%s", kind, name)
+
+    def _run(self) -> None:
+        try:
+            consumer = Consumer(self._conf)
+            md = consumer.list_topics(self.topic, timeout=15)
+            tmeta = md.topics.get(self.topic)
+            if tmeta is None or tmeta.error is not None:
+                raise ConnectorError(
+                    f"registry topic {self.topic} does not exist; run flexstream up"
+                )
+            parts = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in tmeta.partitions]
+            ends = {}
+            for tp in parts:
+                lo, hi = consumer.get_watermark_offsets(tp, timeout=10)
+                if hi > lo:
+                    ends[tp.partition] = hi
+            consumer.assign(parts)
+        except Exception as exc:  # noqa: BLE001 - reported through wait_caught_up
+            self._error = exc
+            log.error("registry view failed to start: %s", exc)
+            return
+        if not ends:
+            self._caught_up.set()
+        while not self._stop.is_set():
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            self._apply(msg.key(), msg.value(), msg.partition(), msg.offset())
+            if not self._caught_up.is_set():
+                p = msg.partition()
+                if p in ends and msg.offset() + 1 >= ends[p]:
+                    del ends[p]
+                if not ends:
+                    self._caught_up.set()
+        consumer.close()
+
+
+def read_registry(conf: dict[str, Any], topic: str, timeout: float = 30.0) -> RegistryView:
+    """Read the whole registry once and return the caught-up view (stopped)."""
+    view = RegistryView(conf, topic).start()
+    try:
+        view.wait_caught_up(timeout)
+    finally:
+        view.stop()
+    return view
+
+
+def wait_for(pred: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``pred`` until true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,134 @@
+"""Assets: a site or device group with its flex-model and flex-context, as in FlexMeasures.
+
+An asset may have a parent whose flex-context it inherits: the parent's fields
+apply unless the asset sets them itself (grandparents likewise). Flex-model and
+flex-context use FlexMeasures' field names; values may be quantities, segment
+lists or sensor references (``{"sensor": "name"}``), which the streaming layer
+resolves from the belief state when it schedules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.beliefs import parse_duration
+from schemas.errors import InputError
+
+
+class ReplanPolicy(BaseModel):
+    """When and how the asset is re-planned automatically."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    on_new_prices: bool = Field(
+        default=False,
+        alias="on-new-prices",
+        description="Re-plan when new beliefs arrive for a price sensor of the flex-context.",
+    )
+    duration: timedelta = Field(
+        default=timedelta(hours=48), description="Horizon of automatic schedules (ISO 8601)."
+    )
+    resolution: timedelta = Field(
+        default=timedelta(minutes=15), description="Step of automatic schedules (ISO 8601)."
+    )
+    debounce: timedelta = Field(
+        default=timedelta(seconds=1),
+        description="Quiet time after the last price belief before re-planning (a burst of "
+        "prices gives one re-plan).",
+    )
+
+    @field_validator("duration", "resolution", "debounce", mode="before")
+    @classmethod
+    def _durations(cls, v: Any, info: Any) -> timedelta:
+        d = parse_duration(v, info.field_name)
+        if d <= timedelta(0) and info.field_name != "debounce":
+            raise ValueError("must be positive")
+        return d
+
+
+class Asset(BaseModel):
+    """An asset with its flex-model (one object or one per device) and flex-context."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    name: str = Field(min_length=1)
+    parent: str | None = Field(default=None, description="Name of the parent asset.")
+    flex_model: list[dict[str, Any]] = Field(default_factory=list, alias="flex-model")
+    flex_context: dict[str, Any] = Field(default_factory=dict, alias="flex-context")
+    replan: ReplanPolicy = Field(default_factory=ReplanPolicy)
+    description: str = ""
+
+    @field_validator("flex_model", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return [v]
+        return v
+
+    @field_validator("flex_model")
+    @classmethod
+    def _devices_named(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, m in enumerate(v):
+            if not isinstance(m.get("sensor"), str) or not m["sensor"]:
+                raise ValueError(
+                    f"device {i} has no 'sensor': name the power sensor its schedule is for"
+                )
+        return v
+
+    @property
+    def devices(self) -> list[str]:
+        """The device (power) sensors of the flex-model, in order."""
+        return [m["sensor"] for m in self.flex_model]
+
+
+def effective_flex_context(name: str, assets: Mapping[str, Asset]) -> dict[str, Any]:
+    """The asset's flex-context with the fields it inherits from its ancestors."""
+    chain: list[Asset] = []
+    seen: set[str] = set()
+    current: str | None = name
+    while current is not None:
+        if current in seen:
+            raise InputError(
+                f"asset {current!r} is its own ancestor; fix the parent chain", "parent"
+            )
+        seen.add(current)
+        asset = assets.get(current)
+        if asset is None:
+            where = "asset" if current == name else "parent"
+            raise InputError(f"asset {current!r} is not registered; add it first", where)
+        chain.append(asset)
+        current = asset.parent
+    merged: dict[str, Any] = {}
+    for asset in reversed(chain):
+        merged.update(asset.flex_context)
+    return merged
+
+
+def sensor_refs(value: Any) -> set[str]:
+    """Names of all sensors referenced (``{"sensor": name}``) anywhere in ``value``."""
+    out: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("sensor"), str) and len(value) <= 2:
+            out.add(value["sensor"])
+        for v in value.values():
+            if isinstance(v, dict | list):
+                out |= sensor_refs(v)
+    elif isinstance(value, list):
+        for v in value:
+            out |= sensor_refs(v)
+    return out
+
+
+PRICE_FIELDS = ("consumption-price", "production-price")
+
+
+def price_sensors(flex_context: Mapping[str, Any]) -> set[str]:
+    """Sensors whose new beliefs should re-plan an asset (its price fields' sensors)."""
+    out: set[str] = set()
+    for f in PRICE_FIELDS:
+        out |= sensor_refs(flex_context.get(f))
+    return out
