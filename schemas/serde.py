@@ -35,6 +35,7 @@ SCHEMA_IDS: dict[int, str] = {
     5: "registry_event.avsc",
     6: "schedule_request.avsc",
     7: "schedule.avsc",
+    8: "report_definition.avsc",
 }
 
 

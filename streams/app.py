@@ -29,6 +29,7 @@ from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas.beliefs import Limits, Sensor
+from streams import reports
 from streams.context import WorkerContext
 from streams.ingest import RawMessage, ingest
 from streams.sink import BeliefSink
@@ -71,7 +72,9 @@ def _broker_credentials(settings: Settings) -> Any:
 
 
 #: Features installed into every worker, in order: each is ``install(ctx)``.
-FEATURES: list[Callable[[WorkerContext], None]] = []
+FEATURES: list[Callable[[WorkerContext], None]] = [
+    reports.install,
+]
 
 
 def create_app(cfg: WorkerConfig) -> faust.App:

@@ -179,6 +179,12 @@ def _register() -> None:
     from streams.cli_schedule import schedule
 
     main.add_command(schedule)
+    from streams.cli_reports import add_report, chart, show_reporters, show_reports
+
+    add.add_command(add_report)
+    show.add_command(show_reporters)
+    show.add_command(show_reports)
+    main.add_command(chart)
 
 
 _register()

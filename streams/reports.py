@@ -1,0 +1,299 @@
+"""Streaming reports in the worker: windows close on watermarks, results go out as beliefs.
+
+What the feature adds (``install(ctx)``):
+
+- a global view of the ``report-definitions`` topic (every report, followed live);
+- a belief hook: each stored belief of a report input advances that input's
+  watermark and marks its windows pending (:mod:`streams.report_windows`);
+- a closer task: pending windows that are due (every input's watermark past
+  ``window end + grace``, or idle for ``timeout`` with one input past it) are
+  computed from ClickHouse (:mod:`streams.report_compute`, the same code as
+  batch reports) and their results produced to the ``reports`` topic as
+  ``BeliefBatch`` messages with the source ``flexstream-reporter:<name>`` and
+  the belief time of the computation;
+- an agent that stores the ``reports`` topic in ClickHouse like readings (one
+  path for streaming and batch results: ``flexstream add report --start
+  --end`` publishes there too), and feeds stored results to the report hook,
+  so a report may read another report's output;
+- ``GET /reports/``: per report, windows closed, late recomputations, values
+  emitted and close-to-emit latencies.
+
+A belief for a window that was already computed (late, or a correction) makes
+it pending again; it is due at once and recomputed, and the result is emitted
+as a newer belief. Nothing is dropped silently.
+
+Limits of this first version: window state (watermarks, pending windows) is
+kept in memory. A restarted worker starts with no watermarks: windows that
+were pending at the crash close when new input passes them, or are filled in
+by a batch run. A report registered while the worker runs covers beliefs
+that arrive from then on; compute the history with a batch run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import numpy as np
+
+from connectors.report_definitions import TOPIC, ReportDefinitionView
+from schemas import serde
+from schemas.beliefs import BeliefColumns, Limits
+from schemas.errors import FlexStreamError
+from schemas.report_definition import ReportDefinition
+from streams.context import WorkerContext
+from streams.ingest import RawMessage, ingest
+from streams.report_compute import (
+    PreparedReport,
+    compute_windows,
+    load_inputs,
+    prepare,
+    result_records,
+)
+from streams.report_windows import ReportWindows, from_us
+from streams.sink import BeliefSink
+
+log = logging.getLogger("flexstream.reports")
+
+#: Windows computed per report in one round at most (the rest follow in the next).
+MAX_WINDOWS_PER_ROUND = 96
+
+
+@dataclass
+class RunningReport:
+    """One registered report in the worker: its definition, resolution and windows."""
+
+    definition: ReportDefinition
+    prepared: PreparedReport | None = None
+    windows: ReportWindows | None = None
+    error: str | None = None
+    retry_at: float = 0.0
+    stats: dict[str, Any] = field(
+        default_factory=lambda: {"closed": 0, "recomputed": 0, "values": 0, "latency_ms": []}
+    )
+
+    def resolve(self, sensors: Mapping[str, Any]) -> bool:
+        """Resolve the definition against the sensors (retried while a sensor is missing)."""
+        if self.prepared is not None:
+            return True
+        if time.monotonic() < self.retry_at:
+            return False
+        try:
+            self.prepared = prepare(self.definition, sensors)
+        except FlexStreamError as exc:
+            if self.error != str(exc):
+                log.error("report %s cannot run yet: %s", self.definition.name, exc)
+            self.error = str(exc)
+            self.retry_at = time.monotonic() + 5.0
+            return False
+        p = self.prepared.parameters
+        self.windows = ReportWindows(
+            self.prepared.spec,
+            self.prepared.aliases,
+            self.definition.grace,
+            self.definition.timeout,
+            start=p.start,
+            end=p.end,
+        )
+        self.error = None
+        return True
+
+
+def observe(report: RunningReport, cols: BeliefColumns, now: Any) -> bool:
+    """Feed stored beliefs to a report's windows; True when a window became pending."""
+    prep, windows = report.prepared, report.windows
+    if prep is None or windows is None:
+        return False
+    touched = False
+    for item in prep.parameters.input:
+        res_us = prep.resolutions[item.sensor].total_seconds() * 1_000_000
+        for i, sensor in enumerate(cols.sensor):
+            if sensor != item.sensor:
+                continue
+            if item.sources is not None and cols.source[i] not in item.sources:
+                continue
+            starts = cols.event_start_us[i]
+            ends = starts + np.int64(res_us)
+            if windows.observe(item.name, starts, ends, now):
+                touched = True
+    return touched
+
+
+def install(ctx: WorkerContext) -> None:
+    """Add streaming reports to the worker (see the module docstring)."""
+    app = ctx.app
+    s = ctx.settings
+    view = ReportDefinitionView(s.kafka.client_config(ctx.bootstrap), ctx.topic(TOPIC))
+    reports_topic = app.topic(ctx.topic("reports"))
+    running: dict[str, RunningReport] = {}
+    wake = asyncio.Event()
+    loaded = asyncio.Event()
+    limits = Limits(s.worker.max_batch_values, s.worker.max_belief_time_ahead)
+    ctx.extra["reports"] = running
+
+    def current() -> list[RunningReport]:
+        """The running reports, in step with the definitions view."""
+        defs = dict(view.reports)
+        for name in [n for n in running if n not in defs]:
+            del running[name]
+        for name, defn in defs.items():
+            r = running.get(name)
+            if r is None or r.definition is not defn:
+                running[name] = RunningReport(defn)  # a new version starts afresh
+        return [r for r in running.values() if r.resolve(ctx.sensors)]
+
+    async def on_beliefs(cols: BeliefColumns) -> None:
+        if not loaded.is_set():
+            return
+        now = ctx.clock()
+        if any([observe(r, cols, now) for r in current()]):
+            wake.set()
+
+    ctx.belief_hooks.append(on_beliefs)
+
+    def query_json(sql: str) -> list[list]:
+        store = ctx.store
+        if store is None:
+            raise RuntimeError("the store is not open")
+        return json.loads(store.raw(sql, "JSONCompact"))["data"]
+
+    async def close(report: RunningReport, due: list[int]) -> None:
+        prep, windows = report.prepared, report.windows
+        assert prep is not None and windows is not None
+        t0 = time.perf_counter()
+        versions = {i: windows.windows[i].version for i in due}
+        late = sum(1 for i in due if windows.windows[i].computed)
+        start = from_us(windows.windows[due[0]].start_us)
+        end = from_us(windows.windows[due[-1]].end_us)
+        db = s.clickhouse.database
+        loop = asyncio.get_running_loop()
+        try:
+            frames = await ctx.run_db(
+                lambda: load_inputs(prep, query_json, db, start, end)  # noqa: B023
+            )
+            results = await loop.run_in_executor(None, compute_windows, prep, frames, due)
+        except FlexStreamError as exc:
+            log.error(
+                "report %s: windows %s..%s not computed: %s", prep.definition.name, start, end, exc
+            )
+            now = ctx.clock()
+            for i in due:
+                windows.done(i, windows.belief_time(i, now), versions[i])
+            return
+        now = ctx.clock()
+        futures = []
+        values = 0
+        for i in due:
+            bt = windows.belief_time(i, now)
+            for rec in result_records(prep, results.get(i, {}), bt):
+                values += len(rec["values"])
+                value = serde.encode("BeliefBatch", rec)
+                futures.append(await reports_topic.send(key=rec["sensor"].encode(), value=value))
+            windows.done(i, bt, versions[i])
+        await asyncio.gather(*futures)
+        st = report.stats
+        st["closed"] += len(due) - late
+        st["recomputed"] += late
+        st["values"] += values
+        st["latency_ms"] = [*st["latency_ms"][-999:], (time.perf_counter() - t0) * 1000]
+        log.info(
+            "report %s: %d window(s) %s..%s closed (%d recomputed), %d values emitted",
+            prep.definition.name,
+            len(due),
+            start,
+            end,
+            late,
+            values,
+        )
+
+    @app.task
+    async def _follow_definitions() -> None:
+        view.start()
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, view.wait_caught_up, 60.0)
+        except FlexStreamError as exc:
+            log.error("streaming reports are off: %s", exc)
+            return
+        await ctx.ready.wait()
+        loaded.set()
+        log.info("following %d report definition(s)", len(view.reports))
+
+    @app.task
+    async def _close_windows() -> None:
+        await loaded.wait()
+        while True:
+            try:
+                await asyncio.wait_for(wake.wait(), 0.5)
+            except TimeoutError:
+                pass
+            wake.clear()
+            for report in current():
+                windows = report.windows
+                assert windows is not None
+                due = windows.due(ctx.clock())
+                while due:
+                    batch, due = due[:MAX_WINDOWS_PER_ROUND], due[MAX_WINDOWS_PER_ROUND:]
+                    try:
+                        await close(report, batch)
+                    except Exception:  # noqa: BLE001 - one report must not stop the others
+                        log.exception("report %s failed", report.definition.name)
+                        break
+                windows.prune()
+
+    @app.agent(reports_topic, concurrency=1)
+    async def store_reports(stream: faust.StreamT) -> None:
+        """Store report results in ClickHouse, as the readings agent stores readings."""
+        await ctx.ready.wait()
+        sink = BeliefSink(ctx.store)
+        async for events in stream.take_events(s.worker.batch_max, within=s.worker.batch_within):
+            msgs = [
+                RawMessage(
+                    e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value
+                )
+                for e in events
+            ]
+            result = ingest(msgs, ctx.sensors, ctx.clock(), limits)
+            sink.add(result.beliefs, result.sources)
+            await sink.flush(ctx.run_db, first=msgs[0].where, last=msgs[-1].where)
+            await ctx.send_dead_letters(result.dead_letters)
+            for d in result.dead_letters:
+                log.warning(
+                    "dead letter %s[%s]@%s: %s",
+                    d["topic"],
+                    d["partition"],
+                    d["offset"],
+                    d["reason"],
+                )
+            await on_beliefs(result.beliefs)
+
+    @app.page("/reports/")
+    class ReportsView(faust.web.View):
+        """Per report: windows closed, recomputed, values emitted, close latencies (ms)."""
+
+        async def get(self, request: faust.web.Request) -> faust.web.Response:
+            out = {}
+            for name, r in running.items():
+                lat = r.stats["latency_ms"]
+                w = r.windows
+                out[name] = {
+                    "error": r.error,
+                    "closed": r.stats["closed"],
+                    "recomputed": r.stats["recomputed"],
+                    "values": r.stats["values"],
+                    "pending": len(w.pending) if w else 0,
+                    "watermarks": {a: from_us(v).isoformat() for a, v in w.watermarks.items()}
+                    if w
+                    else {},
+                    "latency_ms_median": statistics.median(lat) if lat else None,
+                    "latency_ms": lat[-100:],
+                }
+            return self.json(out)
+
+    _ = (_follow_definitions, _close_windows, store_reports, ReportsView)
