@@ -280,3 +280,34 @@ def test_chart_command_draws_beliefs_and_reports_in_a_browser(fs, tmp_path, chro
         fs.env,
     )
     assert missing.returncode == 2 and "no beliefs" in missing.stderr
+
+
+def test_demo_kpis_are_registered_computed_stored_and_printed_with_a_chart(fs):
+    from streams.demo import _records
+    from streams.demo_data import SENSORS as DEMO_SENSORS
+    from streams.demo_data import make_site
+    from streams.demo_reports import demo_reports
+
+    register_sensors(fs, *DEMO_SENSORS)
+    fs.start_worker()
+    wait_for(lambda: fs.sql("SELECT count() FROM flexstream.sensors FINAL") == [[5 + 6]])
+    start, days = datetime(2026, 10, 23, tzinfo=UTC), 4  # spans the end of DST on 10-25
+    series = make_site(start, days)
+    fs.publish(
+        "readings.meter",
+        [(key, serde.encode("BeliefBatch", rec)) for _, key, rec in _records(series)],
+    )
+    expected = sum(len(s.values) for s in series)
+    wait_for(lambda: fs.sql("SELECT count() FROM flexstream.beliefs FINAL") == [[expected]])
+    printed: list[str] = []
+    kpis = demo_reports(fs.settings(), printed.append, start, start + timedelta(days=days))
+    assert sorted(kpis) == ["2026-10-24", "2026-10-25", "2026-10-26"]  # whole local days
+    for values in kpis.values():
+        assert set(values) == {
+            "energy-consumed", "energy-produced", "cost", "self-consumption",
+            "self-consumed", "pv-produced",
+        }  # fmt: skip
+        assert 0 <= values["self-consumption"] <= 100
+        assert values["self-consumed"] <= values["pv-produced"] + 1e-9
+    assert (fs.data_dir / "demo" / "chart.html").stat().st_size > 100_000
+    assert any("registered 3 KPI reports" in p for p in printed)

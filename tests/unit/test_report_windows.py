@@ -1,0 +1,122 @@
+"""Report windows: tiling (DST days), watermarks with grace, the processing-time timeout,
+late beliefs, and result records split into runs of consecutive bins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from schemas.beliefs import Sensor
+from schemas.report_definition import build_definition
+from schemas.reporters import load_parameters
+from streams.report_compute import prepare, result_records
+from streams.report_windows import ReportWindows, WindowSpec, from_us, to_us
+
+H = 3_600_000_000
+T0 = datetime(2026, 4, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _hourly(grace=timedelta(minutes=15), timeout=timedelta(minutes=10)) -> ReportWindows:
+    return ReportWindows(WindowSpec(timedelta(hours=1), anchor=T0), ("a", "b"), grace, timeout)
+
+
+def _obs(w: ReportWindows, alias: str, hours: list[float], now=NOW, res_h: float = 0.25):
+    starts = np.array([to_us(T0) + int(h * H) for h in hours], dtype=np.int64)
+    return w.observe(alias, starts, starts + int(res_h * H), now)
+
+
+def test_daily_windows_are_local_days_of_23_and_25_hours():
+    spec = WindowSpec(timedelta(days=1), "Europe/Amsterdam")
+    for day, hours in (("2026-03-29T12:00Z", 23), ("2026-10-25T12:00Z", 25)):
+        t = to_us(datetime.fromisoformat(day))
+        a, b = spec.bounds(spec.index_of(np.array([t]))[0])
+        assert (b - a) / H == hours
+        assert from_us(a).astimezone(spec_tz()).hour == 0
+
+
+def spec_tz():
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Europe/Amsterdam")
+
+
+def test_events_mark_every_window_they_overlap():
+    spec = WindowSpec(timedelta(hours=1))
+    starts = np.array([0, 5 * H], dtype=np.int64)
+    assert spec.overlapping(starts, starts + np.array([2 * H + 1, 0])).tolist() == [0, 1, 2, 5]
+
+
+def test_a_window_closes_when_every_watermark_passed_its_end_plus_grace():
+    w = _hourly()
+    _obs(w, "a", [0, 0.25, 0.5, 0.75])
+    _obs(w, "b", [0, 0.25, 0.5, 0.75])
+    assert w.due(NOW) == []  # watermarks at 01:00 < 01:15
+    _obs(w, "a", [1.0])
+    assert w.due(NOW) == []  # b still at 01:00
+    _obs(w, "b", [1.0])
+    assert w.due(NOW) == [0]  # both at 01:15
+
+
+def test_a_dead_input_closes_the_window_after_the_processing_time_timeout():
+    w = _hourly()
+    _obs(w, "a", [0, 0.25, 0.5, 0.75, 1.0])  # b never sends
+    assert w.due(NOW + timedelta(minutes=9)) == []
+    assert w.due(NOW + timedelta(minutes=10)) == [0]
+    # no input moved past the window at all: the timeout alone does not close it
+    assert _hourly().due(NOW + timedelta(days=1)) == []
+
+
+def test_a_late_belief_reopens_a_computed_window_which_is_due_at_once_with_a_newer_time():
+    w = _hourly(grace=timedelta(0))
+    _obs(w, "a", [0, 0.75])
+    _obs(w, "b", [0, 0.75])
+    assert w.due(NOW) == [0]
+    bt1 = w.belief_time(0, NOW)
+    w.done(0, bt1)
+    assert w.due(NOW) == [] and not w.pending
+    _obs(w, "b", [0.25])  # late
+    assert w.due(NOW) == [0] and w.late == 1
+    bt2 = w.belief_time(0, NOW)  # the clock did not move: still a newer belief
+    assert bt2 > bt1
+
+
+def test_input_arriving_during_a_computation_keeps_the_window_pending():
+    w = _hourly(grace=timedelta(0))
+    _obs(w, "a", [0.75])
+    _obs(w, "b", [0.75])
+    version = w.windows[0].version
+    _obs(w, "a", [0.5])  # arrives while window 0 is being computed
+    w.done(0, NOW, version)
+    assert w.due(NOW) == [0]
+
+
+def test_windows_outside_the_reports_start_and_end_are_ignored():
+    w = _hourly()
+    w.start, w.end = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    assert _obs(w, "a", [0.5, 1.5, 2.5]) == [1]
+
+
+def test_results_become_one_batch_per_run_of_consecutive_bins():
+    sensors = {
+        "pv": Sensor(name="pv", unit="kW", event_resolution="PT15M"),
+        "out": Sensor(name="out", unit="kWh", event_resolution="P1D", timezone="Europe/Amsterdam"),
+    }
+    params = load_parameters(
+        {"input": [{"name": "pv", "sensor": "pv"}], "output": [{"name": "o", "sensor": "out"}],
+         "window": "P1D"}
+    )  # fmt: skip
+    prep = prepare(build_definition("r", "AggregatorReporter", {}, params), sensors)
+    assert prep.parameters.timezone == "Europe/Amsterdam"  # the output sensor's
+    idx = pd.DatetimeIndex(
+        ["2026-03-28T23:00Z", "2026-03-29T22:00Z", "2026-03-31T22:00Z"], name="event_start"
+    )
+    recs = result_records(prep, {"out": pd.Series([1.0, 2.0, 3.0], index=idx)}, NOW)
+    assert [(r["start"].isoformat(), r["values"]) for r in recs] == [
+        ("2026-03-28T23:00:00+00:00", [1.0, 2.0]),
+        ("2026-03-31T22:00:00+00:00", [3.0]),
+    ]
+    assert {r["source"] for r in recs} == {"flexstream-reporter:r"}
+    assert {r["resolution_ms"] for r in recs} == {86_400_000}
