@@ -170,24 +170,52 @@ def _overlap(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFram
     return frame[keep]
 
 
+#: Reporters that compute each time slot on its own: contiguous windows may be computed in one
+#: call with the same per-bin results (PandasReporter steps such as shift or rolling may not).
+SLOTWISE = frozenset({"AggregatorReporter", "ProfitOrLossReporter"})
+
+
+def _contiguous(windows: list[int], slotwise: bool, limit: int = 24 * 31) -> list[list[int]]:
+    """Group sorted window indices into runs computed in one call (one each unless slotwise)."""
+    if not slotwise:
+        return [[i] for i in windows]
+    runs: list[list[int]] = []
+    for i in sorted(windows):
+        if runs and runs[-1][-1] == i - 1 and len(runs[-1]) < limit:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
 def compute_windows(
     prep: PreparedReport, frames: Mapping[str, pd.DataFrame], windows: list[int]
 ) -> dict[int, dict[str, pd.Series]]:
-    """Run the reporter for each window; returns {window: {output sensor: Series}}."""
-    out: dict[int, dict[str, pd.Series]] = {}
+    """Run the reporter for each window; returns {window: {output sensor: Series}}.
+
+    Contiguous windows of a slot-wise reporter (:data:`SLOTWISE`) are computed
+    in one call and split back per window, which gives the same values.
+    """
+    out: dict[int, dict[str, pd.Series]] = {i: {} for i in windows}
     sensor_of = {o.name: o.sensor for o in prep.parameters.output}
-    for idx in windows:
-        ws, we = (from_us(t) for t in prep.spec.bounds(idx))
+    for run in _contiguous(windows, prep.definition.reporter in SLOTWISE):
+        bounds = [prep.spec.bounds(i) for i in run]
+        ws, we = from_us(bounds[0][0]), from_us(bounds[-1][1])
         window_frames = {a: _overlap(f, ws, we) for a, f in frames.items()}
         if any(f.empty for f in window_frames.values()):
-            out[idx] = {}
             continue
         results = compute_report(prep.reporter, prep.parameters, window_frames, prep.units, ws, we)
         if prep.reporter.output_names is None and len(results) == 1:
             # a single-output reporter names its output after the first output entry
             (series,) = results.values()
             results = {prep.parameters.output[0].name: series}
-        out[idx] = {sensor_of[n]: s for n, s in results.items() if n in sensor_of and len(s)}
+        starts = np.array([b[0] for b in bounds], dtype=np.int64) * 1000  # ns
+        for name, series in results.items():
+            if name not in sensor_of or not len(series):
+                continue
+            which = np.searchsorted(starts, series.index.asi8, side="right") - 1
+            for k in np.unique(which):
+                out[run[k]][sensor_of[name]] = series[which == k]
     return out
 
 

@@ -63,7 +63,7 @@ from streams.sink import BeliefSink
 log = logging.getLogger("flexstream.reports")
 
 #: Windows computed per report in one round at most (the rest follow in the next).
-MAX_WINDOWS_PER_ROUND = 96
+MAX_WINDOWS_PER_ROUND = 24 * 31
 
 
 @dataclass
@@ -150,8 +150,7 @@ def install(ctx: WorkerContext) -> None:
         return [r for r in running.values() if r.resolve(ctx.sensors)]
 
     async def on_beliefs(cols: BeliefColumns) -> None:
-        if not loaded.is_set():
-            return
+        await loaded.wait()  # no belief is missed while the definitions load
         now = ctx.clock()
         if any([observe(r, cols, now) for r in current()]):
             wake.set()
@@ -218,12 +217,11 @@ def install(ctx: WorkerContext) -> None:
         view.start()
         try:
             await asyncio.get_running_loop().run_in_executor(None, view.wait_caught_up, 60.0)
+            log.info("following %d report definition(s)", len(view.reports))
         except FlexStreamError as exc:
             log.error("streaming reports are off: %s", exc)
-            return
         await ctx.ready.wait()
         loaded.set()
-        log.info("following %d report definition(s)", len(view.reports))
 
     @app.task
     async def _close_windows() -> None:
