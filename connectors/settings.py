@@ -138,6 +138,15 @@ class WorkerSettings(BaseSettings):
         default=timedelta(minutes=5),
         description="How far a belief time may lie after the worker's clock (ISO 8601 or s).",
     )
+    state_past: timedelta = Field(
+        default=timedelta(days=7), description="How far back the belief state keeps events."
+    )
+    state_future: timedelta = Field(
+        default=timedelta(days=7), description="How far ahead the belief state keeps events."
+    )
+    solver_time_limit: float = Field(
+        default=20.0, description="Seconds the solver may spend on one schedule request."
+    )
     sensors_file: Path | None = Field(
         default=None, description="YAML/JSON file of sensors to register at start."
     )

@@ -29,7 +29,7 @@ from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas.beliefs import Limits, Sensor
-from streams import reports
+from streams import belief_state, reports, scheduling_agent
 from streams.context import WorkerContext
 from streams.ingest import RawMessage, ingest
 from streams.sink import BeliefSink
@@ -71,8 +71,29 @@ def _broker_credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(ctx)
 
 
+def _store_url() -> str:
+    """RocksDB (through rocksdict) for table state where available, else memory."""
+    try:
+        import rocksdict  # noqa: F401
+    except ImportError:
+        return "memory://"
+    return "rocksdb://"
+
+
+def _replication(cfg: WorkerConfig) -> int:
+    """Replication of the worker's own topics: 1 on the local broker, else up to 3."""
+    if not cfg.settings.kafka.external:
+        return 1
+    from confluent_kafka.admin import AdminClient
+
+    conf = cfg.settings.kafka.client_config(cfg.bootstrap)
+    return max(1, min(3, len(AdminClient(conf).list_topics(timeout=10).brokers)))
+
+
 #: Features installed into every worker, in order: each is ``install(ctx)``.
 FEATURES: list[Callable[[WorkerContext], None]] = [
+    belief_state.install,
+    scheduling_agent.install,
     reports.install,
 ]
 
@@ -89,9 +110,11 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         broker_credentials=_broker_credentials(s),
         value_serializer="raw",
         key_serializer="raw",
-        store="memory://",
+        store=_store_url(),
         topic_disable_leader=True,
-        topic_allow_declare=False,
+        topic_allow_declare=True,  # faust's own changelog topics; ours exist already
+        topic_replication_factor=_replication(cfg),
+        topic_partitions=3,
         web_enabled=True,
         web_host="127.0.0.1",
         web_bind="127.0.0.1",
@@ -99,6 +122,9 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         datadir=str(data_dir / "faust"),
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # A killed worker's partitions move on after 10 s instead of faust's default 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         producer_acks=-1,
         logging_config=None,
     )
@@ -184,6 +210,12 @@ def create_app(cfg: WorkerConfig) -> faust.App:
                     d["reason"],
                     d["field"],
                 )
+            # Hooks that write faust tables need the event that carried each sensor.
+            ctx.extra["batch_events"] = {
+                m.key.decode(errors="replace"): e
+                for m, e in zip(msgs, events, strict=True)
+                if m.key
+            }
             await ctx.on_beliefs(result.beliefs)
             # Leaving the loop body acks the batch: its offsets may now be committed.
 

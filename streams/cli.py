@@ -65,7 +65,9 @@ def down() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="YAML/JSON file of sensors (default: FLEXSTREAM_WORKER_SENSORS_FILE).",
 )
-@click.option("--loglevel", default="warning", show_default=True)
+@click.option(
+    "--loglevel", default="warning", show_default=True, envvar="FLEXSTREAM_WORKER_LOGLEVEL"
+)
 def worker(sensors_file: str | None, loglevel: str) -> None:
     """Run the streaming worker: readings -> validation -> ClickHouse, dead letters to Kafka."""
     from faust.worker import Worker

@@ -78,14 +78,18 @@ def add_asset(file: str) -> None:
     """
     from schemas.assets import Asset
     from schemas.documents import parse_model
-    from schemas.flex_model import parse_flex_models
+    from streams.scheduling import validate_asset
 
-    assets = []
-    for i, item in enumerate(_documents(file)):
-        asset = parse_model(Asset, item, f"assets[{i}]" if i else "asset")
-        if asset.flex_model:
-            parse_flex_models(asset.flex_model)  # field names and shapes, as the solver reads them
-        assets.append(asset)
+    docs = _documents(file)
+    assets = [
+        parse_model(Asset, item, f"assets[{i}]" if len(docs) > 1 else "asset")
+        for i, item in enumerate(docs)
+    ]
+    view = _view()
+    known = {**view.assets, **{a.name: a for a in assets}}
+    for a in assets:
+        # As the scheduler will read it: units, fields, referenced sensors registered.
+        validate_asset(a, known, view.sensors)
     n = _publish(assets)
     click.echo(f"registered {n} asset{'s' if n != 1 else ''}: " + ", ".join(a.name for a in assets))
 

@@ -119,7 +119,7 @@ def test_unknown_schema_id_names_known_ids():
     data = struct.pack(">bI", 0, 99) + b"\x00"
     msg = str(_raises_serde(data))
     assert "unknown schema id 99" in msg
-    assert "[1, 2, 3, 4]" in msg
+    assert str(sorted(serde.SCHEMA_IDS)) in msg and "1, 2, 3, 4" in msg
     assert "upgrade the reader" in msg
 
 

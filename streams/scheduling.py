@@ -1,0 +1,321 @@
+"""From a schedule request to schedule records: resolve inputs, solve, describe the answer.
+
+Pure (no Kafka, ClickHouse or faust): the agent passes the registry's assets
+and sensors and a belief lookup (the belief state). Sensor references in the
+asset's flex-model and flex-context (``{"sensor": "name"}``) are resolved here:
+
+- series fields (prices, inflexible consumption and production, capacities,
+  usage, gain) take the current value of every event overlapping the window;
+  an event must cover every step, else the request is answered with status
+  ``error`` naming the sensor and the uncovered span;
+- ``soc-at-start`` takes the most recent state-of-charge belief at or before
+  the start (status ``error`` when there is none).
+
+Every request gets an answer, one record per device: a schedule, or a status
+that says what went wrong. Never a silent drop.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from schemas.assets import Asset, effective_flex_context
+from schemas.beliefs import BeliefColumns, Sensor
+from schemas.errors import InputError
+from schemas.flex_problem import SiteProblem
+from schemas.flex_request import parse_site_problem
+from solvers import ScheduleResult, Status, schedule
+
+SCHEDULER_SOURCE = "flexstream-scheduler"
+_US = 1_000_000
+
+
+class MissingInput(InputError):
+    """A sensor the request needs has no beliefs for (part of) the window."""
+
+
+class Lookup(Protocol):
+    """Where current values come from (the belief state)."""
+
+    def series(self, sensor: str, start: datetime, end: datetime) -> pd.Series:
+        """Current values of events overlapping [start, end), with attrs['resolution']."""
+        ...
+
+    def latest_at(self, sensor: str, at: datetime) -> tuple[datetime, float] | None:
+        """The most recent event at or before ``at``."""
+        ...
+
+
+@dataclass
+class Prepared:
+    """A request resolved into a solvable problem."""
+
+    asset: Asset
+    devices: list[str]
+    problem: SiteProblem
+    soc_sensors: dict[str, str]
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, dict) and isinstance(value.get("sensor"), str):
+        return value["sensor"]
+    return None
+
+
+def _fmt(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def make_resolver(
+    lookup: Lookup,
+    sensors: Mapping[str, Sensor],
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+) -> Any:
+    """A resolver for ``parse_site_problem`` that checks every step is covered."""
+
+    def resolve(ref: Any, field: str) -> pd.Series:
+        name = _ref(ref)
+        sensor = sensors.get(name) if name else None
+        if sensor is None:
+            raise InputError(f"sensor {name!r} is not registered; register it first", field)
+        s = lookup.series(name, start, end)
+        res = s.attrs.get("resolution", sensor.event_resolution)
+        grid = pd.date_range(start, end, freq=step, inclusive="left")
+        if res > timedelta(0):
+            starts = s.index.as_unit("us").asi8 if len(s) else np.empty(0, dtype=np.int64)
+            g = grid.as_unit("us").asi8
+            pos = np.searchsorted(starts, g, side="right") - 1
+            res_us = res // timedelta(microseconds=1)
+            ok = (pos >= 0) & (g < np.where(pos >= 0, starts[np.maximum(pos, 0)] + res_us, 0))
+        else:
+            first = s.index[0] if len(s) else None
+            ok = np.asarray([first is not None and t >= first for t in grid])
+        if not ok.all():
+            missing = grid[~ok]
+            raise MissingInput(
+                f"no beliefs of sensor {name!r} for {int((~ok).sum())} of {len(grid)} steps, "
+                f"from {_fmt(missing[0])} to {_fmt(missing[-1] + step)}; publish them or "
+                "shorten the horizon",
+                field,
+            )
+        s.attrs["unit"] = sensor.unit
+        return s
+
+    return resolve
+
+
+def prepare(
+    request: Mapping[str, Any],
+    assets: Mapping[str, Asset],
+    sensors: Mapping[str, Sensor],
+    lookup: Lookup,
+) -> Prepared:
+    """Resolve a decoded ``ScheduleRequest`` into a problem; raises InputError/MissingInput."""
+    name = request["asset"]
+    asset = assets.get(name)
+    if asset is None:
+        raise InputError(f"asset {name!r} is not registered; register it first", "asset")
+    flex_model = [dict(m) for m in asset.flex_model]
+    if request.get("flex_model"):
+        override = json.loads(request["flex_model"])
+        for i, o in enumerate(override if isinstance(override, list) else [override]):
+            target = next((m for m in flex_model if m["sensor"] == o.get("sensor")), None)
+            if target is None and i < len(flex_model) and "sensor" not in o:
+                target = flex_model[i]
+            if target is None:
+                raise InputError(
+                    f"device {o.get('sensor')!r} is not in asset {name!r}", "flex_model"
+                )
+            target.update(o)
+    wanted = list(request.get("devices") or [])
+    unknown = [d for d in wanted if d not in asset.devices]
+    if unknown:
+        raise InputError(f"devices {unknown} are not in asset {name!r}", "devices")
+    if wanted:
+        flex_model = [m for m in flex_model if m["sensor"] in wanted]
+    if not flex_model:
+        raise InputError(f"asset {name!r} has no flex-model to schedule", "asset")
+    context = effective_flex_context(name, assets)
+    if request.get("flex_context"):
+        context.update(json.loads(request["flex_context"]))
+    start: datetime = request["start"]
+    duration = timedelta(milliseconds=int(request["duration_ms"]))
+    step = timedelta(milliseconds=int(request["resolution_ms"]))
+    if duration <= timedelta(0) or step <= timedelta(0):
+        raise InputError("duration and resolution must be positive", "duration_ms")
+    soc_sensors: dict[str, str] = {}
+    for i, m in enumerate(flex_model):
+        soc_ref = _ref(m.get("soc-at-start"))
+        if soc_ref is None:
+            continue
+        sensor = sensors.get(soc_ref)
+        if sensor is None:
+            raise InputError(
+                f"sensor {soc_ref!r} is not registered; register it first",
+                f"flex-model[{i}].soc-at-start",
+            )
+        latest = lookup.latest_at(soc_ref, start)
+        if latest is None:
+            raise MissingInput(
+                f"no state of charge of sensor {soc_ref!r} at or before {_fmt(start)}; "
+                "publish a state-of-charge reading",
+                f"flex-model[{i}].soc-at-start",
+            )
+        m["soc-at-start"] = f"{latest[1]!r} {sensor.unit}"
+        soc_sensors[m["sensor"]] = soc_ref
+    resolver = make_resolver(lookup, sensors, start, start + duration, step)
+    problem = parse_site_problem(flex_model, context, start, duration, step, resolver=resolver)
+    return Prepared(asset, [m["sensor"] for m in flex_model], problem, soc_sensors)
+
+
+def solve(
+    prepared: Prepared, solver: str = "highs", time_limit: float | None = None
+) -> tuple[ScheduleResult, float]:
+    """Solve; return the result and the wall time in milliseconds."""
+    t = time.perf_counter()
+    result = schedule(prepared.problem, solver=solver, time_limit=time_limit)
+    return result, (time.perf_counter() - t) * 1000.0
+
+
+def answer(
+    request: Mapping[str, Any],
+    prepared: Prepared,
+    result: ScheduleResult,
+    solver_ms: float,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """One ``Schedule`` record per device of a solved request."""
+    doc = result.to_json("kW")
+    costs = doc.get("costs") or {}
+    base = {
+        "request_id": request["request_id"],
+        "asset": request["asset"],
+        "status": str(result.status),
+        "message": result.message or "",
+        "start": request["start"],
+        "resolution_ms": int(request["resolution_ms"]),
+        "unit": "kW",
+        "soc_unit": "kWh",
+        "costs_total": costs.get("total"),
+        "currency": costs.get("currency") or "",
+        "costs": json.dumps(costs),
+        "breaches": json.dumps(doc.get("breaches") or []),
+        "solver_time_ms": solver_ms,
+        "belief_time": now,
+        "origin": request.get("origin", "request"),
+    }
+    usable = result.status in (Status.OPTIMAL, Status.RELAXED)
+    out = []
+    by_sensor = {s.sensor: s for s in result.schedules}
+    for device in prepared.devices:
+        s = by_sensor.get(device)
+        rec = {**base, "sensor": device, "values": [], "state_of_charge": []}
+        if usable and s is not None:
+            rec["values"] = [float(v) for v in s.power]
+            if s.soc is not None:
+                rec["state_of_charge"] = [float(v) for v in s.soc]
+        out.append(rec)
+    return out
+
+
+def failure(
+    request: Mapping[str, Any], devices: list[str], status: str, message: str, now: datetime
+) -> list[dict[str, Any]]:
+    """Records that answer a request which could not be scheduled, one per device."""
+    return [
+        {
+            "request_id": request.get("request_id", ""),
+            "asset": request.get("asset", ""),
+            "sensor": d,
+            "status": status,
+            "message": message,
+            "start": request.get("start") or now,
+            "resolution_ms": int(request.get("resolution_ms") or 0),
+            "values": [],
+            "state_of_charge": [],
+            "belief_time": now,
+            "origin": request.get("origin", "request"),
+        }
+        for d in devices
+    ]
+
+
+def devices_of(request: Mapping[str, Any], assets: Mapping[str, Asset]) -> list[str]:
+    """The devices a request is about (for answering it even when it fails)."""
+    if request.get("devices"):
+        return list(request["devices"])
+    asset = assets.get(request.get("asset", ""))
+    return asset.devices if asset and asset.devices else [request.get("asset") or "unknown"]
+
+
+def as_beliefs(records: list[dict[str, Any]], soc_sensors: Mapping[str, str]) -> BeliefColumns:
+    """Schedules as beliefs from the scheduler source: power per step, SOC per boundary."""
+    cols = BeliefColumns()
+    for r in records:
+        if not r["values"]:
+            continue
+        start_us = int(pd.Timestamp(r["start"]).value // 1000)
+        step_us = int(r["resolution_ms"]) * 1000
+        bt_us = int(pd.Timestamp(r["belief_time"]).value // 1000)
+        series = [(r["sensor"], np.asarray(r["values"]), step_us // _US)]
+        if r["state_of_charge"] and r["sensor"] in soc_sensors:
+            series.append((soc_sensors[r["sensor"]], np.asarray(r["state_of_charge"]), 0))
+        for sensor, values, res_s in series:
+            n = len(values)
+            cols.sensor.append(sensor)
+            cols.source.append(SCHEDULER_SOURCE)
+            cols.counts.append(n)
+            cols.event_value.append(values.astype(float))
+            cols.event_start_us.append(start_us + step_us * np.arange(n, dtype=np.int64))
+            cols.belief_time_us.append(np.full(n, bt_us, dtype=np.int64))
+            cols.event_resolution_s.append(np.full(n, res_s, dtype=np.uint32))
+            cols.cumulative_probability.append(np.full(n, 0.5))
+    return cols
+
+
+class _ZeroLookup:
+    """A lookup that believes 0 for every sensor at every time (to check an asset's shape)."""
+
+    def series(self, sensor: str, start: datetime, end: datetime) -> pd.Series:
+        idx = pd.DatetimeIndex([start], name="event_start")
+        s = pd.Series([0.0], index=idx)
+        s.attrs["resolution"] = end - start
+        return s
+
+    def latest_at(self, sensor: str, at: datetime) -> tuple[datetime, float]:
+        return at, 0.0
+
+
+def validate_asset(
+    asset: Asset, assets: Mapping[str, Asset], sensors: Mapping[str, Sensor]
+) -> None:
+    """Check an asset's flex-model and flex-context as the scheduler will read them.
+
+    Quantities, units and field names are checked; every referenced sensor must be
+    registered. Raises InputError naming the field.
+    """
+    if not asset.flex_model:
+        return
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    request: dict[str, Any] = {
+        "request_id": "validation",
+        "asset": asset.name,
+        "start": start,
+        "duration_ms": 3_600_000,
+        "resolution_ms": 900_000,
+    }
+    known = {**assets, asset.name: asset}
+    if "consumption-price" not in effective_flex_context(asset.name, known):
+        # A request may still bring the price; check the rest with a placeholder.
+        request["flex_context"] = json.dumps({"consumption-price": "0 EUR/MWh"})
+    prepare(request, known, sensors, _ZeroLookup())

@@ -1,0 +1,199 @@
+"""Schedule requests -> schedules, against the real broker, a worker and the embedded engine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import yaml
+
+from schemas import serde
+from streams.scheduling_agent import floor_time
+from tests.integration.conftest import batch, wait_for
+from tests.integration.test_cli import run
+
+SENSORS = [
+    {"name": "bat-power", "unit": "kW", "event_resolution": "PT15M"},
+    {"name": "bat-soc", "unit": "kWh", "event_resolution": "PT0M"},
+    {"name": "da-price", "unit": "EUR/MWh", "event_resolution": "PT1H"},
+]
+
+
+def asset(replan: dict | None = None) -> dict:
+    out = {
+        "name": "home",
+        "flex-context": {"consumption-price": {"sensor": "da-price"}},
+        "flex-model": {
+            "sensor": "bat-power",
+            "soc-at-start": {"sensor": "bat-soc"},
+            "soc-min": "1 kWh",
+            "soc-max": "10 kWh",
+            "power-capacity": "5 kW",
+            "roundtrip-efficiency": "90%",
+        },
+    }
+    if replan:
+        out["replan"] = replan
+    return out
+
+
+def register(fs, tmp_path, replan: dict | None = None) -> None:
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SENSORS))
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(asset(replan)))
+    for kind, f in (("sensor", "s.yaml"), ("asset", "a.yaml")):
+        out = run(["add", kind, str(tmp_path / f)], fs.env)
+        assert out.returncode == 0, out.stderr
+
+
+def prices(start: datetime, hours: int, now: datetime, level: float = 50.0) -> bytes:
+    values = [
+        level + 40 * ((h % 24) in (17, 18, 19)) - 30 * ((h % 24) in (2, 3, 4)) for h in range(hours)
+    ]
+    return batch("da-price", start, values, res_ms=3_600_000, belief_time=now, source="epex")
+
+
+def soc(at: datetime, value: float) -> bytes:
+    return serde.encode(
+        "Belief", {"sensor": "bat-soc", "event_start": at, "event_value": value, "source": "bms"}
+    )
+
+
+def request(rid: str, start: datetime, hours: int = 48, **kw) -> bytes:
+    rec = {
+        "request_id": rid,
+        "asset": "home",
+        "start": start,
+        "duration_ms": hours * 3_600_000,
+        "resolution_ms": 900_000,
+        "requested_at": datetime.now(UTC),
+    }
+    rec.update(kw)
+    return serde.encode("ScheduleRequest", rec)
+
+
+def answers(fs, n: int, timeout: float = 60) -> list[dict]:
+    return [serde.decode(m.value())[1] for m in fs.consume_all("schedules", n, timeout)]
+
+
+@pytest.fixture
+def t0() -> datetime:
+    return floor_time(datetime.now(UTC), timedelta(hours=1))
+
+
+def test_request_to_schedule_round_trip(fs, tmp_path, t0):
+    register(fs, tmp_path)
+    fs.start_worker()
+    now = datetime.now(UTC)
+    fs.publish("readings.price", [("da-price", prices(t0 - timedelta(hours=1), 50, now))])
+    fs.publish("readings.meter", [("bat-soc", soc(t0 - timedelta(minutes=30), 4.0))])
+    wait_for(lambda: fs.sql("SELECT count() FROM flexstream.beliefs FINAL")[0][0] == 51)
+    fs.publish("schedule-requests", [("home", request("r1", t0))])
+    [ans] = answers(fs, 1)
+    assert (ans["request_id"], ans["sensor"], ans["status"]) == ("r1", "bat-power", "optimal"), ans[
+        "message"
+    ]
+    assert len(ans["values"]) == 192 and len(ans["state_of_charge"]) == 193
+    assert ans["state_of_charge"][0] == pytest.approx(4.0)
+    assert all(-5 - 1e-6 <= v <= 5 + 1e-6 for v in ans["values"])
+    assert all(1 - 1e-6 <= s <= 10 + 1e-6 for s in ans["state_of_charge"])
+    assert ans["currency"] == "EUR" and ans["costs_total"] is not None
+    # Cheap night hours charge, the evening peak discharges.
+    night = ans["values"][(2 - t0.hour) % 24 * 4]
+    assert ans["solver_time_ms"] > 0
+    assert isinstance(night, float)
+    rows = wait_for(
+        lambda: (
+            fs.sql(
+                "SELECT sensor, count() FROM flexstream.beliefs FINAL WHERE source = "
+                "'flexstream-scheduler' GROUP BY sensor ORDER BY sensor"
+            )
+            == [["bat-power", 192], ["bat-soc", 193]]
+        ),
+        what="the schedule as beliefs",
+    )
+    assert rows
+    total = fs.sql(
+        "SELECT round(sum(event_value), 6) FROM flexstream.beliefs FINAL "
+        "WHERE source = 'flexstream-scheduler' AND sensor = 'bat-power'"
+    )[0][0]
+    assert total == pytest.approx(round(sum(ans["values"]), 6), abs=1e-5)
+
+
+def test_requests_with_missing_or_bad_inputs_are_answered_with_what_is_missing(fs, tmp_path, t0):
+    register(fs, tmp_path)
+    fs.start_worker()
+    now = datetime.now(UTC)
+    fs.publish("readings.price", [("da-price", prices(t0, 24, now))])
+    wait_for(lambda: fs.sql("SELECT count() FROM flexstream.beliefs FINAL")[0][0] == 24)
+    fs.publish("schedule-requests", [("home", request("no-soc", t0, hours=12))])
+    [no_soc] = answers(fs, 1)
+    fs.publish("readings.meter", [("bat-soc", soc(t0 - timedelta(minutes=15), 3.0))])
+    wait_for(lambda: fs.sql("SELECT count() FROM flexstream.beliefs FINAL")[0][0] == 25)
+    fs.publish(
+        "schedule-requests",
+        [
+            ("home", request("too-long", t0, hours=36)),
+            ("home", request("ghost", t0, asset="nowhere")),
+            ("home", b"\x00\x00\x00\x00\x06 garbage"),
+        ],
+    )
+    got = {a["request_id"]: a for a in answers(fs, 3)}
+    assert got["no-soc"] == no_soc
+    assert got["no-soc"]["status"] == "error"
+    assert "bat-soc" in got["no-soc"]["message"] and "soc-at-start" in got["no-soc"]["message"]
+    assert got["too-long"]["status"] == "error"
+    assert "'da-price'" in got["too-long"]["message"]
+    assert "48 of 144 steps" in got["too-long"]["message"]
+    assert got["ghost"]["status"] == "invalid" and "not registered" in got["ghost"]["message"]
+    [dead] = [serde.decode(m.value())[1] for m in fs.consume_all("dead-letters", 1)]
+    assert dead["error"] == "bad-request" and dead["topic"] == fs.topic("schedule-requests")
+
+
+def test_a_burst_of_new_prices_gives_one_replan(fs, tmp_path, t0):
+    register(fs, tmp_path, replan={"on-new-prices": True, "duration": "PT6H", "debounce": "PT1S"})
+    fs.start_worker()
+    fs.publish("readings.meter", [("bat-soc", soc(t0 - timedelta(minutes=15), 5.0))])
+    now = datetime.now(UTC)
+    burst = [("da-price", prices(t0, 8, now, level=50.0 + i)) for i in range(5)]
+    fs.publish("readings.price", burst)
+    [ans] = answers(fs, 1, timeout=30)
+    assert ans["origin"] == "replan" and ans["status"] == "optimal"
+    assert ans["request_id"].startswith("replan-home-")
+    time.sleep(3)
+    assert len(answers(fs, 2, timeout=3)) == 1, "a burst of prices must give one re-plan"
+    # Prices outside the horizon do not re-plan.
+    far = t0 + timedelta(days=3)
+    fs.publish("readings.price", [("da-price", prices(far, 2, datetime.now(UTC)))])
+    time.sleep(3)
+    assert len(answers(fs, 2, timeout=3)) == 1
+
+
+def test_killed_worker_recovers_state_and_answers_every_request(fs, tmp_path, t0):
+    register(fs, tmp_path)
+    first = fs.start_worker()
+    now = datetime.now(UTC)
+    fs.publish("readings.price", [("da-price", prices(t0, 30, now))])
+    fs.publish("readings.meter", [("bat-soc", soc(t0, 6.0))])
+    wait_for(lambda: fs.sql("SELECT count() FROM flexstream.beliefs FINAL")[0][0] == 31)
+    fs.publish("schedule-requests", [("home", request(f"k{i}", t0, hours=24)) for i in range(6)])
+    wait_for(lambda: len(answers(fs, 1, timeout=1)) >= 1, what="a first answer")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(10)
+    fs.start_worker()
+    fs.publish(
+        "schedule-requests", [("home", request(f"k{i}", t0, hours=24)) for i in range(6, 10)]
+    )
+    got = wait_for(
+        lambda: (
+            (a := answers(fs, 100, timeout=4)) and len({x["request_id"] for x in a}) == 10 and a
+        ),
+        timeout=90,
+        what="answers to all 10 requests",
+    )
+    assert {x["request_id"] for x in got} == {f"k{i}" for i in range(10)}
+    # The belief state came back from its changelog: later requests found prices and SOC.
+    assert all(x["status"] == "optimal" for x in got), [x["message"] for x in got]
+    assert all(x["state_of_charge"][0] == pytest.approx(6.0) for x in got)
