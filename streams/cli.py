@@ -187,6 +187,10 @@ def _register() -> None:
     show.add_command(show_reporters)
     show.add_command(show_reports)
     main.add_command(chart)
+    from streams.cli_schedules import add_schedule, show_schedules
+
+    add.add_command(add_schedule)
+    show.add_command(show_schedules)
 
 
 _register()
