@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from schemas.errors import ConnectorError
 
@@ -44,7 +44,9 @@ def ensure_topics(
 ) -> list[str]:
     """Create the project's topics that do not exist yet; return the names created."""
     admin = AdminClient(conf)
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    md = admin.list_topics(timeout=timeout)
+    existing = set(md.topics)
+    _grow_partitions(admin, md, prefix, timeout)
     wanted = [
         NewTopic(
             prefix + s.name,
@@ -69,6 +71,23 @@ def ensure_topics(
             raise ConnectorError(f"creating topic {name} failed: {exc}") from None
     _wait_for_topics(admin, created, timeout)
     return created
+
+
+def _grow_partitions(admin: AdminClient, md: Any, prefix: str, timeout: float) -> None:
+    """Give existing topics the partitions their definition asks for (never fewer)."""
+    grow = [
+        NewPartitions(prefix + s.name, s.partitions)
+        for s in topic_specs()
+        if prefix + s.name in md.topics
+        and len(md.topics[prefix + s.name].partitions) < s.partitions
+    ]
+    for name, fut in (
+        admin.create_partitions(grow, operation_timeout=timeout) if grow else {}
+    ).items():
+        try:
+            fut.result(timeout=timeout)
+        except KafkaException as exc:
+            raise ConnectorError(f"adding partitions to topic {name} failed: {exc}") from None
 
 
 def _wait_for_topics(admin: AdminClient, names: Iterable[str], timeout: float) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from mode import CrashingSupervisor
 
 from connectors.clickhouse import Store
 from connectors.registry import RegistryView
@@ -122,6 +123,9 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         datadir=str(data_dir / "faust"),
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # An agent that crashes stops the worker (to be restarted by its supervisor)
+        # rather than leaving a worker that looks alive but no longer consumes.
+        agent_supervisor=CrashingSupervisor,
         # A killed worker's partitions move on after 10 s instead of faust's default 60 s.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,

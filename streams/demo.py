@@ -23,6 +23,7 @@ from schemas.errors import InfraError
 from streams import runtime
 from streams.app import worker_state
 from streams.demo_data import SENSORS, Series, demo_window, make_site
+from streams.demo_schedule import run_schedule_demo
 from streams.sqlaccess import query_rows
 
 
@@ -101,6 +102,10 @@ def run_demo(
         counts = _wait_landed(settings, start, end, expected, timeout=120)
         echo(f"all {expected} readings landed in ClickHouse in {time.monotonic() - t1:.1f} s")
         _summary(settings, start, end, echo)
+        run_schedule_demo(settings, bs, echo)
+        from streams.demo_reports import demo_reports
+
+        demo_reports(settings, echo, start, end, "demo")
         return counts
     finally:
         if proc is not None:
