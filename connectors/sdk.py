@@ -17,9 +17,11 @@ of a request with one ``Schedule`` carrying the request id (the devices named
 in the request, or all devices of the asset). :meth:`FlexStreamClient.get_schedule`
 therefore waits until every expected device has answered: ``expect_devices``
 when given, otherwise the devices the request named when this client sent it.
-When neither is known (a request for the whole asset), it returns once a first
-answer has arrived and no further one came for ``settle`` seconds (the agent
-produces all answers of a request together, within milliseconds). Answers
+When neither is known (a request for the whole asset), each answer names every
+device answered for its request (``answered_devices``), and the wait ends when
+all of them came. Only for answers without that list (written with schedule
+schema version 1) does it return once a first answer arrived and no further
+one came for ``settle`` seconds. Answers
 given twice (same request id and sensor, e.g. after a worker restart) are
 collapsed to the last one received.
 
@@ -41,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import isodate
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from connectors.kafka import ConfirmingProducer
 from connectors.settings import Settings
@@ -268,6 +270,7 @@ class Schedule:
     message: str = ""
     solver_time_ms: float = 0.0
     origin: str = "request"
+    answered_devices: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -313,6 +316,7 @@ class Schedule:
             message=rec.get("message", ""),
             solver_time_ms=float(rec.get("solver_time_ms", 0.0)),
             origin=rec.get("origin", "request"),
+            answered_devices=list(rec.get("answered_devices") or []),
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -336,6 +340,7 @@ class Schedule:
             "solver_time_ms": self.solver_time_ms,
             "belief_time": self.belief_time,
             "origin": self.origin,
+            "answered_devices": list(self.answered_devices),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -363,6 +368,7 @@ class Schedule:
             "solver_time_ms": self.solver_time_ms,
             "belief_time": self.belief_time.isoformat(),
             "origin": self.origin,
+            "answered_devices": list(self.answered_devices),
         }
 
 
@@ -409,6 +415,9 @@ class AnswerBook:
         got = self._answers.get(request_id)
         if not got:
             return False
+        if not expect:
+            # Answers name every device of their request (schema version 2).
+            expect = next((s.answered_devices for s in got.values() if s.answered_devices), None)
         if expect:
             return set(expect) <= set(got)
         return now - self._last[request_id] >= settle
@@ -419,6 +428,21 @@ class AnswerBook:
         self._answers.pop(request_id, None)
         self._last.pop(request_id, None)
         return out
+
+
+def _watermarks(c: Consumer, tp: TopicPartition, timeout: float = 15.0) -> tuple[int, int]:
+    """(low, high) offsets of a partition, retrying while its leader is not known yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lo, hi = c.get_watermark_offsets(tp, timeout=timeout)
+            return int(lo), int(hi)
+        except KafkaException as exc:  # e.g. NOT_LEADER_FOR_PARTITION on a new topic
+            if time.monotonic() >= deadline:
+                raise ConnectorError(
+                    f"offsets of {tp.topic}[{tp.partition}] unavailable: {exc}"
+                ) from None
+            time.sleep(0.2)
 
 
 class ScheduleSubscription:
@@ -440,7 +464,7 @@ class ScheduleSubscription:
         if until_end:  # stop at the end offsets of the partitions that hold messages
             self._left = {}
             for tp in consumer.assignment():
-                lo, hi = consumer.get_watermark_offsets(tp, timeout=15)
+                lo, hi = _watermarks(consumer, tp)
                 if hi > lo:
                     self._left[tp.partition] = hi
         self.stop = threading.Event()
@@ -677,7 +701,7 @@ class FlexStreamClient:
             for p in meta.partitions:
                 tp = TopicPartition(topic, p, OFFSET_BEGINNING)
                 if start == "end":  # concrete offsets: nothing produced after this is missed
-                    tp.offset = c.get_watermark_offsets(tp, timeout=15)[1]
+                    tp.offset = _watermarks(c, tp)[1]
                 parts.append(tp)
             c.assign(parts)
         except Exception:

@@ -228,3 +228,39 @@ def test_the_cli_exits_3_when_no_schedule_comes(fs):
     assert out.returncode == 3 and "no schedule came within 1 s" in out.stderr
     out = run(["add", "schedule", "--asset", "site", "--start", "x", "--duration", "PT1H"], fs.env)
     assert out.returncode == 2 and "--start" in out.stderr
+
+
+def test_trigger_and_get_schedule_end_to_end_through_the_scheduling_agent(fs, tmp_path):
+    from streams.scheduling_agent import floor_time
+    from tests.integration.test_scheduling import register
+
+    register(fs, tmp_path)  # sensors bat-power, bat-soc, da-price; asset "home"
+    fs.start_worker()
+    now = datetime.now(UTC)
+    t0 = floor_time(now, timedelta(hours=1))
+    with client(fs) as c:
+        hourly = [
+            50.0 + 40 * (h % 24 in (17, 18, 19)) - 30 * (h % 24 in (2, 3, 4)) for h in range(30)
+        ]
+        c.publish_readings(
+            "da-price",
+            t0 - timedelta(hours=1),
+            timedelta(hours=1),
+            hourly,
+            source="epex",
+            belief_time=now,
+            topic="price",
+        )
+        c.publish_reading(
+            "bat-soc", t0 - timedelta(minutes=30), 4.0, resolution=timedelta(0), source="bms"
+        )
+        wait_for(lambda: fs.sql("SELECT count() FROM flexstream.beliefs FINAL")[0][0] == 31)
+        (s,) = c.trigger_and_get_schedule("home", t0, timedelta(hours=24), timeout=60)
+        assert (s.sensor, s.status, s.asset) == ("bat-power", "optimal", "home"), s.message
+        assert s.ok and len(s.values) == 96 and len(s.state_of_charge) == 97
+        assert s.timestamps[0] == t0 and s.state_of_charge[0] == pytest.approx(4.0)
+        assert s.currency == "EUR" and s.costs_total is not None
+        (bad,) = c.trigger_and_get_schedule(
+            "home", t0, timedelta(hours=1), devices=["nowhere"], timeout=60
+        )
+        assert bad.status == "invalid" and not bad.ok and "nowhere" in bad.message
