@@ -272,3 +272,12 @@ def test_exit_codes_follow_the_statuses():
     assert exit_code([_s("a"), _s("b", status="relaxed")]) == 0
     assert exit_code([_s("a"), _s("b", status="infeasible")]) == 2
     assert exit_code([_s("a", status="time-limit")]) == 3
+
+
+def test_answers_listing_their_devices_complete_without_a_quiet_period():
+    book = AnswerBook()
+    book.add(_s("battery", answered_devices=["battery", "ev"]), 1.0)
+    assert not book.complete("r1", None, 99.0, 0.5)
+    book.add(_s("ev", answered_devices=["battery", "ev"]), 1.1)
+    assert book.complete("r1", None, 1.1, 0.5)
+    assert Schedule.from_record(schedule_record()).answered_devices == []
