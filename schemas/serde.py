@@ -34,8 +34,9 @@ SCHEMA_IDS: dict[int, str] = {
     4: "dead_letter.avsc",
     5: "registry_event.avsc",
     6: "schedule_request.avsc",
-    7: "schedule.avsc",
+    7: "schedule.v1.avsc",
     8: "report_definition.avsc",
+    9: "schedule.avsc",
 }
 
 

@@ -213,6 +213,7 @@ def answer(
         "solver_time_ms": solver_ms,
         "belief_time": now,
         "origin": request.get("origin", "request"),
+        "answered_devices": list(prepared.devices),
     }
     usable = result.status in (Status.OPTIMAL, Status.RELAXED)
     out = []
@@ -245,6 +246,7 @@ def failure(
             "state_of_charge": [],
             "belief_time": now,
             "origin": request.get("origin", "request"),
+            "answered_devices": list(devices),
         }
         for d in devices
     ]

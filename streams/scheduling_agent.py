@@ -138,7 +138,7 @@ def install(ctx: WorkerContext) -> None:
 
     ctx.extra.setdefault("belief_changes", []).append(on_changes)
 
-    @app.timer(0.05)
+    @app.timer(0.01)
     async def replan() -> None:
         if not pending:
             return

@@ -154,4 +154,9 @@ def test_demo_runs_end_to_end(local_env):
     assert "Connection refused" not in out.stderr
     for sensor in ("demo-pv", "demo-load", "demo-battery", "demo-grid", "demo-day-ahead"):
         assert sensor in out.stdout
+    assert "status optimal" in out.stdout, out.stdout
+    for device in ("demo-battery: schedule per hour", "demo-ev: schedule per hour"):
+        assert device in out.stdout
+    assert "vs unscheduled baseline" in out.stdout
+    assert "daily KPIs" in out.stdout and "chart.html" in out.stdout
     assert "stopped the worker and the broker it started" in out.stdout
