@@ -32,7 +32,6 @@ from connectors.settings import Settings
 from schemas.beliefs import Limits, Sensor
 from streams import belief_state, reports, scheduling_agent
 from streams.context import WorkerContext
-from streams.ingest import RawMessage, ingest
 from streams.sink import BeliefSink
 
 log = logging.getLogger("flexstream.worker")
@@ -195,25 +194,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         await ctx.ready.wait()
         sink: BeliefSink = state["sink"]
         async for events in stream.take_events(s.worker.batch_max, within=s.worker.batch_within):
-            msgs = [
-                RawMessage(
-                    e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value
-                )
-                for e in events
-            ]
-            result = ingest(msgs, ctx.sensors, ctx.clock(), limits)
-            sink.add(result.beliefs, result.sources)
-            await sink.flush(ctx.run_db, first=msgs[0].where, last=msgs[-1].where)
-            await ctx.send_dead_letters(result.dead_letters)
-            for d in result.dead_letters:
-                log.warning(
-                    "dead letter %s[%s]@%s: %s (%s)",
-                    d["topic"],
-                    d["partition"],
-                    d["offset"],
-                    d["reason"],
-                    d["field"],
-                )
+            msgs, result = await ctx.store_batch(events, sink, limits)
             # Hooks that write faust tables need the event that carried each sensor.
             ctx.extra["batch_events"] = {
                 m.key.decode(errors="replace"): e

@@ -10,6 +10,7 @@ write faust tables).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +23,10 @@ from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas import serde
-from schemas.beliefs import BeliefColumns, Sensor
+from schemas.beliefs import BeliefColumns, Limits, Sensor
+from streams.ingest import IngestResult, RawMessage, ingest
+
+log = logging.getLogger("flexstream.worker")
 
 BeliefHook = Callable[[BeliefColumns], Awaitable[None]]
 
@@ -68,6 +72,35 @@ class WorkerContext:
             for d in letters
         ]
         await asyncio.gather(*futs)
+
+    async def store_batch(
+        self, events: list[Any], sink: Any, limits: Limits
+    ) -> tuple[list[RawMessage], IngestResult]:
+        """Validate a batch of consumed events, store the beliefs, dead-letter the rest.
+
+        Returns when the beliefs are in the store and the dead letters confirmed:
+        only then may the caller let the batch's offsets be committed.
+        """
+        msgs = [
+            RawMessage(
+                e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value
+            )
+            for e in events
+        ]
+        result = ingest(msgs, self.sensors, self.clock(), limits)
+        sink.add(result.beliefs, result.sources)
+        await sink.flush(self.run_db, first=msgs[0].where, last=msgs[-1].where)
+        await self.send_dead_letters(result.dead_letters)
+        for d in result.dead_letters:
+            log.warning(
+                "dead letter %s[%s]@%s: %s (%s)",
+                d["topic"],
+                d["partition"],
+                d["offset"],
+                d["reason"],
+                d["field"],
+            )
+        return msgs, result
 
     async def on_beliefs(self, beliefs: BeliefColumns) -> None:
         """Fan validated, stored beliefs out to the features."""

@@ -49,7 +49,6 @@ from schemas.beliefs import BeliefColumns, Limits
 from schemas.errors import FlexStreamError
 from schemas.report_definition import ReportDefinition
 from streams.context import WorkerContext
-from streams.ingest import RawMessage, ingest
 from streams.report_compute import (
     PreparedReport,
     compute_windows,
@@ -251,24 +250,7 @@ def install(ctx: WorkerContext) -> None:
         await ctx.ready.wait()
         sink = BeliefSink(ctx.store)
         async for events in stream.take_events(s.worker.batch_max, within=s.worker.batch_within):
-            msgs = [
-                RawMessage(
-                    e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value
-                )
-                for e in events
-            ]
-            result = ingest(msgs, ctx.sensors, ctx.clock(), limits)
-            sink.add(result.beliefs, result.sources)
-            await sink.flush(ctx.run_db, first=msgs[0].where, last=msgs[-1].where)
-            await ctx.send_dead_letters(result.dead_letters)
-            for d in result.dead_letters:
-                log.warning(
-                    "dead letter %s[%s]@%s: %s",
-                    d["topic"],
-                    d["partition"],
-                    d["offset"],
-                    d["reason"],
-                )
+            _, result = await ctx.store_batch(events, sink, limits)
             await on_beliefs(result.beliefs)
 
     @app.page("/reports/")
