@@ -11,6 +11,7 @@ from tests.integration.conftest import batch, wait_for
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 COUNT = "SELECT count() FROM flexstream.beliefs FINAL"
+FUTURE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
 
 
 def test_published_batch_lands_as_exact_rows(fs):
@@ -92,6 +93,7 @@ def test_published_batch_lands_as_exact_rows(fs):
 
 
 def test_malformed_messages_go_to_dead_letters_and_valid_ones_land(fs):
+    fs.extra_env["FLEXSTREAM_WORKER_MAX_BATCH_VALUES"] = "100"
     fs.start_worker()
     messages = [
         ("pv", b"not avro at all"),  # bad bytes
@@ -101,9 +103,12 @@ def test_malformed_messages_go_to_dead_letters_and_valid_ones_land(fs):
         ("load", batch("load", T0 + timedelta(hours=1), [2.0], unit="EUR")),  # incompatible
         ("pv", batch("pv", T0 + timedelta(minutes=7), [1.0])),  # off the 15-minute grid
         ("soc", serde.encode("Belief", {"sensor": "soc", "event_start": T0, "event_value": 4.5})),
+        ("pv", batch("pv", T0, [1.0] * 101)),  # more values than the worker accepts
+        ("pv", batch("pv", T0, [1.0], res_ms=300_000)),  # PT5M for a PT15M sensor
+        ("pv", batch("pv", FUTURE, [1.0])),  # believed in the future
     ]
     fs.publish("readings.meter", messages)
-    dead = fs.consume_all("dead-letters", expect=6)
+    dead = fs.consume_all("dead-letters", expect=9)
     letters = [serde.decode(m.value())[1] for m in dead]
     index = {value: i for i, (_, value) in enumerate(messages)}
     assert sorted((index[d["value"]], d["error"], d["field"], d["item"]) for d in letters) == [
@@ -113,6 +118,9 @@ def test_malformed_messages_go_to_dead_letters_and_valid_ones_land(fs):
         (2, "not-finite", "values[3]", 3),
         (4, "incompatible-unit", "unit", None),
         (5, "off-grid", "start", None),
+        (7, "oversized-batch", "values", None),
+        (8, "resolution-mismatch", "resolution_ms", None),
+        (9, "belief-in-future", "belief_horizon_ms", None),
     ]
     # Each letter points back at its source message.
     by_coords = {(m.partition(), m.offset()): m for m in dead}

@@ -1,0 +1,140 @@
+"""Resolving schedule requests against the registry and a belief lookup (pure)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from schemas.assets import Asset
+from schemas.beliefs import Sensor
+from schemas.errors import InputError
+from solvers import Status
+from streams import scheduling
+
+T0 = datetime(2026, 6, 10, tzinfo=UTC)
+SENSORS = {
+    s.name: s
+    for s in [
+        Sensor(name="bat", unit="kW", event_resolution="PT15M"),
+        Sensor(name="bat-soc", unit="kWh", event_resolution="PT0M"),
+        Sensor(name="price", unit="EUR/MWh", event_resolution="PT1H"),
+    ]
+}
+
+
+class Lookup:
+    def __init__(self, prices: dict[datetime, float], soc: tuple[datetime, float] | None):
+        self.prices, self.soc = prices, soc
+
+    def series(self, sensor, start, end):
+        items = sorted((t, v) for t, v in self.prices.items() if t < end)
+        s = pd.Series([v for _, v in items], index=pd.DatetimeIndex([t for t, _ in items]))
+        s.attrs["resolution"] = timedelta(hours=1)
+        return s
+
+    def latest_at(self, sensor, at):
+        return self.soc if self.soc and self.soc[0] <= at else None
+
+
+def assets(**replan) -> dict[str, Asset]:
+    site = Asset.model_validate(
+        {"name": "site", "flex-context": {"consumption-price": {"sensor": "price"}}}
+    )
+    home = Asset.model_validate(
+        {
+            "name": "home",
+            "parent": "site",
+            "flex-model": {
+                "sensor": "bat",
+                "soc-at-start": {"sensor": "bat-soc"},
+                "soc-max": "10 kWh",
+                "power-capacity": "5 kW",
+            },
+        }
+    )
+    return {"site": site, "home": home}
+
+
+def request(hours=4, **kw):
+    r = {
+        "request_id": "r",
+        "asset": "home",
+        "start": T0,
+        "duration_ms": hours * 3_600_000,
+        "resolution_ms": 900_000,
+    }
+    r.update(kw)
+    return r
+
+
+def prices(hours):
+    return {T0 + timedelta(hours=h): 100.0 * (h % 2) for h in range(hours)}
+
+
+def test_prices_from_the_parent_context_and_soc_from_the_lookup_make_a_problem():
+    p = scheduling.prepare(request(), assets(), SENSORS, Lookup(prices(4), (T0, 3.0)))
+    assert p.devices == ["bat"] and p.soc_sensors == {"bat": "bat-soc"}
+    assert p.problem.grid.n == 16
+    result, ms = scheduling.solve(p)
+    assert result.status == Status.OPTIMAL and ms > 0
+    records = scheduling.answer(request(), p, result, ms, T0)
+    [rec] = records
+    assert rec["state_of_charge"][0] == pytest.approx(3.0)
+    assert rec["answered_devices"] == ["bat"]
+    beliefs = scheduling.as_beliefs(records, p.soc_sensors)
+    assert beliefs.sensor == ["bat", "bat-soc"] and beliefs.counts == [16, 17]
+    assert set(beliefs.source) == {scheduling.SCHEDULER_SOURCE}
+
+
+def test_missing_prices_name_the_sensor_and_the_uncovered_span():
+    with pytest.raises(scheduling.MissingInput) as exc:
+        scheduling.prepare(request(hours=6), assets(), SENSORS, Lookup(prices(4), (T0, 3.0)))
+    msg = str(exc.value)
+    assert "'price'" in msg and "8 of 24 steps" in msg
+    assert "2026-06-10T04:00:00Z to 2026-06-10T06:00:00Z" in msg
+    assert exc.value.field == "consumption-price"
+
+
+def test_missing_soc_says_which_sensor():
+    with pytest.raises(scheduling.MissingInput, match="bat-soc"):
+        scheduling.prepare(request(), assets(), SENSORS, Lookup(prices(4), None))
+
+
+def test_overrides_and_bad_requests():
+    a = assets()
+    override = json.dumps({"sensor": "bat", "soc-max": "4 kWh"})
+    p = scheduling.prepare(request(flex_model=override), a, SENSORS, Lookup(prices(4), (T0, 3.0)))
+    assert p.problem.devices[0].soc_max == pytest.approx(4.0)
+    with pytest.raises(InputError, match="not registered"):
+        scheduling.prepare(request(asset="ghost"), a, SENSORS, Lookup(prices(4), (T0, 3.0)))
+    with pytest.raises(InputError, match="not in asset"):
+        scheduling.prepare(request(devices=["nope"]), a, SENSORS, Lookup(prices(4), (T0, 3.0)))
+
+
+def test_failures_answer_every_device():
+    recs = scheduling.failure(request(), ["a", "b"], "error", "no prices", T0)
+    assert [(r["sensor"], r["status"], r["answered_devices"]) for r in recs] == [
+        ("a", "error", ["a", "b"]),
+        ("b", "error", ["a", "b"]),
+    ]
+
+
+def test_validate_asset_checks_units_and_sensor_references():
+    a = assets()
+    scheduling.validate_asset(a["home"], a, SENSORS)
+    bad = Asset.model_validate(
+        {
+            "name": "x",
+            "flex-model": {
+                "sensor": "bat",
+                "soc-at-start": "2 kWh",
+                "soc-max": "10 kW",
+                "power-capacity": "5 kW",
+            },
+        }
+    )
+    with pytest.raises(InputError, match="soc-max"):
+        scheduling.validate_asset(bad, a, SENSORS)
