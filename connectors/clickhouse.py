@@ -133,10 +133,15 @@ class Store:
             with self._lock:
                 self.client.insert(f"{self.database}.sources", rows, column_names=["name"])
 
-    def raw(self, sql: str, fmt: str = "JSONCompact") -> bytes:
-        """Run ``sql`` and return the result in ClickHouse format ``fmt``."""
+    def raw(self, sql: str, fmt: str = "JSONCompact", readonly: bool = True) -> bytes:
+        """Run ``sql`` and return the result in ClickHouse format ``fmt``.
+
+        Read-only by default (ClickHouse ``readonly=2``: queries and their settings,
+        no writes or DDL), as analysts' queries should be.
+        """
+        settings = {"readonly": 2} if readonly else None
         with self._lock:
-            return self.client.raw_query(sql, fmt=fmt)
+            return self.client.raw_query(sql, fmt=fmt, settings=settings)
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
         """Run ``sql`` and return its rows."""
