@@ -17,12 +17,15 @@ Pure (no I/O; the clock is passed in), so tests move time by hand.
   watermarks only grow it is due at once: the caller recomputes it and emits
   the result as a newer belief. Nothing is dropped silently.
 
-State is kept in memory per worker: a restarted worker forgets watermarks
-and open windows (see :mod:`streams.reports`).
+:meth:`ReportWindows.to_state` and :meth:`ReportWindows.from_state` turn the
+state into JSON-able data and back, so the worker can keep it in a
+changelog-backed table and a restarted worker continues where it was (see
+:mod:`streams.reports`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -134,6 +137,35 @@ class WindowState:
     computed: int = 0
     last_belief_time: datetime | None = None
 
+    def to_state(self) -> list:
+        """JSON-able form: ``[start, end, pending, version, last_input, computed, last_bt]``.
+
+        Times are microseconds since the epoch (or None).
+        """
+        return [
+            self.start_us,
+            self.end_us,
+            self.pending,
+            self.version,
+            None if self.last_input is None else to_us(self.last_input),
+            self.computed,
+            None if self.last_belief_time is None else to_us(self.last_belief_time),
+        ]
+
+    @classmethod
+    def from_state(cls, state: list) -> WindowState:
+        """The window of :meth:`to_state`'s output."""
+        start_us, end_us, pending, version, last_input, computed, last_bt = state
+        return cls(
+            int(start_us),
+            int(end_us),
+            bool(pending),
+            int(version),
+            None if last_input is None else from_us(last_input),
+            int(computed),
+            None if last_bt is None else from_us(last_bt),
+        )
+
 
 @dataclass
 class ReportWindows:
@@ -150,6 +182,40 @@ class ReportWindows:
     windows: dict[int, WindowState] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)
     late: int = 0
+
+    def to_state(self) -> dict:
+        """Watermarks, windows and the late count as JSON-able data (see :meth:`from_state`)."""
+        return {
+            "watermarks": dict(self.watermarks),
+            "windows": {str(i): st.to_state() for i, st in self.windows.items()},
+            "late": self.late,
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Mapping,
+        spec: WindowSpec,
+        aliases: tuple[str, ...],
+        grace: timedelta,
+        timeout: timedelta,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> ReportWindows:
+        """Windows of a report configured as given, continuing from :meth:`to_state`'s output."""
+        windows = {int(i): WindowState.from_state(st) for i, st in state["windows"].items()}
+        return cls(
+            spec,
+            aliases,
+            grace,
+            timeout,
+            start=start,
+            end=end,
+            watermarks={a: int(v) for a, v in state["watermarks"].items()},
+            windows=windows,
+            pending={i for i, st in windows.items() if st.pending},
+            late=int(state.get("late", 0)),
+        )
 
     def observe(
         self, alias: str, starts_us: np.ndarray, ends_us: np.ndarray, now: datetime

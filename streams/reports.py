@@ -22,26 +22,54 @@ A belief for a window that was already computed (late, or a correction) makes
 it pending again; it is due at once and recomputed, and the result is emitted
 as a newer belief. Nothing is dropped silently.
 
-Limits of this first version: window state (watermarks, pending windows) is
-kept in memory. A restarted worker starts with no watermarks: windows that
-were pending at the crash close when new input passes them, or are filled in
-by a batch run. A report registered while the worker runs covers beliefs
-that arrive from then on; compute the history with a batch run.
+Window state (watermarks, open windows, which windows were computed and at
+which belief time) is kept in the faust table ``report-windows``, one key per
+report, backed by a changelog topic like the belief state
+(:mod:`streams.belief_state`). A restarted worker (even one killed with
+SIGKILL) recovers it before any report runs and continues where it was: open
+windows close when their inputs pass them, and a late belief for a window
+computed before the restart recomputes it as a newer belief. The state is
+saved after every change (new input, computed windows); Kafka offsets are
+committed only after the producer, and so the changelog, is flushed, so an
+observed belief is never committed without its window being marked pending.
+A changed definition starts afresh (the state records a fingerprint of the
+definition it belongs to).
+
+Why a table rather than rebuilding the state from ClickHouse at start: the
+report outputs there tell which windows were computed, but not exactly which
+input they had seen. ``ingested_at`` is the store's wall clock while belief
+times come from the worker's clock (injectable), and input written during a
+computation has ``ingested_at`` before that computation's belief time, so a
+rebuild would either miss such input or recompute windows needlessly. The
+table holds the exact state. Its writes need a faust event for their
+partition; the closer runs as a task, so each report's key is written as an
+event of a fixed changelog partition (a hash of the report name).
+
+A report registered while the worker runs covers beliefs that arrive from
+then on; compute the history with a batch run. The state is per worker (the
+store is too): with several workers on one prefix each runs every report on
+the beliefs of its own partitions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 import statistics
 import time
-from collections.abc import Mapping
+import weakref
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import numpy as np
+from faust.streams import _current_event
 
 from connectors.report_definitions import TOPIC, ReportDefinitionView
 from schemas import serde
@@ -64,6 +92,14 @@ log = logging.getLogger("flexstream.reports")
 #: Windows computed per report in one round at most (the rest follow in the next).
 MAX_WINDOWS_PER_ROUND = 24 * 31
 
+#: The faust table holding each report's window state.
+STATE_TABLE = "report-windows"
+
+
+def fingerprint(definition: ReportDefinition) -> str:
+    """A digest of a definition: saved window state belongs to one version of a report."""
+    return hashlib.sha256(definition.model_dump_json().encode()).hexdigest()[:16]
+
 
 @dataclass
 class RunningReport:
@@ -78,8 +114,12 @@ class RunningReport:
         default_factory=lambda: {"closed": 0, "recomputed": 0, "values": 0, "latency_ms": []}
     )
 
-    def resolve(self, sensors: Mapping[str, Any]) -> bool:
-        """Resolve the definition against the sensors (retried while a sensor is missing)."""
+    def resolve(self, sensors: Mapping[str, Any], saved: Mapping | None = None) -> bool:
+        """Resolve the definition against the sensors (retried while a sensor is missing).
+
+        ``saved`` is the report's saved state (see :func:`install`): its windows
+        continue when it belongs to this definition.
+        """
         if self.prepared is not None:
             return True
         if time.monotonic() < self.retry_at:
@@ -93,16 +133,26 @@ class RunningReport:
             self.retry_at = time.monotonic() + 5.0
             return False
         p = self.prepared.parameters
-        self.windows = ReportWindows(
-            self.prepared.spec,
-            self.prepared.aliases,
-            self.definition.grace,
-            self.definition.timeout,
-            start=p.start,
-            end=p.end,
-        )
+        d = self.definition
+        config = (self.prepared.spec, self.prepared.aliases, d.grace, d.timeout)
+        if saved and saved.get("definition") == fingerprint(d):
+            self.windows = ReportWindows.from_state(
+                saved["windows"], *config, start=p.start, end=p.end
+            )
+            log.info(
+                "report %s continues: %d window(s) pending",
+                self.definition.name,
+                len(self.windows.pending),
+            )
+        else:
+            self.windows = ReportWindows(*config, start=p.start, end=p.end)
         self.error = None
         return True
+
+    def state(self) -> dict[str, Any]:
+        """What is saved of this report: its windows and the definition they belong to."""
+        assert self.windows is not None
+        return {"definition": fingerprint(self.definition), "windows": self.windows.to_state()}
 
 
 def observe(report: RunningReport, cols: BeliefColumns, now: Any) -> bool:
@@ -136,22 +186,67 @@ def install(ctx: WorkerContext) -> None:
     loaded = asyncio.Event()
     limits = Limits(s.worker.max_batch_values, s.worker.max_belief_time_ahead)
     ctx.extra["reports"] = running
+    partitions = ctx.extra.get("readings_partitions", 3)
+    table = app.Table(
+        STATE_TABLE,
+        default=None,
+        partitions=partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+    )
+
+    class _Home:
+        """Stands in for the event that a table write takes its partition from."""
+
+        def __init__(self, partition: int) -> None:
+            self.message = SimpleNamespace(topic=table.changelog_topic_name, partition=partition)
+
+    homes = [_Home(p) for p in range(partitions)]
+
+    @contextlib.contextmanager
+    def as_event_of(name: str) -> Iterator[None]:
+        """Read and write a report's key in its own changelog partition, from any task."""
+        home = homes[zlib.crc32(name.encode()) % partitions]
+        token = _current_event.set(weakref.ref(home))
+        try:
+            yield
+        finally:
+            _current_event.reset(token)
+
+    def save(report: RunningReport) -> None:
+        with as_event_of(report.definition.name):
+            table[report.definition.name] = report.state()
 
     def current() -> list[RunningReport]:
         """The running reports, in step with the definitions view."""
         defs = dict(view.reports)
         for name in [n for n in running if n not in defs]:
             del running[name]
+            with as_event_of(name):
+                if table.get(name) is not None:
+                    del table[name]
         for name, defn in defs.items():
             r = running.get(name)
             if r is None or r.definition is not defn:
                 running[name] = RunningReport(defn)  # a new version starts afresh
-        return [r for r in running.values() if r.resolve(ctx.sensors)]
+        out = []
+        for r in running.values():
+            name = r.definition.name
+            if r.prepared is None:
+                with as_event_of(name):
+                    saved = table.get(name)
+            else:
+                saved = None
+            if r.resolve(ctx.sensors, saved):
+                out.append(r)
+        return out
 
     async def on_beliefs(cols: BeliefColumns) -> None:
         await loaded.wait()  # no belief is missed while the definitions load
         now = ctx.clock()
-        if any([observe(r, cols, now) for r in current()]):
+        touched = [r for r in current() if observe(r, cols, now)]
+        for r in touched:
+            save(r)
+        if touched:
             wake.set()
 
     ctx.belief_hooks.append(on_beliefs)
@@ -220,6 +315,7 @@ def install(ctx: WorkerContext) -> None:
         except FlexStreamError as exc:
             log.error("streaming reports are off: %s", exc)
         await ctx.ready.wait()
+        await app.tables.recovery.completed.wait()  # the saved window state is back
         loaded.set()
 
     @app.task
@@ -235,6 +331,7 @@ def install(ctx: WorkerContext) -> None:
                 windows = report.windows
                 assert windows is not None
                 due = windows.due(ctx.clock())
+                changed = bool(due)
                 while due:
                     batch, due = due[:MAX_WINDOWS_PER_ROUND], due[MAX_WINDOWS_PER_ROUND:]
                     try:
@@ -242,7 +339,8 @@ def install(ctx: WorkerContext) -> None:
                     except Exception:  # noqa: BLE001 - one report must not stop the others
                         log.exception("report %s failed", report.definition.name)
                         break
-                windows.prune()
+                if windows.prune() or changed:
+                    save(report)
 
     @app.agent(reports_topic, concurrency=1)
     async def store_reports(stream: faust.StreamT) -> None:

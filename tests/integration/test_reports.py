@@ -2,7 +2,8 @@
 
 A window closes when every input's watermark passed its end plus the grace
 period: its result lands on the reports topic and in ClickHouse. A late belief
-recomputes the window as a newer belief; streaming equals batch; a daily
+recomputes the window as a newer belief, also after the worker was killed
+and restarted (the window state comes back); streaming equals batch; a daily
 window follows the output sensor's local day across DST; the chart command's
 HTML draws in a real browser.
 """
@@ -11,7 +12,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import signal
+import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -114,6 +119,74 @@ def test_window_closes_on_watermarks_and_a_late_belief_gives_a_newer_result(fs):
     # the second hour has not closed (no watermark passed 02:15)
     assert all(r[0].startswith("2026-04-01 00:00") for r in rows)
     assert len(fs.consume_all("reports", 2)) == 2
+
+
+def report_status(fs) -> dict:
+    url = f"http://127.0.0.1:{fs.web_port}/reports/"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.loads(resp.read())
+    except OSError:
+        return {}
+
+
+def test_killed_worker_keeps_its_windows_a_late_belief_recomputes_an_open_window_closes(fs):
+    net_report(fs)
+    first = fs.start_worker()
+    # two hours of pv and load: hour 0 closes (watermarks 02:00 >= 01:15), hour 1 stays open
+    fs.publish(
+        "readings.meter",
+        [
+            ("pv", batch("pv", T0, [-2.0] * 8, source="meter")),
+            ("load", batch("load", T0, [3.0] * 4 + [5.0] * 4, source="meter")),
+        ],
+    )
+    rows = wait_for(lambda: report_rows(fs, "net"), what="the first report")
+    assert [(r[0], r[1]) for r in rows] == [("2026-04-01 00:00:00.000000", 1.0)]
+    first_bt = rows[0][2]
+    status = wait_for(lambda: report_status(fs).get("net"), what="the report status")
+    assert status["closed"] == 1 and status["pending"] == 1
+    time.sleep(2.5)  # past the offset commit interval: the input is not replayed
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(10)
+
+    fs.start_worker()
+    status = wait_for(
+        lambda: (st := report_status(fs).get("net")) and st["watermarks"] and st,
+        what="the report status after the restart",
+    )
+    assert status["pending"] == 1, status
+    assert set(status["watermarks"].values()) == {"2026-04-01T02:00:00+00:00"}
+    # a late correction of load at 00:15 (believed later): 3 kW -> 7 kW. Its own
+    # watermark is before the window's end: only the saved state knows hour 0 closed.
+    late = batch(
+        "load",
+        T0 + timedelta(minutes=15),
+        [7.0],
+        source="meter",
+        belief_time=T0 + timedelta(hours=3),
+    )
+    fs.publish("readings.meter", [("load", late)])
+    rows = wait_for(lambda: len(report_rows(fs, "net")) == 2 and report_rows(fs, "net"))
+    hour0 = "2026-04-01 00:00:00.000000"
+    assert [(r[0], r[1]) for r in rows] == [(hour0, 1.0), (hour0, 2.0)]
+    assert rows[1][2] > first_bt, "the recomputation must be a newer belief"
+    # input only for hour 2 passes hour 1's end + grace: hour 1, open before the
+    # kill, closes with the input it had then
+    fs.publish(
+        "readings.meter",
+        [
+            ("pv", batch("pv", T0 + timedelta(hours=2), [-2.0] * 2, source="meter")),
+            ("load", batch("load", T0 + timedelta(hours=2), [5.0] * 2, source="meter")),
+        ],
+    )
+    rows = wait_for(lambda: len(report_rows(fs, "net")) == 3 and report_rows(fs, "net"))
+    assert (rows[2][0], rows[2][1]) == ("2026-04-01 01:00:00.000000", 3.0)
+    latest = fs.sql(
+        "SELECT toString(event_start), event_value FROM flexstream.latest_beliefs "
+        "WHERE sensor = 'net' ORDER BY event_start"
+    )
+    assert latest == [["2026-04-01 00:00:00.000000", 2.0], ["2026-04-01 01:00:00.000000", 3.0]]
 
 
 def _profile(n: int, phase: float) -> list[float]:

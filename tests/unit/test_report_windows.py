@@ -93,6 +93,37 @@ def test_input_arriving_during_a_computation_keeps_the_window_pending():
     assert w.due(NOW) == [0]
 
 
+def test_state_round_trips_through_json_and_continues_where_it_was():
+    import json
+
+    w = _hourly(grace=timedelta(0))
+    _obs(w, "a", [0, 0.75, 1.0])
+    _obs(w, "b", [0, 0.75])
+    bt1 = w.belief_time(0, NOW)
+    w.done(0, bt1)
+    _obs(w, "b", [1.25])  # window 1 open: b's watermark 01:30 < 02:00
+    spec, aliases = w.spec, w.aliases
+    back = ReportWindows.from_state(
+        json.loads(json.dumps(w.to_state())), spec, aliases, w.grace, w.timeout
+    )
+    assert back.to_state() == w.to_state()
+    assert back.watermarks == w.watermarks and back.pending == {1} and back.due(NOW) == []
+    assert back.windows[0].last_belief_time == bt1 and back.windows[1].last_input == NOW
+    # the open window keeps its progress: the rest of its input closes it
+    _obs(back, "a", [2.0])
+    _obs(back, "b", [2.0])
+    assert back.due(NOW) == [1]
+    # a late belief for the computed window is due at once, as a newer belief
+    _obs(back, "a", [0.25])
+    assert 0 in back.due(NOW) and back.late == 1
+    assert back.belief_time(0, NOW) > bt1
+    # the processing-time timeout counts from the restored last input
+    idle = ReportWindows.from_state(w.to_state(), spec, aliases, w.grace, w.timeout)
+    _obs(idle, "a", [2.0])
+    assert idle.due(NOW + timedelta(minutes=9)) == []
+    assert idle.due(NOW + timedelta(minutes=10)) == [1]
+
+
 def test_windows_outside_the_reports_start_and_end_are_ignored():
     w = _hourly()
     w.start, w.end = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
