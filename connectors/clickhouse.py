@@ -38,6 +38,24 @@ def ddl_statements(database: str) -> list[str]:
     return [s.strip().replace("{db}", database) for s in parts if s.strip()]
 
 
+_READING = re.compile(r"^(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.IGNORECASE)
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse anything but one reading statement (a trailing semicolon is fine)."""
+    text = _COMMENTS.sub(" ", sql).strip().rstrip(";").strip()
+    if not _READING.match(text) or ";" in _strip_strings(text):
+        raise ConnectorError(
+            "only one reading statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) may "
+            "run here: the history is written by the worker alone"
+        )
+
+
+def _strip_strings(text: str) -> str:
+    return re.sub(r"'(?:[^'\\]|\\.)*'", "''", text)
+
+
 class Store:
     """One ClickHouse client with the project's tables; thread-safe by a lock."""
 
@@ -136,12 +154,15 @@ class Store:
     def raw(self, sql: str, fmt: str = "JSONCompact", readonly: bool = True) -> bytes:
         """Run ``sql`` and return the result in ClickHouse format ``fmt``.
 
-        Read-only by default (ClickHouse ``readonly=2``: queries and their settings,
-        no writes or DDL), as analysts' queries should be.
+        Read-only by default, as analysts' queries should be: one statement of a
+        reading kind (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS). The check is
+        on the statement, not a ``readonly`` setting: the embedded engine keeps
+        settings for its whole session, which would stop the worker's own writes.
         """
-        settings = {"readonly": 2} if readonly else None
+        if readonly:
+            check_read_only(sql)
         with self._lock:
-            return self.client.raw_query(sql, fmt=fmt, settings=settings)
+            return self.client.raw_query(sql, fmt=fmt)
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
         """Run ``sql`` and return its rows."""

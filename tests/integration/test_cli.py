@@ -131,7 +131,7 @@ def test_publish_and_sql_through_the_worker_and_directly(fs, tmp_path):
         {"t": "2026-01-31 23:30:00.000000", "event_value": 3.75},
     ]
     refused = run(["sql", "DROP TABLE flexstream.beliefs"], env)
-    assert refused.returncode == 2 and "readonly" in refused.stderr
+    assert refused.returncode == 2 and "only one reading statement" in refused.stderr
     from streams import runtime
 
     runtime.stop_process(worker)
@@ -146,7 +146,7 @@ def test_publish_and_sql_through_the_worker_and_directly(fs, tmp_path):
     table = run(["sql", "SELECT count() AS n FROM flexstream.beliefs FINAL"], env)
     assert table.returncode == 0 and "3" in table.stdout
     drop = run(["sql", "DROP TABLE flexstream.beliefs"], env)
-    assert drop.returncode == 2 and "readonly" in drop.stderr
+    assert drop.returncode == 2 and "only one reading statement" in drop.stderr
     assert run(["sql", "SELECT count() FROM flexstream.beliefs"], env).returncode == 0
     bad = run(["sql", "SELECT nonsense FROM nowhere"], env)
     assert bad.returncode == 2 and "query failed" in bad.stderr
