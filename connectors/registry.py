@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pydantic import BaseModel
@@ -80,6 +80,17 @@ class RegistryView:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: Exception | None = None
+
+    @classmethod
+    def read_once(cls, conf: dict[str, Any], topic: str, timeout: float = 30.0) -> Self:
+        """Read the whole topic once and return the caught-up view (stopped)."""
+        view = cls(conf, topic)
+        view.start()
+        try:
+            view.wait_caught_up(timeout)
+        finally:
+            view.stop()
+        return view
 
     def add_listener(self, fn: Listener) -> None:
         """Call ``fn(kind, name, model_or_None)`` after every change (in the view's thread)."""
@@ -166,12 +177,7 @@ class RegistryView:
 
 def read_registry(conf: dict[str, Any], topic: str, timeout: float = 30.0) -> RegistryView:
     """Read the whole registry once and return the caught-up view (stopped)."""
-    view = RegistryView(conf, topic).start()
-    try:
-        view.wait_caught_up(timeout)
-    finally:
-        view.stop()
-    return view
+    return RegistryView.read_once(conf, topic, timeout)
 
 
 def wait_for(pred: Callable[[], bool], timeout: float) -> bool:

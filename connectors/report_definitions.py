@@ -83,9 +83,4 @@ def read_definitions(
     conf: dict[str, Any], topic: str, timeout: float = 30.0
 ) -> ReportDefinitionView:
     """Read every report definition once and return the caught-up view (stopped)."""
-    view = ReportDefinitionView(conf, topic).start()
-    try:
-        view.wait_caught_up(timeout)
-    finally:
-        view.stop()
-    return view
+    return ReportDefinitionView.read_once(conf, topic, timeout)

@@ -289,35 +289,30 @@ class LinearProgram:
                     p_up = np.full(len(kept), block.elastic_weight)
                 k = len(kept)
                 local = np.arange(k)
-                # Shortfall slack (+1) where the lower side is finite and priced.
-                need_lo = np.isfinite(lo) & ~np.isnan(p_lo)
-                if need_lo.any():
-                    idx = np.flatnonzero(need_lo)
-                    sl = np.full(k, -1, dtype=np.int64)
-                    sl[idx] = self.num_col + n_extra + np.arange(len(idx))
+                # A slack column per row whose side is finite and priced: shortfall (+1)
+                # below the lower side, excess (-1) above the upper side.
+                slacks: list[np.ndarray | None] = []
+                for side, bound, price, sign in (
+                    ("below", lo, p_lo, 1.0),
+                    ("above", up, p_up, -1.0),
+                ):
+                    need = np.isfinite(bound) & ~np.isnan(price)
+                    if not need.any():
+                        slacks.append(None)
+                        continue
+                    idx = np.flatnonzero(need)
+                    slack = np.full(k, -1, dtype=np.int64)
+                    slack[idx] = self.num_col + n_extra + np.arange(len(idx))
                     rows = np.concatenate([rows, local[idx] + n_rows])
-                    cols = np.concatenate([cols, sl[idx]])
-                    vals = np.concatenate([vals, np.ones(len(idx))])
-                    extra_cost.append(p_lo[idx])
+                    cols = np.concatenate([cols, slack[idx]])
+                    vals = np.concatenate([vals, np.full(len(idx), sign)])
+                    extra_cost.append(price[idx])
                     slack_blocks.append(
-                        ColumnBlock(f"{block.name}.below", self.num_col + n_extra, len(idx))
+                        ColumnBlock(f"{block.name}.{side}", self.num_col + n_extra, len(idx))
                     )
                     n_extra += len(idx)
-                    cb.slack_lower = sl
-                need_up = np.isfinite(up) & ~np.isnan(p_up)
-                if need_up.any():
-                    idx = np.flatnonzero(need_up)
-                    su = np.full(k, -1, dtype=np.int64)
-                    su[idx] = self.num_col + n_extra + np.arange(len(idx))
-                    rows = np.concatenate([rows, local[idx] + n_rows])
-                    cols = np.concatenate([cols, su[idx]])
-                    vals = np.concatenate([vals, -np.ones(len(idx))])
-                    extra_cost.append(p_up[idx])
-                    slack_blocks.append(
-                        ColumnBlock(f"{block.name}.above", self.num_col + n_extra, len(idx))
-                    )
-                    n_extra += len(idx)
-                    cb.slack_upper = su
+                    slacks.append(slack)
+                cb.slack_lower, cb.slack_upper = slacks
             r_rows.append(rows)
             r_cols.append(cols)
             r_vals.append(vals)

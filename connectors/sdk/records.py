@@ -1,0 +1,385 @@
+"""The pure parts of the SDK: argument checks, record builders, schedules, answer collapsing.
+
+Usable and tested without Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import isodate
+
+from schemas import serde
+from schemas.errors import InputError
+
+OK_STATUSES = frozenset({"optimal", "relaxed"})
+#: Values per BeliefBatch message at most (the worker accepts 50,000 by default).
+MAX_VALUES = 5000
+_MS = timedelta(milliseconds=1)
+
+
+def _aware(value: Any, name: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise InputError(f"expected a datetime, got {type(value).__name__}", name)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InputError(
+            f"{value.isoformat()} has no UTC offset; pass an aware datetime, "
+            "e.g. datetime(..., tzinfo=UTC)",
+            name,
+        )
+    return value.astimezone(UTC)
+
+
+def _duration(value: Any, name: str, positive: bool = True) -> timedelta:
+    if not isinstance(value, timedelta):
+        raise InputError(f"expected a timedelta, got {type(value).__name__}", name)
+    if positive and value <= timedelta(0):
+        raise InputError(f"{value} must be positive", name)
+    if value % _MS:
+        raise InputError(f"{value} is not a whole number of milliseconds", name)
+    return value
+
+
+def _name(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"expected a non-empty name, got {value!r}", name)
+    return value
+
+
+def _json_text(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"is not valid JSON ({exc.msg})", name) from None
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    raise InputError(f"expected a dict, a list or a JSON string, got {type(value).__name__}", name)
+
+
+def _common(
+    source: Any,
+    belief_time: datetime | None,
+    belief_horizon: timedelta | None,
+    unit: str | None,
+    cumulative_probability: float,
+) -> dict[str, Any]:
+    if belief_time is not None and belief_horizon is not None:
+        raise InputError("give belief_time or belief_horizon, not both", "belief_horizon")
+    if unit is not None:
+        _name(unit, "unit")
+    if not 0.0 <= float(cumulative_probability) <= 1.0:
+        raise InputError(f"{cumulative_probability} is outside [0, 1]", "cumulative_probability")
+    horizon = (
+        _duration(belief_horizon, "belief_horizon", positive=False) if belief_horizon else None
+    )
+    return {
+        "belief_time": _aware(belief_time, "belief_time") if belief_time is not None else None,
+        "belief_horizon_ms": horizon // _MS if horizon is not None else None,
+        "source": _name(source, "source"),
+        "cumulative_probability": float(cumulative_probability),
+        "unit": unit,
+    }
+
+
+def _floats(values: Any) -> list[float]:
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InputError("expected a sequence of numbers", "values")
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(float(v))
+        except (TypeError, ValueError):
+            raise InputError(f"{v!r} is not a number", f"values[{i}]") from None
+    return out
+
+
+def batch_records(
+    sensor: str,
+    start: datetime,
+    resolution: timedelta,
+    values: Iterable[float],
+    *,
+    source: str,
+    belief_time: datetime | None = None,
+    belief_horizon: timedelta | None = None,
+    unit: str | None = None,
+    cumulative_probability: float = 0.5,
+    max_values: int = MAX_VALUES,
+) -> list[dict[str, Any]]:
+    """``BeliefBatch`` records of a regular series, at most ``max_values`` values each.
+
+    Message ``k`` starts at ``start + k * max_values * resolution`` (exact for
+    fixed-length steps; a series of whole local days across DST should fit in one
+    message). NaN and infinite values are sent as they are: the worker
+    dead-letters each of them alone and stores the rest.
+    """
+    sensor = _name(sensor, "sensor")
+    start = _aware(start, "start")
+    resolution = _duration(resolution, "resolution")
+    common = _common(source, belief_time, belief_horizon, unit, cumulative_probability)
+    series = _floats(values)
+    if not series:
+        raise InputError("the series is empty; send at least one value", "values")
+    if max_values < 1:
+        raise InputError(f"{max_values} must be at least 1", "max_values")
+    return [
+        {
+            "sensor": sensor,
+            "start": start + i * resolution,
+            "resolution_ms": resolution // _MS,
+            "values": series[i : i + max_values],
+            **common,
+        }
+        for i in range(0, len(series), max_values)
+    ]
+
+
+def belief_record(
+    sensor: str,
+    event_start: datetime,
+    value: float,
+    *,
+    resolution: timedelta,
+    source: str,
+    belief_time: datetime | None = None,
+    belief_horizon: timedelta | None = None,
+    unit: str | None = None,
+    cumulative_probability: float = 0.5,
+) -> dict[str, Any]:
+    """One ``Belief`` record; ``resolution`` is the event's duration (0 for instantaneous)."""
+    try:
+        event_value = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{value!r} is not a number", "value") from None
+    return {
+        "sensor": _name(sensor, "sensor"),
+        "event_start": _aware(event_start, "event_start"),
+        "event_resolution_ms": _duration(resolution, "resolution", positive=False) // _MS,
+        "event_value": event_value,
+        **_common(source, belief_time, belief_horizon, unit, cumulative_probability),
+    }
+
+
+def build_request(
+    asset: str,
+    start: datetime,
+    duration: timedelta,
+    resolution: timedelta = timedelta(minutes=15),
+    *,
+    devices: Iterable[str] = (),
+    flex_model: Any = None,
+    flex_context: Any = None,
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A ``ScheduleRequest`` record; ``flex_model``/``flex_context`` are JSON-able or JSON text."""
+    if isinstance(devices, str):
+        raise InputError(f"give a list of sensor names, e.g. [{devices!r}]", "devices")
+    duration = _duration(duration, "duration")
+    resolution = _duration(resolution, "resolution")
+    if duration % resolution:
+        raise InputError(f"{duration} is not a whole number of {resolution} steps", "duration")
+    return {
+        "request_id": _name(request_id, "request_id") if request_id else str(uuid.uuid4()),
+        "asset": _name(asset, "asset"),
+        "devices": [_name(d, f"devices[{i}]") for i, d in enumerate(devices)],
+        "start": _aware(start, "start"),
+        "duration_ms": duration // _MS,
+        "resolution_ms": resolution // _MS,
+        "flex_model": _json_text(flex_model, "flex_model"),
+        "flex_context": _json_text(flex_context, "flex_context"),
+        "requested_at": now if now is not None else datetime.now(UTC),
+        "origin": "request",
+    }
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The schedule of one device (``schedule.avsc``); power: consumption positive."""
+
+    request_id: str
+    asset: str
+    sensor: str
+    status: str
+    start: datetime
+    resolution: timedelta
+    belief_time: datetime
+    values: list[float] = field(default_factory=list)
+    unit: str = "kW"
+    state_of_charge: list[float] = field(default_factory=list)
+    soc_unit: str = "kWh"
+    costs_total: float | None = None
+    currency: str = ""
+    costs: dict[str, Any] = field(default_factory=dict)
+    breaches: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    solver_time_ms: float = 0.0
+    origin: str = "request"
+    answered_devices: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the schedule can be followed (status optimal or relaxed)."""
+        return self.status in OK_STATUSES
+
+    @property
+    def timestamps(self) -> list[datetime]:
+        """The start of each step of ``values``."""
+        return [self.start + i * self.resolution for i in range(len(self.values))]
+
+    @property
+    def end(self) -> datetime:
+        """The end of the last step."""
+        return self.start + len(self.values) * self.resolution
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Schedule:
+        """Build from a decoded ``Schedule`` record (``costs`` and ``breaches`` are JSON)."""
+
+        def _load(text: str, default: Any) -> Any:
+            try:
+                return json.loads(text) if text else default
+            except json.JSONDecodeError:
+                return default
+
+        return cls(
+            request_id=rec["request_id"],
+            asset=rec["asset"],
+            sensor=rec["sensor"],
+            status=rec["status"],
+            start=_aware(rec["start"], "start"),
+            resolution=timedelta(milliseconds=rec["resolution_ms"]),
+            belief_time=_aware(rec["belief_time"], "belief_time"),
+            values=[float(v) for v in rec.get("values", [])],
+            unit=rec.get("unit", "kW"),
+            state_of_charge=[float(v) for v in rec.get("state_of_charge", [])],
+            soc_unit=rec.get("soc_unit", "kWh"),
+            costs_total=rec.get("costs_total"),
+            currency=rec.get("currency", ""),
+            costs=_load(rec.get("costs", "{}"), {}),
+            breaches=_load(rec.get("breaches", "[]"), []),
+            message=rec.get("message", ""),
+            solver_time_ms=float(rec.get("solver_time_ms", 0.0)),
+            origin=rec.get("origin", "request"),
+            answered_devices=list(rec.get("answered_devices") or []),
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """The Avro record (for ``serde.encode("Schedule", ...)``)."""
+        return {
+            "request_id": self.request_id,
+            "asset": self.asset,
+            "sensor": self.sensor,
+            "status": self.status,
+            "message": self.message,
+            "start": self.start,
+            "resolution_ms": self.resolution // _MS,
+            "values": list(self.values),
+            "unit": self.unit,
+            "state_of_charge": list(self.state_of_charge),
+            "soc_unit": self.soc_unit,
+            "costs_total": self.costs_total,
+            "currency": self.currency,
+            "costs": json.dumps(self.costs),
+            "breaches": json.dumps(self.breaches),
+            "solver_time_ms": self.solver_time_ms,
+            "belief_time": self.belief_time,
+            "origin": self.origin,
+            "answered_devices": list(self.answered_devices),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict with ISO 8601 times and durations (NaN becomes null)."""
+
+        def num(v: float | None) -> float | None:
+            return v if v is not None and math.isfinite(v) else None
+
+        return {
+            "request_id": self.request_id,
+            "asset": self.asset,
+            "sensor": self.sensor,
+            "status": self.status,
+            "message": self.message,
+            "start": self.start.isoformat(),
+            "resolution": isodate.duration_isoformat(self.resolution),
+            "unit": self.unit,
+            "values": [num(v) for v in self.values],
+            "soc_unit": self.soc_unit,
+            "state_of_charge": [num(v) for v in self.state_of_charge],
+            "costs_total": num(self.costs_total),
+            "currency": self.currency,
+            "costs": self.costs,
+            "breaches": self.breaches,
+            "solver_time_ms": self.solver_time_ms,
+            "belief_time": self.belief_time.isoformat(),
+            "origin": self.origin,
+            "answered_devices": list(self.answered_devices),
+        }
+
+
+def decode_schedule(value: bytes | None) -> Schedule | None:
+    """A message of the schedules topic as a :class:`Schedule`; None if it is not one."""
+    if not value:
+        return None
+    try:
+        kind, rec = serde.decode(value)
+        return Schedule.from_record(rec) if kind == "Schedule" else None
+    except (InputError, KeyError, TypeError):
+        return None
+
+
+def collapse(schedules: Iterable[Schedule]) -> list[Schedule]:
+    """One schedule per (request id, sensor): the last one, in first-seen order."""
+    out: dict[tuple[str, str], Schedule] = {}
+    for s in schedules:
+        out.pop((s.request_id, s.sensor), None)
+        out[(s.request_id, s.sensor)] = s
+    return sorted(out.values(), key=lambda s: s.sensor)
+
+
+class AnswerBook:
+    """Answers received per request id, with the completion rule of ``get_schedule``."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, dict[str, Schedule]] = {}
+        self._last: dict[str, float] = {}
+
+    def add(self, schedule: Schedule, arrived: float) -> None:
+        """Record an answer (a later one for the same sensor replaces the earlier)."""
+        self._answers.setdefault(schedule.request_id, {})[schedule.sensor] = schedule
+        self._last[schedule.request_id] = arrived
+
+    def answers(self, request_id: str) -> list[Schedule]:
+        """The answers so far, one per sensor, sorted by sensor."""
+        return sorted(self._answers.get(request_id, {}).values(), key=lambda s: s.sensor)
+
+    def complete(
+        self, request_id: str, expect: Sequence[str] | None, now: float, settle: float
+    ) -> bool:
+        """Every expected device answered, or (expect None) no new answer for ``settle`` s."""
+        got = self._answers.get(request_id)
+        if not got:
+            return False
+        if not expect:
+            # Answers name every device of their request (schema version 2).
+            expect = next((s.answered_devices for s in got.values() if s.answered_devices), None)
+        if expect:
+            return set(expect) <= set(got)
+        return now - self._last[request_id] >= settle
+
+    def pop(self, request_id: str) -> list[Schedule]:
+        """Take the answers of a request out of the book."""
+        out = self.answers(request_id)
+        self._answers.pop(request_id, None)
+        self._last.pop(request_id, None)
+        return out
