@@ -190,8 +190,9 @@ def demo_reports(
     write_chart(
         settings,
         [f"{site}-day-ahead", f"{site}-battery", f"{site}-battery-soc"],
-        start,
-        end,
+        # The last two days measured, and today and tomorrow: prices and the schedule.
+        max(start, end - timedelta(days=2)),
+        end + timedelta(days=2),
         chart,
         title=f"{site}: day-ahead prices, battery schedule and state of charge",
     )
