@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -178,13 +177,3 @@ class RegistryView:
 def read_registry(conf: dict[str, Any], topic: str, timeout: float = 30.0) -> RegistryView:
     """Read the whole registry once and return the caught-up view (stopped)."""
     return RegistryView.read_once(conf, topic, timeout)
-
-
-def wait_for(pred: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``pred`` until true or ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False

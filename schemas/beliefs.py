@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import isodate
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas import units
 from schemas.errors import InputError
 from schemas.units import conversion_factor, is_convertible, unit
 
@@ -35,19 +35,7 @@ _MAX_SPAN_US = _MAX_SPAN // timedelta(microseconds=1)
 
 def parse_duration(value: Any, field_name: str) -> timedelta:
     """Parse an ISO 8601 duration (``PT15M``) or a timedelta; name the field on error."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
-        try:
-            d = isodate.parse_duration(value)
-        except (isodate.ISO8601Error, ValueError):
-            d = None
-        if isinstance(d, timedelta):
-            return d
-    raise InputError(
-        f"cannot read {value!r} as a duration; write ISO 8601 such as 'PT15M', 'PT1H' or 'P1D'",
-        field_name,
-    )
+    return units.parse_duration(value, field_name)
 
 
 class Sensor(BaseModel):

@@ -33,10 +33,10 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-import isodate
 import numpy as np
 import pint
 
+from schemas import units
 from schemas.errors import InputError
 from schemas.flex_problem import TimeGrid
 from schemas.units import Q_, parse_quantity
@@ -65,22 +65,7 @@ def parse_datetime(value: Any, field: str) -> datetime:
 
 def parse_duration(value: Any, field: str) -> timedelta:
     """Parse an ISO 8601 duration (``PT15M``, ``P2D``); it must be positive."""
-    if isinstance(value, timedelta):
-        td = value
-    else:
-        try:
-            td = isodate.parse_duration(str(value).strip())
-        except (isodate.ISO8601Error, ValueError, TypeError):
-            raise InputError(
-                f"cannot read {value!r} as an ISO 8601 duration, e.g. PT15M or P1D", field
-            ) from None
-        if not isinstance(td, timedelta):
-            raise InputError(
-                f"{value!r} uses months or years, which have no fixed length; use days", field
-            )
-    if td <= timedelta(0):
-        raise InputError(f"the duration must be positive, got {value!r}", field)
-    return td
+    return units.parse_duration(value, field, positive=True)
 
 
 def convert(q: pint.Quantity, target: str, field: str) -> float:

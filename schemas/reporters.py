@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import isodate
 import pint
 import yaml
 from pydantic import (
@@ -49,6 +48,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas import units
 from schemas.documents import field_path
 from schemas.errors import InputError
 from schemas.units import Q_, parse_quantity, unit
@@ -124,24 +124,7 @@ def parse_duration(value: Any, field: str) -> timedelta:
 
     Months and years are refused (they have no fixed length); use days.
     """
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
-        try:
-            parsed = isodate.parse_duration(value.strip())
-        except (isodate.ISO8601Error, ValueError):
-            parsed = None
-        if isinstance(parsed, timedelta):
-            return parsed
-        if parsed is not None:
-            raise InputError(
-                f"{value!r} uses months or years, which have no fixed length; use days (P1D)",
-                field,
-            )
-    raise InputError(
-        f"cannot read {value!r} as a duration; write ISO 8601 such as 'PT15M', 'PT1H' or 'P1D'",
-        field,
-    )
+    return units.parse_duration(value, field)
 
 
 def _name_or_id(value: Any) -> Any:

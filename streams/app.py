@@ -18,7 +18,7 @@ import ssl
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,6 @@ class WorkerConfig:
     sensors: Mapping[str, Sensor]
     clock: Callable[[], datetime] = utc_now
     store_factory: Callable[[], Store] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _broker_credentials(settings: Settings) -> Any:

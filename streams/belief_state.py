@@ -191,7 +191,7 @@ def install(ctx: Any) -> None:
     table = ctx.app.Table(
         "belief-state",
         default=None,
-        partitions=ctx.extra.get("readings_partitions", 3),
+        partitions=ctx.readings_partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
 

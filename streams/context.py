@@ -48,6 +48,13 @@ class WorkerContext:
     extra: dict[str, Any] = field(default_factory=dict)
     _ready: asyncio.Event | None = None
 
+    @property
+    def readings_partitions(self) -> int:
+        """Partitions of the readings topics, which tables fed from them must match."""
+        from connectors.kafka import topic_specs
+
+        return max(t.partitions for t in topic_specs() if t.name.startswith("readings."))
+
     def topic(self, name: str) -> str:
         """Full name of a project topic."""
         return self.settings.kafka.topic(name)

@@ -186,7 +186,7 @@ def install(ctx: WorkerContext) -> None:
     loaded = asyncio.Event()
     limits = Limits(s.worker.max_batch_values, s.worker.max_belief_time_ahead)
     ctx.extra["reports"] = running
-    partitions = ctx.extra.get("readings_partitions", 3)
+    partitions = ctx.readings_partitions
     table = app.Table(
         STATE_TABLE,
         default=None,

@@ -121,19 +121,43 @@ def install(ctx: WorkerContext) -> None:
                 ", ".join(sorted({r["status"] for r in records})),
             )
 
+    # Which re-planning assets each price sensor concerns; rebuilt when the registry changes,
+    # not on every stored batch.
+    index: dict[str, set[str]] = {}
+    index_stale = [True]
+    ctx.registry.add_listener(lambda kind, name, model: index_stale.__setitem__(0, True))
+
+    def replan_index() -> dict[str, set[str]]:
+        if index_stale[0]:
+            index_stale[0] = False
+            index.clear()
+            assets = dict(ctx.registry.assets)
+            for name, asset in assets.items():
+                if not asset.replan.on_new_prices or not asset.flex_model:
+                    continue
+                try:
+                    prices = price_sensors(effective_flex_context(name, assets))
+                except InputError:
+                    continue
+                for sensor in prices:
+                    index.setdefault(sensor, set()).add(name)
+        return index
+
     async def on_changes(changed: dict[str, tuple[int, int]]) -> None:
+        concerned = replan_index()
+        names = {a for sensor in changed for a in concerned.get(sensor, ())}
+        if not names:
+            return
         now = ctx.clock()
-        for name, asset in list(ctx.registry.assets.items()):
-            if not asset.replan.on_new_prices or not asset.flex_model:
+        epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
+        for name in names:
+            asset = ctx.registry.assets.get(name)
+            if asset is None:
                 continue
-            try:
-                prices = price_sensors(effective_flex_context(name, ctx.registry.assets))
-            except InputError:
-                continue
-            start = floor_time(now, asset.replan.resolution)
-            lo = int((start - datetime(1970, 1, 1, tzinfo=now.tzinfo)).total_seconds() * 1e6)
+            lo = int((floor_time(now, asset.replan.resolution) - epoch).total_seconds() * 1e6)
             hi = lo + int(asset.replan.duration.total_seconds() * 1e6)
-            if any(s in changed and changed[s][1] > lo and changed[s][0] < hi for s in prices):
+            spans = [changed[s] for s in changed if name in concerned.get(s, ())]
+            if any(end > lo and begin < hi for begin, end in spans):
                 pending[name] = time.monotonic()
 
     ctx.extra.setdefault("belief_changes", []).append(on_changes)
