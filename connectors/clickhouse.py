@@ -4,7 +4,8 @@ By default the embedded engine (chdb) keeps its data on disk under the data
 folder; ``CLICKHOUSE_URL`` points at any ClickHouse server instead. The embedded
 engine admits one process per data folder: the worker owns it while it runs,
 and other processes reach the data through the worker (see
-:mod:`streams.sqlaccess`).
+:mod:`streams.sqlaccess`). Analysts' SQL never runs on this module's client:
+see :mod:`connectors.analyst_sql`.
 """
 
 from __future__ import annotations
@@ -38,22 +39,23 @@ def ddl_statements(database: str) -> list[str]:
     return [s.strip().replace("{db}", database) for s in parts if s.strip()]
 
 
-_READING = re.compile(r"^(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.IGNORECASE)
-_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+#: Partitions (months) one insert into ``beliefs`` may touch; the engine's limit is 100.
+MONTHS_PER_INSERT = 48
 
 
-def check_read_only(sql: str) -> None:
-    """Refuse anything but one reading statement (a trailing semicolon is fine)."""
-    text = _COMMENTS.sub(" ", sql).strip().rstrip(";").strip()
-    if not _READING.match(text) or ";" in _strip_strings(text):
-        raise ConnectorError(
-            "only one reading statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) may "
-            "run here: the history is written by the worker alone"
-        )
+def split_by_months(table: Any, max_months: int) -> list[Any]:
+    """Split a beliefs table into tables whose event starts span ``max_months`` months each."""
+    import numpy as np
 
-
-def _strip_strings(text: str) -> str:
-    return re.sub(r"'(?:[^'\\]|\\.)*'", "''", text)
+    starts = table.column("event_start").to_numpy().astype("datetime64[us]")
+    months = starts.astype("datetime64[M]").astype(np.int64)
+    distinct = np.unique(months)
+    if len(distinct) <= max_months:
+        return [table]
+    order = np.argsort(months, kind="stable")
+    bounds = distinct[::max_months]
+    cuts = np.searchsorted(months[order], bounds[1:], side="left")
+    return [table.take(idx) for idx in np.split(order, cuts)]
 
 
 class Store:
@@ -97,12 +99,28 @@ class Store:
                 self.client.command(stmt)
 
     def insert_beliefs(self, table: Any) -> int:
-        """Insert a pyarrow table of beliefs (columns as :meth:`BeliefColumns.to_arrow`)."""
+        """Insert a pyarrow table of beliefs (columns as :meth:`BeliefColumns.to_arrow`).
+
+        The table is partitioned by month of the event start, and the engine
+        refuses an insert touching more than ``max_partitions_per_insert_block``
+        (100) partitions: a long series is written in chunks of at most
+        :data:`MONTHS_PER_INSERT` months, so no valid batch can stall the writer.
+        """
         if table.num_rows == 0:
             return 0
         with self._lock:
-            self.client.insert_arrow(f"{self.database}.beliefs", table)
+            for chunk in split_by_months(table, MONTHS_PER_INSERT):
+                self.client.insert_arrow(f"{self.database}.beliefs", chunk)
         return table.num_rows
+
+    def ping(self) -> bool:
+        """True when the store answers a trivial query."""
+        try:
+            with self._lock:
+                self.client.query("SELECT 1")
+        except Exception:  # noqa: BLE001 - any failure means "does not answer"
+            return False
+        return True
 
     def upsert_sensors(self, sensors: Iterable[Sensor]) -> None:
         """Record the sensors (a newer row replaces an older one of the same name)."""
@@ -151,16 +169,13 @@ class Store:
             with self._lock:
                 self.client.insert(f"{self.database}.sources", rows, column_names=["name"])
 
-    def raw(self, sql: str, fmt: str = "JSONCompact", readonly: bool = True) -> bytes:
-        """Run ``sql`` and return the result in ClickHouse format ``fmt``.
+    def raw(self, sql: str, fmt: str = "JSONCompact") -> bytes:
+        """Run the project's own ``sql`` and return the result in ClickHouse format ``fmt``.
 
-        Read-only by default, as analysts' queries should be: one statement of a
-        reading kind (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS). The check is
-        on the statement, not a ``readonly`` setting: the embedded engine keeps
-        settings for its whole session, which would stop the worker's own writes.
+        For trusted SQL of the worker's features only: it runs on the writer's
+        client, unchecked. Analysts' SQL goes through
+        :class:`connectors.analyst_sql.AnalystSql`, on read-only clients of its own.
         """
-        if readonly:
-            check_read_only(sql)
         with self._lock:
             return self.client.raw_query(sql, fmt=fmt)
 

@@ -8,10 +8,20 @@ offset or a ``Z``; naive times are rejected. Consecutive rows of one sensor that
 share source, belief time (or horizon), unit and probability and are evenly
 spaced become one batch message (up to ``max_batch`` values), which is what
 makes high throughput possible.
+
+Every row needs an ``event_start`` and a finite number as ``event_value``: an
+empty value is an error, never a NaN sent on (remove the row to leave the
+event out). Empty cells of the optional columns mean their default: the
+``--source``/``--unit`` given, no belief time or horizon (the worker uses the
+arrival time), probability 0.5. ``event_resolution``, when the column is there,
+must be filled in on every row. Errors name the column and the row, counting
+data rows from 1 after the header (blank lines are skipped and not counted).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +35,7 @@ from schemas.beliefs import parse_duration
 from schemas.errors import InputError
 
 _GROUP = ["sensor", "source", "belief_time", "belief_horizon", "unit", "cumulative_probability"]
+_TEXT_COLUMNS = {"sensor": str, "source": str, "unit": str}
 
 
 @dataclass(frozen=True)
@@ -41,12 +52,22 @@ class Reading:
         return len(self.record["values"]) if self.schema == "BeliefBatch" else 1
 
 
+def _first(mask: pd.Series | np.ndarray) -> int:
+    """Position of the first True."""
+    return int(np.flatnonzero(np.asarray(mask))[0])
+
+
 def _parse_times(col: pd.Series, name: str, optional: bool = False) -> pd.Series:
+    missing = col.isna()
+    if not optional and missing.any():
+        row = _first(missing)
+        raise InputError(
+            f"row {row + 1} has no time; every row needs one (ISO 8601 with an offset)", name
+        )
     text = col.astype(str).str.strip()
-    missing = col.isna() if optional else pd.Series(False, index=col.index)
     naive = ~missing & ~text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
     if naive.any():
-        row = int(np.flatnonzero(naive.to_numpy())[0])
+        row = _first(naive)
         raise InputError(
             f"time {text.iloc[row]!r} (row {row + 1}) has no UTC offset; write ISO 8601 with "
             "an offset, e.g. 2026-01-01T00:00:00+01:00 or ...Z",
@@ -54,8 +75,132 @@ def _parse_times(col: pd.Series, name: str, optional: bool = False) -> pd.Series
         )
     try:
         return pd.to_datetime(text.mask(missing), utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"cannot read times: {exc}; write ISO 8601 with an offset", name) from None
+    except (ValueError, TypeError, OverflowError):
+        # Find the first unreadable time, to name its row.
+        parsed = pd.to_datetime(text.mask(missing), utc=True, format="ISO8601", errors="coerce")
+        bad = parsed.isna() & ~missing
+        row = _first(bad) if bad.any() else 0
+        raise InputError(
+            f"time {text.iloc[row]!r} (row {row + 1}) is not an ISO 8601 date and time; "
+            "write e.g. 2026-01-01T00:00:00+01:00",
+            name,
+        ) from None
+
+
+def _parse_numbers(col: pd.Series, name: str, required: bool) -> pd.Series:
+    """Finite floats; empty cells stay NaN unless ``required``. Errors name the row."""
+    values = pd.to_numeric(col, errors="coerce").astype(float)
+    missing = col.isna()
+    bad = ~np.isfinite(values.to_numpy()) & (required | ~missing.to_numpy())
+    if bad.any():
+        row = _first(bad)
+        cell = col.iloc[row]
+        shown = repr(cell) if isinstance(cell, str) else repr(str(float(cell)))
+        if missing.iloc[row]:
+            msg = f"row {row + 1} has no value; fill in a number or remove the row"
+        elif np.isnan(values.iloc[row]):
+            msg = (
+                f"{shown} (row {row + 1}) is not a number; write a decimal number "
+                "with a dot, e.g. 12.5"
+            )
+        else:
+            msg = f"{shown} (row {row + 1}) is not a finite number; write a decimal number"
+        raise InputError(msg, name)
+    return values
+
+
+def _parse_durations(col: pd.Series, name: str) -> list[timedelta | None]:
+    """ISO 8601 durations per row (None for empty cells); errors name the row."""
+    out: list[timedelta | None] = []
+    for i, v in enumerate(col):
+        if pd.isna(v):
+            out.append(None)
+            continue
+        try:
+            out.append(parse_duration(v, name))
+        except InputError as exc:
+            raise InputError(f"row {i + 1}: {str(exc).removeprefix(name + ': ')}", name) from None
+    return out
+
+
+def _event_resolutions(col: pd.Series) -> list[timedelta]:
+    """The ``event_resolution`` of every row: filled in, zero or positive."""
+    name = "event_resolution"
+    out: list[timedelta] = []
+    for i, d in enumerate(_parse_durations(col, name)):
+        if d is None:
+            raise InputError(
+                f"row {i + 1} has no event resolution; fill it in (PT0M for instantaneous "
+                "values), or remove the column and pass --resolution",
+                name,
+            )
+        if d < timedelta(0):
+            raise InputError(
+                f"row {i + 1}: the resolution {col.iloc[i]!r} is negative; write a positive "
+                "duration such as PT15M, or PT0M for instantaneous values",
+                name,
+            )
+        out.append(d)
+    return out
+
+
+def _text_of(source: str | Path | IO[str]) -> str:
+    try:
+        text = (
+            Path(source).read_text(encoding="utf-8")
+            if isinstance(source, str | Path)
+            else source.read()
+        )
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"the file is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8", "file"
+        ) from None
+    return text.removeprefix("\ufeff")  # a byte-order mark, as some spreadsheets write
+
+
+def _malformed(text: str, header: list[str]) -> InputError:
+    """Say which row of ``text`` the CSV parser could not read, and why."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    row = 0
+    try:
+        next(reader, None)
+        for fields in reader:
+            if not fields or fields == [""]:
+                continue  # a blank line, which the parser skips
+            row += 1
+            if len(fields) > len(header):
+                return InputError(
+                    f"row {row} has {len(fields)} values but the header names "
+                    f"{len(header)} columns ({', '.join(header)}); remove the extra value "
+                    f"{fields[len(header)]!r}, name its column in the header, or put quotes "
+                    "around values that contain a comma",
+                    f"column {len(header) + 1}",
+                )
+    except csv.Error as exc:
+        return InputError(
+            f"row {row + 1} cannot be read ({exc}); close every opening quote and put "
+            "quotes around a whole value only",
+            f"row {row + 1}",
+        )
+    return InputError("the CSV cannot be read; check its quotes and commas", "file")
+
+
+def _header(text: str) -> list[str]:
+    try:
+        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    except csv.Error:
+        header = []
+    header = [h.strip() for h in header]
+    if not any(header):
+        raise InputError(
+            "the CSV is empty; its first line must be a header naming the columns, at "
+            "least event_start and event_value",
+            "file",
+        )
+    for i, name in enumerate(header):
+        if name and name in header[:i]:
+            raise InputError(f"column {name!r} appears twice in the header; keep one", name)
+    return header
 
 
 def read_csv(
@@ -66,8 +211,29 @@ def read_csv(
     unit: str | None = None,
     max_batch: int = 2000,
 ) -> list[Reading]:
-    """Read a readings CSV into messages (see the module docstring for the columns)."""
-    df = pd.read_csv(source, dtype={"sensor": str, "source": str, "unit": str})
+    """Read a readings CSV into messages (see the module docstring for the columns).
+
+    Raises :class:`InputError` naming the column and row of the first problem.
+    """
+    if resolution is not None and resolution < timedelta(0):
+        raise InputError(
+            f"{resolution} is negative; give a positive duration such as PT15M "
+            "(PT0M for instantaneous values)",
+            "resolution",
+        )
+    text = _text_of(source)
+    header = _header(text)
+    try:
+        # Only empty cells are missing: 'NA', 'nan' or 'null' are reported, not guessed at.
+        df = pd.read_csv(
+            io.StringIO(text), dtype=_TEXT_COLUMNS, keep_default_na=False, na_values=[""]
+        )
+    except pd.errors.ParserError:
+        raise _malformed(text, header) from None
+    if not isinstance(df.index, pd.RangeIndex):
+        # Every row had one value more than the header: pandas took the first as an index.
+        raise _malformed(text, header)
+    df.columns = [str(c).strip() for c in df.columns]
     for col in ("event_start", "event_value"):
         if col not in df.columns:
             raise InputError(f"the CSV needs an {col!r} column (header row)", col)
@@ -75,6 +241,9 @@ def read_csv(
         if not sensor:
             raise InputError("the CSV has no 'sensor' column; add one or pass --sensor", "sensor")
         df["sensor"] = sensor
+    elif df["sensor"].isna().any():
+        row = _first(df["sensor"].isna())
+        raise InputError(f"row {row + 1} has no sensor; fill it in", "sensor")
     df["event_start"] = _parse_times(df["event_start"], "event_start")
     if "belief_time" in df.columns:
         df["belief_time"] = _parse_times(df["belief_time"], "belief_time", optional=True)
@@ -82,13 +251,9 @@ def read_csv(
         df["belief_time"] = pd.NaT
     if "belief_horizon" in df.columns:
         # Object dtype keeps blanks as None next to whole milliseconds (not NaN floats).
+        horizons = _parse_durations(df["belief_horizon"], "belief_horizon")
         df["belief_horizon"] = pd.Series(
-            [
-                None
-                if pd.isna(v)
-                else parse_duration(v, "belief_horizon") // timedelta(milliseconds=1)
-                for v in df["belief_horizon"]
-            ],
+            [None if h is None else h // timedelta(milliseconds=1) for h in horizons],
             index=df.index,
             dtype=object,
         )
@@ -96,14 +261,21 @@ def read_csv(
         df["belief_horizon"] = None
     df["source"] = df["source"].fillna(default_source) if "source" in df else default_source
     df["unit"] = df["unit"] if "unit" in df else unit
-    if "cumulative_probability" not in df:
+    if "cumulative_probability" in df:
+        cp = _parse_numbers(df["cumulative_probability"], "cumulative_probability", False)
+        outside = (cp < 0) | (cp > 1)
+        if outside.any():
+            row = _first(outside)
+            raise InputError(
+                f"{cp.iloc[row]} (row {row + 1}) is outside [0, 1]; write a probability "
+                "between 0 and 1 (0.5 for a deterministic value)",
+                "cumulative_probability",
+            )
+        df["cumulative_probability"] = cp.fillna(0.5)
+    else:
         df["cumulative_probability"] = 0.5
-    res_col = (
-        [parse_duration(v, "event_resolution") for v in df["event_resolution"]]
-        if "event_resolution" in df
-        else None
-    )
-    df["event_value"] = pd.to_numeric(df["event_value"], errors="coerce").astype(float)
+    res_col = _event_resolutions(df["event_resolution"]) if "event_resolution" in df else None
+    df["event_value"] = _parse_numbers(df["event_value"], "event_value", True)
     return list(_messages(df, res_col, resolution, max_batch))
 
 
@@ -123,7 +295,8 @@ def _messages(
             step = int(row_res // timedelta(microseconds=1))
         elif carry is not None:
             step = carry
-        elif j < n and keys[j] == keys[i]:
+        elif j < n and keys[j] == keys[i] and starts_us[j] > starts_us[i]:
+            # Inferred from the next row; a repeated or earlier start tells nothing.
             step = int(starts_us[j] - starts_us[i])
         while (
             step
@@ -135,13 +308,13 @@ def _messages(
             and (not res_col or res_col[j] == res_col[i])
         ):
             j += 1
-        yield _reading(df.iloc[i], starts_us[i], step, values[i:j])
+        yield _reading(df.iloc[i], i, step, values[i:j])
         cut = j - i == max_batch and j < n and keys[j] == keys[i]
         carry = step if cut and starts_us[j] - starts_us[j - 1] == step else None
         i = j
 
 
-def _reading(row: pd.Series, start_us: int, step_us: int | None, values: np.ndarray) -> Reading:
+def _reading(row: pd.Series, position: int, step_us: int | None, values: np.ndarray) -> Reading:
     sensor = str(row["sensor"])
     bt = row["belief_time"]
     common = {
@@ -164,7 +337,8 @@ def _reading(row: pd.Series, start_us: int, step_us: int | None, values: np.ndar
     if step_us is None:
         raise InputError(
             f"cannot tell the event resolution of the single reading of {sensor!r} at "
-            f"{start.isoformat()}; add an event_resolution column or pass --resolution",
+            f"{start.isoformat()} (row {position + 1}); add an event_resolution column or "
+            "pass --resolution",
             "event_resolution",
         )
     rec = {

@@ -70,6 +70,9 @@ class RegistryView:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "log_level": 3,
+            # librdkafka's lines go through Python logging (served by poll), where the
+            # worker limits the reconnect lines repeated while the broker is down.
+            "logger": logging.getLogger("rdkafka.registry"),
         }
         self.sensors: dict[str, Sensor] = {}
         self.assets: dict[str, Asset] = {}

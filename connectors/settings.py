@@ -137,7 +137,34 @@ class WorkerSettings(BaseSettings):
     web_port: int = Field(
         default=6066, description="Port of the worker's web endpoint (127.0.0.1) for SQL."
     )
+    sql_threads: int = Field(
+        default=2,
+        description="Analysts' queries that may run at once, each on a read-only client and "
+        "thread of its own, apart from the worker's writes.",
+    )
+    sql_time_limit: float = Field(
+        default=30.0, description="Seconds one analyst query may run; the engine stops it after."
+    )
+    sql_max_result_rows: int = Field(
+        default=1_000_000, description="Rows one analyst query may return; more is an error."
+    )
+    sql_max_result_bytes: int = Field(
+        default=500_000_000,
+        description="Bytes (uncompressed, in memory) one analyst query may return; more is an "
+        "error.",
+    )
+    sql_max_threads: int = Field(
+        default=2,
+        description="Engine threads one analyst query may use (0: the engine's default, every "
+        "core).",
+    )
     max_batch_values: int = Field(default=50_000, description="Values per message at most.")
+    dead_letter_max_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Original bytes a dead letter keeps at most; above, the first bytes, the "
+        "size and the SHA-256 (must stay well under the broker's message size limit).",
+    )
     max_belief_time_ahead: timedelta = Field(
         default=timedelta(minutes=5),
         description="How far a belief time may lie after the worker's clock (ISO 8601 or s).",

@@ -1,10 +1,14 @@
 """Assets: a site or device group with its flex-model and flex-context, as in FlexMeasures.
 
 An asset may have a parent whose flex-context it inherits: the parent's fields
-apply unless the asset sets them itself (grandparents likewise). Flex-model and
-flex-context use FlexMeasures' field names; values may be quantities, segment
-lists or sensor references (``{"sensor": "name"}``), which the streaming layer
-resolves from the belief state when it schedules.
+apply unless the asset sets them itself (grandparents likewise). Parents must
+not form a loop (an asset its own parent or ancestor): registration refuses
+one, and resolving the flex-context of an asset in a loop raises instead of
+walking it forever.
+
+Flex-model and flex-context use FlexMeasures' field names; values may be
+quantities, segment lists or sensor references (``{"sensor": "name"}``), which
+the streaming layer resolves from the belief state when it schedules.
 """
 
 from __future__ import annotations
@@ -85,17 +89,54 @@ class Asset(BaseModel):
         return [m["sensor"] for m in self.flex_model]
 
 
+def parent_cycle(name: str, assets: Mapping[str, Asset]) -> list[str] | None:
+    """The loop of parents reached from asset ``name``, e.g. ``["a", "b", "a"]``; None if none.
+
+    Walks up the parents until an asset without one (or an unregistered one), so
+    it ends after at most ``len(assets)`` steps even on a registry with a loop.
+    """
+    path: list[str] = []
+    seen: dict[str, int] = {}
+    current: str | None = name
+    while current is not None and current not in seen:
+        seen[current] = len(path)
+        path.append(current)
+        asset = assets.get(current)
+        current = asset.parent if asset is not None else None
+    if current is None:
+        return None
+    return [*path[seen[current] :], current]
+
+
+def _loop_error(name: str, cycle: list[str]) -> InputError:
+    loop = " -> ".join(cycle)
+    if name in cycle:
+        message = f"asset {name!r} is its own ancestor ({loop})"
+    else:
+        message = f"the parents of asset {name!r} lead into a loop ({loop})"
+    return InputError(f"{message}; give one of these assets another parent, or none", "parent")
+
+
+def check_parent(name: str, assets: Mapping[str, Asset]) -> None:
+    """Refuse asset ``name`` when its parents lead back to an asset already on the way."""
+    cycle = parent_cycle(name, assets)
+    if cycle is not None:
+        raise _loop_error(name, cycle)
+
+
 def effective_flex_context(name: str, assets: Mapping[str, Asset]) -> dict[str, Any]:
-    """The asset's flex-context with the fields it inherits from its ancestors."""
+    """The asset's flex-context with the fields it inherits from its ancestors.
+
+    A loop of parents (which registration refuses, but an older registry may hold)
+    raises :class:`InputError` naming ``parent`` and the loop.
+    """
     chain: list[Asset] = []
-    seen: set[str] = set()
+    path: list[str] = []
     current: str | None = name
     while current is not None:
-        if current in seen:
-            raise InputError(
-                f"asset {current!r} is its own ancestor; fix the parent chain", "parent"
-            )
-        seen.add(current)
+        if current in path:
+            raise _loop_error(name, [*path[path.index(current) :], current])
+        path.append(current)
         asset = assets.get(current)
         if asset is None:
             where = "asset" if current == name else "parent"

@@ -31,6 +31,9 @@ _DAY_US = 24 * 3600 * _US
 #: Longest series span or belief horizon accepted (keeps times within int64 microseconds).
 _MAX_SPAN = timedelta(days=100 * 366)
 _MAX_SPAN_US = _MAX_SPAN // timedelta(microseconds=1)
+#: Event and belief times accepted: the range of the history's DateTime64 columns.
+TIME_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(2299, 12, 31, tzinfo=UTC)
 
 
 def parse_duration(value: Any, field_name: str) -> timedelta:
@@ -143,6 +146,8 @@ class Limits:
 
     max_batch_values: int = 50_000
     max_belief_time_ahead: timedelta = timedelta(minutes=5)
+    #: Original bytes kept in a dead letter at most (the rest: size and digest).
+    max_dead_letter_bytes: int = 256 * 1024
 
 
 def _to_us(dt: datetime) -> int:
@@ -263,6 +268,16 @@ def validate(
         with np.errstate(over="ignore"):  # overflow gives inf, rejected below as not finite
             values = values * conversion_factor(rec_unit, sensor.unit)
 
+    for name, t in ((start_field, start), ("belief_time", record.get("belief_time"))):
+        if t is not None and not TIME_MIN <= t <= TIME_MAX:
+            return out, [
+                Rejection(
+                    "out-of-range",
+                    f"{t.isoformat()} lies outside {TIME_MIN.date()}..{TIME_MAX.date()}, the "
+                    "range the history keeps; check the producer's clock and time unit",
+                    name,
+                )
+            ]
     start_us = _to_us(start)
     res_us = res_ms * 1000
     off = _grid_offset_us(start_us, sensor_res_ms * 1000, sensor.timezone)
@@ -305,6 +320,16 @@ def validate(
         bt = np.full(n, _to_us(record["belief_time"]), dtype=np.int64)
     else:
         bt = (starts if instantaneous else edges[1:]) - horizon_us
+    if edges[-1] > _to_us(TIME_MAX) or bt.min() < _to_us(TIME_MIN):
+        return out, [
+            Rejection(
+                "out-of-range",
+                f"the events or their belief times reach outside {TIME_MIN.date()}.."
+                f"{TIME_MAX.date()}, the range the history keeps; check the series' length, "
+                "resolution and belief horizon",
+                res_field if edges[-1] > _to_us(TIME_MAX) else "belief_horizon_ms",
+            )
+        ]
     rejections: list[Rejection] = []
     keep = np.isfinite(values)
     vfield = "values" if kind == "BeliefBatch" else "event_value"

@@ -10,7 +10,9 @@ Three reporters follow FlexMeasures (0.14+, snake_case field names):
   method, args, kwargs}`` run in order; ``"@alias"`` in ``args``/``kwargs``
   refers to an earlier frame. Only methods on :data:`ALLOWED_METHODS` and only
   primitive arguments (str, int, float, bool, None, lists and dicts of those)
-  are accepted, so a config can never run code.
+  are accepted, so a config can never run code. A ``resample`` rule must be
+  one second or coarser (:data:`MIN_RESAMPLE_STEP`), and one step may make at
+  most :data:`MAX_RESAMPLE_ROWS` rows, so a config cannot exhaust memory.
 - ``ProfitOrLossReporter``: ``consumption_price`` / ``production_price`` (an
   input alias or a fixed price such as ``"0.25 EUR/kWh"``) and
   ``loss_is_positive``.
@@ -74,6 +76,16 @@ ALLOWED_METHODS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
+#: The finest rule a ``resample`` step may use. Energy data is not recorded finer
+#: than a second, and a finer rule makes enormous frames (``1ns`` over one day is
+#: 86.4e12 rows): refused when the config is loaded.
+MIN_RESAMPLE_STEP = timedelta(seconds=1)
+
+#: At most this many rows from one ``resample`` step, checked when it runs from the
+#: time span of its frame (a float column of 1,000,000 rows is 8 MB; a year in
+#: one-minute steps is 525,600 rows).
+MAX_RESAMPLE_ROWS = 1_000_000
+
 #: Aggregation methods of the AggregatorReporter (applied across inputs).
 AggregatorMethod = Literal["sum", "mean", "min", "max", "median", "std", "var", "prod"]
 
@@ -125,6 +137,48 @@ def parse_duration(value: Any, field: str) -> timedelta:
     Months and years are refused (they have no fixed length); use days.
     """
     return units.parse_duration(value, field)
+
+
+def resample_rule(args: list[Any], kwargs: Mapping[str, Any]) -> tuple[Any, str]:
+    """The ``rule`` of a ``resample`` step and where it is written (``args[0]``/``kwargs.rule``)."""
+    if args:
+        return args[0], "args[0]"
+    return kwargs.get("rule"), "kwargs.rule"
+
+
+def resample_step(rule: Any, field: str) -> timedelta:
+    """The shortest bin of the pandas frequency ``rule`` (e.g. ``15min``, ``1h``, ``1D``).
+
+    Calendar rules (weeks, months, business days) count as one hour, a lower
+    bound of their bins. Rules finer than :data:`MIN_RESAMPLE_STEP`, zero or
+    negative are refused, naming ``field``.
+    """
+    import pandas as pd
+    from pandas.tseries.frequencies import to_offset
+    from pandas.tseries.offsets import Day, Tick
+
+    hint = "write a pandas frequency such as '15min', '1h' or '1D'"
+    if not isinstance(rule, str):
+        raise InputError(f"the resample rule must be written as text, got {rule!r}; {hint}", field)
+    try:
+        offset = to_offset(rule)
+    except (ValueError, TypeError):
+        raise InputError(f"{rule!r} is not a pandas frequency; {hint}", field) from None
+    if isinstance(offset, Tick):
+        step = pd.Timedelta(offset.nanos, unit="ns")
+    elif isinstance(offset, Day):
+        step = pd.Timedelta(days=offset.n)
+    else:
+        step = pd.Timedelta(hours=offset.n)
+    if step <= timedelta(0):
+        raise InputError(f"the resample rule {rule!r} must be positive; {hint}", field)
+    if step < MIN_RESAMPLE_STEP:
+        raise InputError(
+            f"the resample rule {rule!r} is finer than the finest allowed, one second "
+            "('1s'); resample to '1s' or coarser",
+            field,
+        )
+    return step
 
 
 def _name_or_id(value: Any) -> Any:
@@ -223,6 +277,8 @@ class Transformation(_Model):
             check_primitive(arg, f"args[{i}]")
         for key, arg in self.kwargs.items():
             check_primitive(arg, f"kwargs.{key}")
+        if self.method == "resample":
+            resample_step(*resample_rule(self.args, self.kwargs))
         return self
 
 

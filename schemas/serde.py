@@ -31,12 +31,13 @@ SCHEMA_IDS: dict[int, str] = {
     1: "belief.avsc",
     2: "belief_batch.v1.avsc",
     3: "belief_batch.avsc",
-    4: "dead_letter.avsc",
+    4: "dead_letter.v1.avsc",
     5: "registry_event.avsc",
     6: "schedule_request.avsc",
     7: "schedule.v1.avsc",
     8: "report_definition.avsc",
     9: "schedule.avsc",
+    10: "dead_letter.avsc",
 }
 
 
@@ -115,13 +116,23 @@ def decode(data: bytes) -> tuple[str, dict[str, Any]]:
             "value",
         )
     reader = current(writer.name)
+    body = memoryview(data)[_HEADER.size :]
+    payload = io.BytesIO(body)
     try:
-        rec = fastavro.schemaless_reader(
-            io.BytesIO(memoryview(data)[_HEADER.size :]), writer.parsed, reader.parsed
-        )
+        rec = fastavro.schemaless_reader(payload, writer.parsed, reader.parsed)
     except Exception as exc:  # noqa: BLE001 - fastavro raises many types on corrupt input
         raise SerdeError(
             f"payload does not match schema {writer.name} (id {sid}): {type(exc).__name__}: {exc}",
             "value",
         ) from None
+    extra = body.nbytes - payload.tell()
+    if extra:
+        # A record that ends early is not the message that was sent (e.g. two messages
+        # glued together, or bytes written with another schema): refuse it whole.
+        raise SerdeError(
+            f"the message has {extra} byte{'s' if extra != 1 else ''} after the "
+            f"{writer.name} record (id {sid}); "
+            "send exactly one framed Avro record per message",
+            "value",
+        )
     return writer.name.rsplit(".", 1)[-1], rec

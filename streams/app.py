@@ -26,11 +26,13 @@ from typing import Any
 import faust
 from mode import CrashingSupervisor
 
+from connectors.analyst_sql import AnalystSql, open_analyst_sql
 from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas.beliefs import Limits, Sensor
-from streams import belief_state, reports, scheduling_agent
+from schemas.errors import ConnectorError
+from streams import belief_state, reports, scheduling_agent, sql_auth
 from streams.context import WorkerContext
 from streams.sink import BeliefSink
 
@@ -131,7 +133,9 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         logging_config=None,
     )
     readings = app.topic(k.topic("readings.meter"), k.topic("readings.price"))
-    limits = Limits(s.worker.max_batch_values, s.worker.max_belief_time_ahead)
+    limits = Limits(
+        s.worker.max_batch_values, s.worker.max_belief_time_ahead, s.worker.dead_letter_max_bytes
+    )
     registry = RegistryView(k.client_config(cfg.bootstrap), k.topic("registry"))
     ctx = WorkerContext(
         app=app,
@@ -164,11 +168,12 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         store = await ctx.run_db(open_store)
         await ctx.run_db(store.upsert_sensors, list(cfg.sensors.values()))
         ctx.store = store
-        state["sink"] = BeliefSink(store)
+        state["sink"] = BeliefSink(store, ctx.health)
         (data_dir / WORKER_STATE).write_text(
             json.dumps({"pid": os.getpid(), "web_port": s.worker.web_port, "app": app.conf.id})
         )
         ctx.ready.set()
+        ctx.health.started = True
         log.info("worker ready: store open, web on 127.0.0.1:%d", s.worker.web_port)
 
     @app.timer(0.5)
@@ -192,7 +197,8 @@ def create_app(cfg: WorkerConfig) -> faust.App:
     async def ingest_readings(stream: faust.StreamT) -> None:
         await ctx.ready.wait()
         sink: BeliefSink = state["sink"]
-        async for events in stream.take_events(s.worker.batch_max, within=s.worker.batch_within):
+
+        async def handle(events: list[Any]) -> None:
             msgs, result = await ctx.store_batch(events, sink, limits)
             # Hooks that write faust tables need the event that carried each sensor.
             ctx.extra["batch_events"] = {
@@ -201,34 +207,65 @@ def create_app(cfg: WorkerConfig) -> faust.App:
                 if m.key
             }
             await ctx.on_beliefs(result.beliefs)
-            # Leaving the loop body acks the batch: its offsets may now be committed.
+
+        await ctx.consume_batches(stream, handle)
 
     for install in FEATURES:
         install(ctx)
 
+    sql_token = sql_auth.new_token(data_dir)
+    analysts: dict[str, AnalystSql] = {}  # opened on the first query, once the store is open
+
+    def _close_analysts() -> None:
+        if "runner" in analysts:
+            analysts.pop("runner").close()
+
+    atexit.register(_close_analysts)
+
     @app.page("/sql/")
     class SqlView(faust.web.View):
-        """Run a read-only query on the worker's store: POST {"sql": ..., "format": ...}."""
+        """Run an analyst's query: POST {"sql": ..., "format": ...} as application/json.
+
+        Needs the data folder's token (see :mod:`streams.sql_auth`); refuses
+        cross-origin requests. The query passes the gates of
+        :mod:`connectors.analyst_sql` and runs on its read-only clients and
+        threads, never on the worker's writer.
+        """
 
         async def post(self, request: faust.web.Request) -> faust.web.Response:
-            body = await request.json()
-            sql, fmt = str(body.get("sql", "")), str(body.get("format", "JSONCompact"))
-            store = ctx.store
-            if store is None:
+            refused = sql_auth.refusal(request.headers, sql_token)
+            if refused:
+                return self.error(*refused)
+            try:
+                body = await request.json()
+                sql, fmt = str(body["sql"]), str(body.get("format", "JSONCompact"))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return self.error(400, 'send a JSON object {"sql": ..., "format": ...}')
+            if ctx.store is None:
                 return self.error(503, "the worker's store is not open yet; retry shortly")
             try:
-                data = await ctx.run_db(store.raw, sql, fmt)
-            except Exception as exc:  # noqa: BLE001 - the query's error goes to the caller
+                if "runner" not in analysts:
+                    analysts["runner"] = open_analyst_sql(s)
+                data = await analysts["runner"].run_async(sql, fmt)
+            except ConnectorError as exc:  # refused, or the engine's message
                 return self.error(400, str(exc))
             return self.bytes(data, content_type="application/octet-stream")
 
     @app.page("/health/")
     class HealthView(faust.web.View):
-        """Liveness and what the worker has written so far."""
+        """Liveness: started, ready (nothing failing), problems, beliefs written so far."""
 
         async def get(self, request: faust.web.Request) -> faust.web.Response:
             sink = state.get("sink")
-            return self.json({"ready": sink is not None, "written": sink.written if sink else 0})
+            return self.json({**ctx.health.report(), "written": sink.written if sink else 0})
+
+    @app.page("/ready")
+    class ReadyView(faust.web.View):
+        """Readiness: 200 when started and nothing is failing, else 503 with the problems."""
+
+        async def get(self, request: faust.web.Request) -> faust.web.Response:
+            report = ctx.health.report()
+            return self.json(report, status=200 if report["ready"] else 503)
 
     def _close() -> None:
         registry.stop()

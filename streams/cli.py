@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from datetime import timedelta
 
 import click
 
-from schemas.errors import FlexStreamError
+from schemas.errors import FlexStreamError, InputError
 
 
 class _Group(click.Group):
@@ -76,13 +78,20 @@ def worker(sensors_file: str | None, loglevel: str) -> None:
     from schemas.documents import load_document
     from streams import runtime
     from streams.app import WorkerConfig, create_app
+    from streams.log_filters import install as limit_repeated_lines
+
+    class _Worker(Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            # The Kafka clients log every reconnect attempt; one line per kind and 30 s.
+            limit_repeated_lines(logger)
 
     s = _settings()
     path = sensors_file or s.worker.sensors_file
     sensors = load_sensors(load_document(path), str(path)) if path else {}
     bs = runtime.bootstrap(s, start=True)
     app = create_app(WorkerConfig(settings=s, bootstrap=bs, sensors=sensors))
-    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    _Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
 @main.command()
@@ -95,12 +104,19 @@ def worker(sensors_file: str | None, loglevel: str) -> None:
 @click.option("--sensor", help="Sensor name, when the CSV has no 'sensor' column.")
 @click.option("--source", default="csv", show_default=True, help="Source, when the CSV has none.")
 @click.option("--unit", help="Unit of the values, when the CSV has no 'unit' column.")
-@click.option("--resolution", help="Event resolution (ISO 8601, e.g. PT15M) for single readings.")
+@click.option(
+    "--resolution",
+    help="Event resolution (ISO 8601, e.g. PT15M; PT0M: instantaneous) for single readings.",
+)
 @click.argument("file", type=click.File("r"), default="-")
 def publish(
     topic: str, sensor: str | None, source: str, unit: str | None, resolution: str | None, file
 ) -> None:  # noqa: ANN001
-    """Publish readings from a CSV FILE (or stdin) and wait for the broker's confirmation."""
+    """Publish readings from a CSV FILE (or stdin) and wait for the broker's confirmation.
+
+    Every row needs an event_start and a number as event_value (an empty value is an
+    error: remove the row to leave the event out). A file with an error sends nothing.
+    """
     from connectors.files import read_csv
     from connectors.kafka import ConfirmingProducer
     from schemas import serde
@@ -108,7 +124,13 @@ def publish(
     from streams import runtime
 
     s = _settings()
-    res = parse_duration(resolution, "--resolution") if resolution else None
+    res = parse_duration(resolution, "--resolution") if resolution is not None else None
+    if res is not None and res < timedelta(0):
+        raise InputError(
+            f"{resolution!r} is negative; give the duration of each event, e.g. PT15M "
+            "(PT0M for instantaneous values such as a state of charge)",
+            "--resolution",
+        )
     readings = read_csv(file, sensor=sensor, default_source=source, resolution=res, unit=unit)
     bs = runtime.bootstrap(s, start=False)
     producer = ConfirmingProducer(s.kafka.client_config(bs))

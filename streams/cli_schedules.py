@@ -125,10 +125,10 @@ def add_schedule(
 ) -> None:
     """Request a schedule of ASSET; print the request id, or with --wait the schedules."""
     from connectors.sdk import ScheduleTimeout
-    from schemas.beliefs import parse_duration
+    from schemas.units import parse_duration
 
-    res = parse_duration(resolution, "--resolution")
-    dur = parse_duration(duration, "--duration")
+    res = parse_duration(resolution, "--resolution", positive=True)
+    dur = parse_duration(duration, "--duration", positive=True)
     t0 = parse_start(start, res)
     with _client() as client:
         rid = client.trigger_schedule(asset, t0, dur, res, devices=devices)

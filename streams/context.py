@@ -23,12 +23,17 @@ from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas import serde
-from schemas.beliefs import BeliefColumns, Limits, Sensor
-from streams.ingest import IngestResult, RawMessage, ingest
+from schemas.beliefs import BeliefColumns, Limits, Rejection, Sensor
+from streams.health import Health
+from streams.ingest import IngestResult, Outcome, RawMessage, dead_letter, ingest
 
 log = logging.getLogger("flexstream.worker")
 
 BeliefHook = Callable[[BeliefColumns], Awaitable[None]]
+
+
+async def _failed(exc: BaseException) -> None:
+    raise exc
 
 
 @dataclass
@@ -44,6 +49,7 @@ class WorkerContext:
     db_executor: ThreadPoolExecutor
     dead_letters: Any
     store: Store | None = None
+    health: Health = field(default_factory=Health)
     belief_hooks: list[BeliefHook] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     _ready: asyncio.Event | None = None
@@ -71,14 +77,44 @@ class WorkerContext:
         return await asyncio.get_running_loop().run_in_executor(self.db_executor, fn, *args)
 
     async def send_dead_letters(self, letters: list[dict]) -> None:
-        """Produce dead letters and wait until Kafka confirms every one."""
-        if not letters:
-            return
-        futs = [
-            await self.dead_letters.send(key=d.get("key"), value=serde.encode("DeadLetter", d))
-            for d in letters
-        ]
-        await asyncio.gather(*futs)
+        """Produce dead letters and wait until Kafka confirms every one.
+
+        A dead letter Kafka does not confirm is logged with its coordinates and
+        sent again (with backoff) until it is: the batch is never acknowledged
+        with a dead letter missing. Meanwhile the worker reports not ready.
+        """
+        delay = 0.5
+        pending = letters
+        while pending:
+            futs = []
+            for d in pending:
+                try:
+                    value = serde.encode("DeadLetter", d)
+                    futs.append(await self.dead_letters.send(key=d.get("key"), value=value))
+                except Exception as exc:  # noqa: BLE001 - retried below like a failed delivery
+                    futs.append(_failed(exc))
+            results = await asyncio.gather(*futs, return_exceptions=True)
+            failed = [
+                d for d, r in zip(pending, results, strict=True) if isinstance(r, BaseException)
+            ]
+            if not failed:
+                self.health.ok("dead-letters")
+                return
+            errors = [r for r in results if isinstance(r, BaseException)]
+            for d in failed[:10]:
+                log.error(
+                    "dead letter for %s[%s]@%s not confirmed (%s); sending again",
+                    d["topic"],
+                    d["partition"],
+                    d["offset"],
+                    errors[0],
+                )
+            self.health.failing(
+                "dead-letters", f"{len(failed)} dead letters unconfirmed: {errors[0]}"
+            )
+            pending = failed
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
     async def store_batch(
         self, events: list[Any], sink: Any, limits: Limits
@@ -86,7 +122,9 @@ class WorkerContext:
         """Validate a batch of consumed events, store the beliefs, dead-letter the rest.
 
         Returns when the beliefs are in the store and the dead letters confirmed:
-        only then may the caller let the batch's offsets be committed.
+        only then may the caller acknowledge the batch's offsets. Beliefs the
+        store refuses for good (it answers, but not to them) become dead letters
+        of their message with reason ``store-rejected``.
         """
         msgs = [
             RawMessage(
@@ -94,9 +132,13 @@ class WorkerContext:
             )
             for e in events
         ]
-        result = ingest(msgs, self.sensors, self.clock(), limits)
-        sink.add(result.beliefs, result.sources)
-        await sink.flush(self.run_db, first=msgs[0].where, last=msgs[-1].where)
+        now = self.clock()
+        result = ingest(msgs, self.sensors, now, limits)
+        for i, cols in result.parts:
+            sink.add(cols, set(cols.source), i)
+        refused = await sink.flush(self.run_db, first=msgs[0].where, last=msgs[-1].where)
+        if refused:
+            self._refused_to_dead_letters(msgs, result, refused, now, limits)
         await self.send_dead_letters(result.dead_letters)
         for d in result.dead_letters:
             log.warning(
@@ -108,6 +150,52 @@ class WorkerContext:
                 d["field"],
             )
         return msgs, result
+
+    @staticmethod
+    def _refused_to_dead_letters(
+        msgs: list[RawMessage],
+        result: IngestResult,
+        refused: list[tuple[Any, str]],
+        now: datetime,
+        limits: Limits,
+    ) -> None:
+        """Turn the parts the store refused into dead letters; drop them from the result."""
+        errors = dict(refused)
+        kept = BeliefColumns()
+        parts = []
+        for i, cols in result.parts:
+            if i in errors:
+                rej = Rejection(
+                    "store-rejected",
+                    f"the history store refuses these beliefs: {errors[i]}; nothing of this "
+                    "message was stored, fix what the error names and send it again",
+                    None,
+                )
+                result.dead_letters.append(
+                    dead_letter(msgs[i], rej, now, limits.max_dead_letter_bytes)
+                )
+                o = result.outcomes[i]
+                result.outcomes[i] = Outcome(0, o.rejected + 1)
+            else:
+                parts.append((i, cols))
+                kept.extend(cols)
+        result.parts = parts
+        result.beliefs = kept
+
+    async def consume_batches(
+        self, stream: Any, handle: Callable[[list[Any]], Awaitable[None]]
+    ) -> None:
+        """Hand batches of ``stream``'s events to ``handle``; acknowledge each batch after it.
+
+        A batch is acknowledged (its offsets may be committed) only when
+        ``handle`` returned. If it raises, the batch stays unacknowledged, the
+        agent crashes and stops the worker, and the restarted worker replays it.
+        """
+        w = self.settings.worker
+        async for events in stream.noack_take(w.batch_max, within=w.batch_within):
+            await handle(events)
+            for event in events:
+                await stream.ack(event)
 
     async def on_beliefs(self, beliefs: BeliefColumns) -> None:
         """Fan validated, stored beliefs out to the features."""

@@ -184,7 +184,9 @@ def install(ctx: WorkerContext) -> None:
     running: dict[str, RunningReport] = {}
     wake = asyncio.Event()
     loaded = asyncio.Event()
-    limits = Limits(s.worker.max_batch_values, s.worker.max_belief_time_ahead)
+    limits = Limits(
+        s.worker.max_batch_values, s.worker.max_belief_time_ahead, s.worker.dead_letter_max_bytes
+    )
     ctx.extra["reports"] = running
     partitions = ctx.readings_partitions
     table = app.Table(
@@ -346,10 +348,13 @@ def install(ctx: WorkerContext) -> None:
     async def store_reports(stream: faust.StreamT) -> None:
         """Store report results in ClickHouse, as the readings agent stores readings."""
         await ctx.ready.wait()
-        sink = BeliefSink(ctx.store)
-        async for events in stream.take_events(s.worker.batch_max, within=s.worker.batch_within):
+        sink = BeliefSink(ctx.store, ctx.health)
+
+        async def handle(events: list[Any]) -> None:
             _, result = await ctx.store_batch(events, sink, limits)
             await on_beliefs(result.beliefs)
+
+        await ctx.consume_batches(stream, handle)
 
     @app.page("/reports/")
     class ReportsView(faust.web.View):

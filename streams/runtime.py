@@ -117,7 +117,7 @@ def wait_worker_ready(data_dir: Path, proc: subprocess.Popen | None, timeout: fl
                 with urllib.request.urlopen(
                     f"http://127.0.0.1:{state['web_port']}/health/", timeout=2
                 ) as resp:
-                    if json.loads(resp.read()).get("ready"):
+                    if json.loads(resp.read()).get("started"):
                         return int(state["web_port"])
             except (urllib.error.URLError, OSError, ValueError):
                 pass

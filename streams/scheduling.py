@@ -11,6 +11,11 @@ asset's flex-model and flex-context (``{"sensor": "name"}``) are resolved here:
 - ``soc-at-start`` takes the most recent state-of-charge belief at or before
   the start (status ``error`` when there is none).
 
+A request that cannot be read as asked (no request id, a ``flex_model`` or
+``flex_context`` override that is not valid JSON or not a JSON object, an
+unknown asset or device) is answered with status ``invalid``, its message
+naming the field.
+
 Every request gets an answer, one record per device: a schedule, or a status
 that says what went wrong. Never a silent drop.
 """
@@ -27,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from schemas.assets import Asset, effective_flex_context
+from schemas.assets import Asset, check_parent, effective_flex_context
 from schemas.beliefs import BeliefColumns, Sensor
 from schemas.errors import InputError
 from schemas.flex_problem import SiteProblem
@@ -114,6 +119,31 @@ def make_resolver(
     return resolve
 
 
+_OVERRIDE_EXAMPLES = {
+    "flex_model": '{"sensor": "battery", "soc-max": "10 kWh"}',
+    "flex_context": '{"site-power-capacity": "25 kW"}',
+}
+
+
+def _json_override(request: Mapping[str, Any], key: str) -> Any:
+    """The request's JSON override ``key`` parsed, or None when it has none."""
+    text = request.get(key)
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        where = (
+            f" ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
+        raise InputError(
+            f"is not valid JSON{where}; send a JSON object such as {_OVERRIDE_EXAMPLES[key]}",
+            key,
+        ) from None
+
+
 def prepare(
     request: Mapping[str, Any],
     assets: Mapping[str, Asset],
@@ -121,14 +151,27 @@ def prepare(
     lookup: Lookup,
 ) -> Prepared:
     """Resolve a decoded ``ScheduleRequest`` into a problem; raises InputError/MissingInput."""
+    rid = request.get("request_id")
+    if not isinstance(rid, str) or not rid.strip():
+        raise InputError(
+            "the request has no id; give every request a unique id (the SDK and the CLI "
+            "make one) so its answers can be matched to it",
+            "request_id",
+        )
     name = request["asset"]
     asset = assets.get(name)
     if asset is None:
         raise InputError(f"asset {name!r} is not registered; register it first", "asset")
     flex_model = [dict(m) for m in asset.flex_model]
-    if request.get("flex_model"):
-        override = json.loads(request["flex_model"])
-        for i, o in enumerate(override if isinstance(override, list) else [override]):
+    override = _json_override(request, "flex_model")
+    if override is not None:
+        items = override if isinstance(override, list) else [override]
+        for i, o in enumerate(items):
+            if not isinstance(o, dict):
+                where = f"flex_model[{i}]" if isinstance(override, list) else "flex_model"
+                raise InputError(
+                    f"expected a JSON object of flex-model fields, got {type(o).__name__}", where
+                )
             target = next((m for m in flex_model if m["sensor"] == o.get("sensor")), None)
             if target is None and i < len(flex_model) and "sensor" not in o:
                 target = flex_model[i]
@@ -146,8 +189,15 @@ def prepare(
     if not flex_model:
         raise InputError(f"asset {name!r} has no flex-model to schedule", "asset")
     context = effective_flex_context(name, assets)
-    if request.get("flex_context"):
-        context.update(json.loads(request["flex_context"]))
+    context_override = _json_override(request, "flex_context")
+    if context_override is not None:
+        if not isinstance(context_override, dict):
+            raise InputError(
+                "expected a JSON object of flex-context fields, got "
+                f"{type(context_override).__name__}",
+                "flex_context",
+            )
+        context.update(context_override)
     start: datetime = request["start"]
     duration = timedelta(milliseconds=int(request["duration_ms"]))
     step = timedelta(milliseconds=int(request["resolution_ms"]))
@@ -176,6 +226,27 @@ def prepare(
     resolver = make_resolver(lookup, sensors, start, start + duration, step)
     problem = parse_site_problem(flex_model, context, start, duration, step, resolver=resolver)
     return Prepared(asset, [m["sensor"] for m in flex_model], problem, soc_sensors)
+
+
+def prepare_or_fail(
+    request: Mapping[str, Any],
+    assets: Mapping[str, Asset],
+    sensors: Mapping[str, Sensor],
+    lookup: Lookup,
+    now: datetime,
+) -> tuple[Prepared | None, list[dict[str, Any]]]:
+    """``prepare``, or the answers of a request that cannot be prepared (one per device).
+
+    Missing beliefs answer with status ``error`` (publish them and ask again); any
+    other input problem with ``invalid``. The message names the field.
+    """
+    try:
+        return prepare(request, assets, sensors, lookup), []
+    except MissingInput as exc:
+        status, message = "error", str(exc)
+    except InputError as exc:
+        status, message = "invalid", str(exc)
+    return None, failure(request, devices_of(request, assets), status, message, now)
 
 
 def solve(
@@ -301,11 +372,14 @@ class _ZeroLookup:
 def validate_asset(
     asset: Asset, assets: Mapping[str, Asset], sensors: Mapping[str, Sensor]
 ) -> None:
-    """Check an asset's flex-model and flex-context as the scheduler will read them.
+    """Check an asset's parent, flex-model and flex-context as the scheduler will read them.
 
-    Quantities, units and field names are checked; every referenced sensor must be
+    Its parents must not lead back to an asset on the way (a loop); quantities,
+    units and field names are checked; every referenced sensor must be
     registered. Raises InputError naming the field.
     """
+    known = {**assets, asset.name: asset}
+    check_parent(asset.name, known)
     if not asset.flex_model:
         return
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -316,7 +390,6 @@ def validate_asset(
         "duration_ms": 3_600_000,
         "resolution_ms": 900_000,
     }
-    known = {**assets, asset.name: asset}
     if "consumption-price" not in effective_flex_context(asset.name, known):
         # A request may still bring the price; check the rest with a placeholder.
         request["flex_context"] = json.dumps({"consumption-price": "0 EUR/MWh"})

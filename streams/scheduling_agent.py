@@ -56,17 +56,11 @@ def install(ctx: WorkerContext) -> None:
     async def answer(request: dict[str, Any]) -> list[dict[str, Any]]:
         state = ctx.extra["belief_state"]
         assets = ctx.registry.assets
-        now = ctx.clock()
-        try:
-            prepared = scheduling.prepare(request, assets, ctx.sensors, state)
-        except scheduling.MissingInput as exc:
-            return scheduling.failure(
-                request, scheduling.devices_of(request, assets), "error", str(exc), now
-            )
-        except InputError as exc:
-            return scheduling.failure(
-                request, scheduling.devices_of(request, assets), "invalid", str(exc), now
-            )
+        prepared, failed = scheduling.prepare_or_fail(
+            request, assets, ctx.sensors, state, ctx.clock()
+        )
+        if prepared is None:
+            return failed
         loop = asyncio.get_running_loop()
         result, ms = await loop.run_in_executor(
             pool, scheduling.solve, prepared, "highs", time_limit

@@ -1,19 +1,29 @@
 """Sinks: buffer what a batch produced, write it in one go, retry until it lands.
 
-A sink's ``flush`` returns only when the data is stored; the agent acknowledges
-the batch's offsets after that, so a crash between the write and the commit
-replays the batch, and the table's key makes the replay harmless.
+A sink's ``flush`` returns only when the data is stored (or, for parts the
+store keeps refusing while it answers otherwise, when those parts are handed
+back to be dead-lettered); the agent acknowledges the batch's offsets after
+that, so a crash between the write and the commit replays the batch, and the
+table's key makes the replay harmless.
+
+Failures are told apart by isolating them: after a few failed attempts of the
+whole buffer, its parts are written one by one. A part that fails while the
+store answers a probe is refused for a reason retrying cannot fix (it goes back
+to the caller with the engine's error); if the store does not answer, nothing
+is judged and the whole buffer is retried with backoff. While writes fail, the
+sink's :class:`~streams.health.Health` reports it, so ``/ready`` says not ready.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 from connectors.clickhouse import Store
 from schemas.beliefs import BeliefColumns
+from streams.health import Health
 
 log = logging.getLogger("flexstream.sink")
 
@@ -24,9 +34,14 @@ class Sink:
     """Base class: ``add`` to the buffer, ``write`` the buffer, ``flush`` with retries."""
 
     max_backoff = 30.0
+    first_backoff = 0.5
+    #: Failed attempts of the whole buffer before its parts are written one by one.
+    attempts_before_isolating = 3
 
-    def __init__(self) -> None:
+    def __init__(self, health: Health | None = None, name: str = "store") -> None:
         self.written = 0
+        self.health = health or Health()
+        self.name = name
 
     def add(self, *items: Any) -> None:
         """Add items to the buffer."""
@@ -36,50 +51,110 @@ class Sink:
         """Write the buffer (blocking; called in the store's thread); return rows written."""
         raise NotImplementedError
 
+    def isolate(self) -> list[tuple[Hashable, str]] | None:
+        """Write the buffer part by part (blocking).
+
+        Returns the parts the store refused, with its error, or None when the
+        store itself does not answer (then nothing is judged). The default has
+        no parts: it tries the whole buffer once more.
+        """
+        self.write()
+        return []
+
     def clear(self) -> None:
         """Drop the buffer after a successful write."""
         raise NotImplementedError
 
-    async def flush(self, run: RunDb, first: str = "", last: str = "") -> int:
-        """Write the buffer, retrying with backoff until it lands; return rows written."""
-        delay = 0.5
+    async def flush(
+        self, run: RunDb, first: str = "", last: str = ""
+    ) -> list[tuple[Hashable, str]]:
+        """Write the buffer, retrying with backoff until it lands.
+
+        Returns the parts refused for good (tag, error); empty when all landed.
+        """
+        delay = self.first_backoff
+        attempts = 0
         while True:
             try:
                 n = await run(self.write)
             except Exception as exc:  # noqa: BLE001 - any store failure is retried
-                log.error("writing %s..%s failed (%s); retrying in %.1f s", first, last, exc, delay)
+                attempts += 1
+                self.health.failing(self.name, f"writing {first}..{last} failed: {exc}")
+                log.error("writing %s..%s failed (%s); attempt %d", first, last, exc, attempts)
+                if attempts >= self.attempts_before_isolating:
+                    try:
+                        refused = await run(self.isolate)
+                    except Exception as exc2:  # noqa: BLE001 - judged like a failed write
+                        log.error("writing %s..%s part by part failed (%s)", first, last, exc2)
+                        refused = None
+                    if refused is not None:
+                        for tag, error in refused:
+                            log.error("the store refuses %s of %s..%s: %s", tag, first, last, error)
+                        self.clear()
+                        self.health.ok(self.name)
+                        return refused
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
                 continue
             self.clear()
             self.written += n
-            return n
+            self.health.ok(self.name)
+            return []
 
 
 class BeliefSink(Sink):
-    """Beliefs into the ``beliefs`` table, newly seen sources into ``sources``."""
+    """Beliefs into the ``beliefs`` table, newly seen sources into ``sources``.
 
-    def __init__(self, store: Store) -> None:
-        super().__init__()
+    Each ``add`` is one part (tagged, e.g. with the index of the message it
+    came from), so a part the store refuses can be traced to its message.
+    """
+
+    def __init__(self, store: Store, health: Health | None = None) -> None:
+        super().__init__(health, "beliefs")
         self.store = store
-        self._buffer = BeliefColumns()
+        self._parts: list[tuple[Hashable, BeliefColumns]] = []
         self._sources: set[str] = set()
         self._known_sources: set[str] = set()
 
-    def add(self, beliefs: BeliefColumns, sources: set[str] | None = None) -> None:  # type: ignore[override]
-        """Buffer validated beliefs and their sources."""
-        self._buffer.extend(beliefs)
+    def add(  # type: ignore[override]
+        self, beliefs: BeliefColumns, sources: set[str] | None = None, tag: Hashable = None
+    ) -> None:
+        """Buffer validated beliefs and their sources as one part."""
+        if len(beliefs):
+            self._parts.append((tag, beliefs))
         self._sources |= (sources or set()) - self._known_sources
+
+    def _columns(self) -> BeliefColumns:
+        out = BeliefColumns()
+        for _, cols in self._parts:
+            out.extend(cols)
+        return out
 
     def write(self) -> int:
         """Insert the buffered beliefs (one insert) and any new sources."""
-        n = self.store.insert_beliefs(self._buffer.to_arrow()) if len(self._buffer) else 0
+        cols = self._columns()
+        n = self.store.insert_beliefs(cols.to_arrow()) if len(cols) else 0
         if self._sources:
             self.store.add_sources(sorted(self._sources))
         return n
+
+    def isolate(self) -> list[tuple[Hashable, str]] | None:
+        """Write part by part; parts refused while the store answers are returned."""
+        refused: list[tuple[Hashable, str]] = []
+        for tag, cols in self._parts:
+            try:
+                self.store.insert_beliefs(cols.to_arrow())
+                self.written += len(cols)
+            except Exception as exc:  # noqa: BLE001 - judged below
+                if not self.store.ping():
+                    return None
+                refused.append((tag, f"{type(exc).__name__}: {exc}"))
+        if self._sources:
+            self.store.add_sources(sorted(self._sources))
+        return refused
 
     def clear(self) -> None:
         """Forget the written buffer."""
         self._known_sources |= self._sources
         self._sources = set()
-        self._buffer = BeliefColumns()
+        self._parts = []

@@ -1,8 +1,10 @@
 """Run SQL on the history wherever it is: through the running worker, or by opening the store.
 
 The embedded engine admits one process per data folder. While a worker runs,
-it owns the folder and answers queries on its web endpoint (127.0.0.1 only);
-otherwise the folder is opened here, used and closed.
+it owns the folder and answers queries on its web endpoint (127.0.0.1 only,
+with the token it wrote into the data folder); otherwise the folder is opened
+here, used and closed. Either way the query passes the same gates and runs on
+the same kind of read-only client (:mod:`connectors.analyst_sql`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import json
 import urllib.error
 import urllib.request
 
+from connectors.analyst_sql import open_analyst_sql
 from connectors.clickhouse import Store
 from connectors.settings import Settings
 from schemas.errors import ConnectorError
+from streams import sql_auth
 from streams.app import worker_state
 
 
@@ -22,10 +26,17 @@ def run_sql(settings: Settings, sql: str, fmt: str = "JSONCompact", timeout: flo
     url = settings.clickhouse.url.get_secret_value() if settings.clickhouse.url else None
     state = None if url else worker_state(settings.paths.root)
     if state:
+        token = sql_auth.read_token(settings.paths.root)
+        if token is None:
+            raise ConnectorError(
+                f"the worker (pid {state['pid']}) holds the data folder but its token "
+                f"({sql_auth.TOKEN_FILE}) cannot be read there; wait for it to start, or run "
+                "as the user who started it"
+            )
         req = urllib.request.Request(
             f"http://127.0.0.1:{state['web_port']}/sql/",
             data=json.dumps({"sql": sql, "format": fmt}).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
             method="POST",
         )
         try:
@@ -43,12 +54,16 @@ def run_sql(settings: Settings, sql: str, fmt: str = "JSONCompact", timeout: flo
                 f"the worker (pid {state['pid']}) holds the data folder but does not answer on "
                 f"127.0.0.1:{state['web_port']} ({exc}); wait for it to start or stop it"
             ) from None
+    # The store makes sure the tables exist; the query runs on a read-only client.
     store = Store.open(url, settings.clickhouse.database, settings.paths.root)
     try:
+        analysts = open_analyst_sql(settings)
         try:
-            return store.raw(sql, fmt)
-        except Exception as exc:  # noqa: BLE001 - report the engine's message
+            return analysts.run(sql, fmt)
+        except ConnectorError as exc:  # refused, or the engine's message
             raise ConnectorError(f"query failed: {exc}") from None
+        finally:
+            analysts.close()
     finally:
         store.close()
 

@@ -52,18 +52,23 @@ def _name(value: Any, name: str) -> str:
     return value
 
 
-def _json_text(value: Any, name: str) -> str | None:
+def _json_text(value: Any, name: str, allow_list: bool) -> str | None:
+    """``value`` (a dict, a list of dicts, or their JSON text) as JSON text; None stays None."""
     if value is None:
         return None
+    data = value
     if isinstance(value, str):
         try:
-            json.loads(value)
+            data = json.loads(value)
         except json.JSONDecodeError as exc:
             raise InputError(f"is not valid JSON ({exc.msg})", name) from None
-        return value
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    raise InputError(f"expected a dict, a list or a JSON string, got {type(value).__name__}", name)
+    if not isinstance(data, dict | list) or (isinstance(data, list) and not allow_list):
+        what = "a dict or a list of dicts" if allow_list else "a dict"
+        raise InputError(f"expected {what} (or its JSON text), got {type(data).__name__}", name)
+    for i, item in enumerate(data if isinstance(data, list) else []):
+        if not isinstance(item, dict):
+            raise InputError(f"expected a dict, got {type(item).__name__}", f"{name}[{i}]")
+    return value if isinstance(value, str) else json.dumps(data)
 
 
 def _common(
@@ -170,6 +175,19 @@ def belief_record(
     }
 
 
+def _request_id(value: Any) -> str:
+    """The given request id, or a new unique one when none is given."""
+    if value is None:
+        return str(uuid.uuid4())
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(
+            f"expected a non-empty id, got {value!r}; leave it out (None) to have a unique "
+            "one made",
+            "request_id",
+        )
+    return value
+
+
 def build_request(
     asset: str,
     start: datetime,
@@ -190,14 +208,14 @@ def build_request(
     if duration % resolution:
         raise InputError(f"{duration} is not a whole number of {resolution} steps", "duration")
     return {
-        "request_id": _name(request_id, "request_id") if request_id else str(uuid.uuid4()),
+        "request_id": _request_id(request_id),
         "asset": _name(asset, "asset"),
         "devices": [_name(d, f"devices[{i}]") for i, d in enumerate(devices)],
         "start": _aware(start, "start"),
         "duration_ms": duration // _MS,
         "resolution_ms": resolution // _MS,
-        "flex_model": _json_text(flex_model, "flex_model"),
-        "flex_context": _json_text(flex_context, "flex_context"),
+        "flex_model": _json_text(flex_model, "flex_model", allow_list=True),
+        "flex_context": _json_text(flex_context, "flex_context", allow_list=False),
         "requested_at": now if now is not None else datetime.now(UTC),
         "origin": "request",
     }

@@ -16,7 +16,10 @@ return (e.g. the Resampler of ``resample`` before ``sum``).
 
 Safety: the method must be on :data:`schemas.reporters.ALLOWED_METHODS` and
 arguments are primitives or ``"@name"`` frame references, both checked when the
-config is loaded and again here before any call.
+config is loaded and again here before any call. A ``resample`` rule must be a
+second or coarser (:data:`schemas.reporters.MIN_RESAMPLE_STEP`) and may make at
+most :data:`schemas.reporters.MAX_RESAMPLE_ROWS` rows from the time span of its
+frame; both are checked before pandas allocates anything.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ import numpy as np
 import pandas as pd
 
 from schemas.errors import InputError
-from schemas.reporters import ALLOWED_METHODS, PandasReporterConfig, check_primitive
+from schemas.reporters import (
+    ALLOWED_METHODS,
+    MAX_RESAMPLE_ROWS,
+    PandasReporterConfig,
+    check_primitive,
+    resample_rule,
+    resample_step,
+)
 from streams.reporting.base import Reporter, SlotResult
 from streams.reporting.grid import Grid, convert
 
@@ -128,6 +138,8 @@ class PandasReporter(Reporter):
                 raise InputError(
                     f"a {type(obj).__name__} has no method {step.method!r}", f"{where}.method"
                 )
+            if step.method == "resample":
+                _check_resample_rows(obj, step.args, step.kwargs, where)
             args = [_resolve(a, frames, f"{where}.args[{j}]") for j, a in enumerate(step.args)]
             kwargs = {k: _resolve(v, frames, f"{where}.kwargs.{k}") for k, v in step.kwargs.items()}
             try:
@@ -144,6 +156,24 @@ class PandasReporter(Reporter):
             frames[target] = result
             previous = target
         return resampled
+
+
+def _check_resample_rows(obj: Any, args: list[Any], kwargs: Mapping[str, Any], where: str) -> None:
+    """Refuse a resample that would make more than ``MAX_RESAMPLE_ROWS`` rows of ``obj``."""
+    rule, at = resample_rule(args, kwargs)
+    field = f"{where}.{at}"
+    step = resample_step(rule, field)
+    index = getattr(obj, "index", None)
+    if not isinstance(index, pd.DatetimeIndex) or len(index) == 0:
+        return
+    span = index.max() - index.min()
+    rows = span // step + 1
+    if rows > MAX_RESAMPLE_ROWS:
+        raise InputError(
+            f"resampling {span} of data to {rule!r} would make {rows:,} rows, more than the "
+            f"{MAX_RESAMPLE_ROWS:,} allowed; use a coarser rule (or a shorter report window)",
+            field,
+        )
 
 
 def _as_series(obj: Any, field: str) -> pd.Series:

@@ -46,11 +46,15 @@ def test_a_sensor_registered_while_the_worker_runs_is_used_for_validation(fs):
 def test_assets_with_a_parent_are_registered_replaced_and_mirrored(fs, tmp_path):
     fs.start_worker()
     sensors = tmp_path / "sensors.yaml"
-    sensors.write_text(yaml.safe_dump([
-        {"name": "battery-power", "unit": "kW", "event_resolution": "PT15M"},
-        {"name": "battery-soc", "unit": "kWh", "event_resolution": "PT0M"},
-        {"name": "price", "unit": "EUR/MWh", "event_resolution": "PT1H"},
-    ]))
+    sensors.write_text(
+        yaml.safe_dump(
+            [
+                {"name": "battery-power", "unit": "kW", "event_resolution": "PT15M"},
+                {"name": "battery-soc", "unit": "kWh", "event_resolution": "PT0M"},
+                {"name": "price", "unit": "EUR/MWh", "event_resolution": "PT1H"},
+            ]
+        )
+    )
     assert run(["add", "sensor", str(sensors)], fs.env).returncode == 0
     site = tmp_path / "assets.yaml"
     site.write_text(
@@ -125,14 +129,50 @@ def test_assets_with_a_parent_are_registered_replaced_and_mirrored(fs, tmp_path)
 
 def test_a_bad_asset_is_refused_naming_the_field(fs, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"name": "x", "flex-model": {
-        "sensor": "b", "soc-at-start": "1 kWh", "soc-max": "ten", "power-capacity": "1 kW"}}))
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "name": "x",
+                "flex-model": {
+                    "sensor": "b",
+                    "soc-at-start": "1 kWh",
+                    "soc-max": "ten",
+                    "power-capacity": "1 kW",
+                },
+            }
+        )
+    )
     out = run(["add", "asset", str(bad)], fs.env)
     assert out.returncode == 2
     assert "soc-max" in out.stderr
     unknown = tmp_path / "unknown.yaml"
-    unknown.write_text(yaml.safe_dump({"name": "y", "flex-model": {
-        "sensor": "b", "soc-at-start": {"sensor": "nowhere"}, "power-capacity": "1 kW"}}))
+    unknown.write_text(
+        yaml.safe_dump(
+            {
+                "name": "y",
+                "flex-model": {
+                    "sensor": "b",
+                    "soc-at-start": {"sensor": "nowhere"},
+                    "power-capacity": "1 kW",
+                },
+            }
+        )
+    )
     out = run(["add", "asset", str(unknown)], fs.env)
     assert out.returncode == 2
     assert "'nowhere' is not registered" in out.stderr and "soc-at-start" in out.stderr
+
+
+def test_a_parent_loop_is_refused_at_registration(fs, tmp_path):
+    pair = tmp_path / "pair.yaml"
+    pair.write_text(yaml.safe_dump([{"name": "a", "parent": "b"}, {"name": "b", "parent": "a"}]))
+    out = run(["add", "asset", str(pair)], fs.env)
+    assert out.returncode == 2, out.stdout
+    assert "Traceback" not in out.stderr
+    assert "error: parent: asset 'a' is its own ancestor (a -> b -> a)" in out.stderr
+    itself = tmp_path / "itself.yaml"
+    itself.write_text(yaml.safe_dump({"name": "c", "parent": "c"}))
+    out = run(["add", "asset", str(itself)], fs.env)
+    assert out.returncode == 2 and "(c -> c)" in out.stderr
+    shown = json.loads(run(["show", "assets", "--format", "json"], fs.env).stdout)
+    assert shown == []

@@ -137,10 +137,12 @@ def test_requests_with_missing_or_bad_inputs_are_answered_with_what_is_missing(f
         [
             ("home", request("too-long", t0, hours=36)),
             ("home", request("ghost", t0, asset="nowhere")),
+            ("home", request("bad-json", t0, flex_model='{"soc-max": 4 kWh}')),
+            ("home", request("", t0)),
             ("home", b"\x00\x00\x00\x00\x06 garbage"),
         ],
     )
-    got = {a["request_id"]: a for a in answers(fs, 3)}
+    got = {a["request_id"]: a for a in answers(fs, 5)}
     assert got["no-soc"] == no_soc
     assert got["no-soc"]["status"] == "error"
     assert "bat-soc" in got["no-soc"]["message"] and "soc-at-start" in got["no-soc"]["message"]
@@ -148,6 +150,9 @@ def test_requests_with_missing_or_bad_inputs_are_answered_with_what_is_missing(f
     assert "'da-price'" in got["too-long"]["message"]
     assert "48 of 144 steps" in got["too-long"]["message"]
     assert got["ghost"]["status"] == "invalid" and "not registered" in got["ghost"]["message"]
+    assert got["bad-json"]["status"] == "invalid"
+    assert got["bad-json"]["message"].startswith("flex_model: is not valid JSON")
+    assert got[""]["status"] == "invalid" and got[""]["message"].startswith("request_id:")
     [dead] = [serde.decode(m.value())[1] for m in fs.consume_all("dead-letters", 1)]
     assert dead["error"] == "bad-request" and dead["topic"] == fs.topic("schedule-requests")
 

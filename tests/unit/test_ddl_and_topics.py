@@ -89,28 +89,3 @@ def test_every_topic_has_partitions_and_the_registry_is_compacted():
     assert specs["readings.meter"].partitions == 3
     assert specs["readings.meter"].config["retention.ms"] == "604800000"
     assert "cleanup.policy" not in specs["readings.meter"].config
-
-
-def test_only_single_reading_statements_pass_the_read_only_check():
-    from connectors.clickhouse import check_read_only
-    from schemas.errors import ConnectorError
-
-    for ok in (
-        "SELECT 1",
-        "  with x AS (SELECT 1) SELECT * FROM x;",
-        "-- hi\nSHOW TABLES",
-        "SELECT ';' AS s",
-        "DESCRIBE flexstream.beliefs",
-        "/* c */ explain SELECT 1",
-    ):
-        check_read_only(ok)
-    for bad in (
-        "DROP TABLE flexstream.beliefs",
-        "INSERT INTO t VALUES (1)",
-        "SELECT 1; DROP TABLE t",
-        "ALTER TABLE t DELETE WHERE 1",
-        "",
-        "OPTIMIZE TABLE t",
-    ):
-        with pytest.raises(ConnectorError, match="reading statement"):
-            check_read_only(bad)

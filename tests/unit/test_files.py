@@ -261,8 +261,150 @@ def test_unit_option_applies_when_no_unit_column():
     assert csv(text, sensor="s", resolution=Q, unit="kW")[0].record["unit"] == "kW"
 
 
-def test_unreadable_value_becomes_nan_for_the_validator():
-    text = rows("event_start,event_value", "2026-01-01T00:00Z,1", "2026-01-01T00:15Z,n/a")
-    values = csv(text, sensor="s")[0].record["values"]
-    assert values[0] == 1.0
-    assert values[1] != values[1]
+def reject(text: str, **kw) -> InputError:
+    with pytest.raises(InputError) as info:
+        csv(text, **kw)
+    return info.value
+
+
+@pytest.mark.parametrize("cell", ["abc", "n/a", "NaN", "null", '"1,5"'])
+def test_a_value_that_is_not_a_number_names_row_and_column(cell):
+    err = reject(
+        rows("event_start,event_value", "2026-01-01T00:00Z,1", f"2026-01-01T00:15Z,{cell}"),
+        sensor="s",
+    )
+    assert err.field == "event_value"
+    assert "(row 2) is not a number" in str(err)
+
+
+@pytest.mark.parametrize("cell", ["inf", "-Infinity", "1e400"])
+def test_an_infinite_value_is_refused(cell):
+    err = reject(
+        rows("event_start,event_value", "2026-01-01T00:00Z,1", f"2026-01-01T00:15Z,{cell}"),
+        sensor="s",
+    )
+    assert err.field == "event_value"
+    assert "(row 2) is not a finite number" in str(err)
+
+
+@pytest.mark.parametrize("line", ["2026-01-01T00:15Z,", "2026-01-01T00:15Z"])
+def test_an_empty_value_is_an_error_never_a_nan_sent_on(line):
+    err = reject(rows("event_start,event_value", "2026-01-01T00:00Z,1", line), sensor="s")
+    assert err.field == "event_value"
+    assert "row 2 has no value" in str(err) and "remove the row" in str(err)
+
+
+def test_a_row_with_more_values_than_the_header_names_row_and_column():
+    text = rows(
+        "event_start,event_value",
+        "2026-01-01T00:00Z,1",
+        "2026-01-01T00:15Z,2",
+        "2026-01-01T00:30Z,3,4",
+    )
+    err = reject(text, sensor="s")
+    assert err.field == "column 3"
+    assert "row 3 has 3 values but the header names 2 columns" in str(err)
+    assert "'4'" in str(err)
+
+
+def test_every_row_with_one_value_too_many_is_not_read_as_an_index():
+    text = rows("event_start,event_value", "2026-01-01T00:00Z,1,5", "2026-01-01T00:15Z,2,6")
+    err = reject(text, sensor="s")
+    assert err.field == "column 3" and "row 1 has 3 values" in str(err)
+
+
+def test_an_unclosed_quote_names_the_row():
+    text = rows("event_start,event_value", "2026-01-01T00:00Z,1", '2026-01-01T00:15Z,"2')
+    err = reject(text, sensor="s")
+    assert err.field == "row 2" and "quote" in str(err)
+
+
+def test_blank_lines_are_skipped_and_not_counted():
+    text = rows("event_start,event_value", "2026-01-01T00:00Z,1", "", "2026-01-01T00:15Z,x")
+    assert "(row 2)" in str(reject(text, sensor="s"))
+
+
+def test_an_empty_file_asks_for_a_header():
+    err = reject("", sensor="s")
+    assert err.field == "file" and "header" in str(err)
+
+
+def test_a_column_named_twice_is_refused():
+    err = reject(rows("event_start,event_value,event_value", "2026-01-01T00:00Z,1,2"), sensor="s")
+    assert err.field == "event_value" and "twice" in str(err)
+
+
+def test_a_missing_or_unreadable_time_names_the_row():
+    err = reject(rows("event_start,event_value", "2026-01-01T00:00Z,1", ",2"), sensor="s")
+    assert err.field == "event_start" and "row 2 has no time" in str(err)
+    err = reject(
+        rows("event_start,event_value", "2026-01-01T00:00Z,1", "2026-13-01T00:00Z,2"), sensor="s"
+    )
+    assert err.field == "event_start"
+    assert "'2026-13-01T00:00Z' (row 2) is not an ISO 8601 date and time" in str(err)
+
+
+def test_a_missing_sensor_names_the_row():
+    err = reject(
+        rows("sensor,event_start,event_value", "a,2026-01-01T00:00Z,1", ",2026-01-01T00:15Z,2")
+    )
+    assert err.field == "sensor" and "row 2" in str(err)
+
+
+def test_probability_is_checked_per_row_and_blank_means_deterministic():
+    head = "event_start,event_value,cumulative_probability"
+    err = reject(
+        rows(head, "2026-01-01T00:00Z,1,0.5", "2026-01-01T00:15Z,2,high"), resolution=Q, sensor="s"
+    )
+    assert err.field == "cumulative_probability" and "'high' (row 2)" in str(err)
+    err = reject(rows(head, "2026-01-01T00:00Z,1,1.5"), resolution=Q, sensor="s")
+    assert err.field == "cumulative_probability" and "(row 1) is outside [0, 1]" in str(err)
+    readings = csv(rows(head, "2026-01-01T00:00Z,1,", "2026-01-01T00:15Z,2,"), sensor="s")
+    assert [(r.record["cumulative_probability"], r.count) for r in readings] == [(0.5, 2)]
+
+
+@pytest.mark.parametrize(
+    ("cell", "says"),
+    [
+        ("", "row 2 has no event resolution"),
+        ("-PT15M", "row 2: the resolution '-PT15M' is negative"),
+        ("15 min", "row 2: cannot read"),
+    ],
+)
+def test_event_resolution_cells_are_checked_per_row(cell, says):
+    text = rows(
+        "event_start,event_value,event_resolution",
+        "2026-01-01T00:00Z,1,PT15M",
+        f"2026-01-01T00:15Z,2,{cell}",
+    )
+    err = reject(text, sensor="s")
+    assert err.field == "event_resolution" and says in str(err)
+
+
+def test_a_negative_resolution_argument_is_refused():
+    text = rows("event_start,event_value", "2026-01-01T00:00Z,4")
+    err = reject(text, sensor="s", resolution=-Q)
+    assert err.field == "resolution" and "negative" in str(err)
+    # Zero is an instantaneous reading (e.g. a state of charge), not an error.
+    assert shape(csv(text, sensor="s", resolution=timedelta(0))) == [("Belief", "s", T0, 0, [4.0])]
+
+
+def test_repeated_starts_do_not_make_an_instantaneous_reading():
+    text = rows("event_start,event_value", "2026-01-01T00:00Z,1", "2026-01-01T00:00Z,2")
+    err = reject(text, sensor="s")
+    assert err.field == "event_resolution" and "(row 1)" in str(err)
+    assert shape(csv(text, sensor="s", resolution=Q)) == [
+        ("Belief", "s", T0, 900_000, [1.0]),
+        ("Belief", "s", T0, 900_000, [2.0]),
+    ]
+
+
+def test_text_that_only_looks_missing_is_kept_as_written():
+    text = rows("sensor,event_start,event_value,source", "NA,2026-01-01T00:00Z,1,null")
+    [reading] = csv(text, resolution=Q)
+    assert reading.key == "NA" and reading.record["source"] == "null"
+
+
+def test_a_byte_order_mark_before_the_header_is_ignored():
+    text = "\ufeff" + rows("event_start,event_value", "2026-01-01T00:00Z,1")
+    assert csv(text, sensor="s", resolution=Q)[0].record["event_value"] == 1.0

@@ -10,7 +10,7 @@ import pytest
 from reporting_frames import beliefs, day_hours, local_day
 
 from schemas.errors import InputError
-from schemas.reporters import PandasReporterConfig, Transformation
+from schemas.reporters import MAX_RESAMPLE_ROWS, PandasReporterConfig, Transformation
 from streams.reporting import PandasReporter
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -171,3 +171,38 @@ def test_missing_required_input_is_named():
             {"b": beliefs(T0, [1.0])}, T0, T0 + timedelta(hours=1), "PT1H"
         )
     assert err.value.field == "inputs.a"
+
+
+def test_a_resample_of_more_rows_than_allowed_is_refused_before_it_runs():
+    days = 12  # hourly slots from 0:00 to 23:00 on day 12: 1,033,201 seconds
+    config = _config(
+        [
+            {"df_input": "a", "df_output": "fine", "method": "resample", "args": ["1s"]},
+            {"method": "ffill"},
+            {"df_input": "a", "df_output": "out", "method": "abs"},
+        ]
+    )
+    inputs = {"a": beliefs(T0, np.ones(days * 24))}
+    with pytest.raises(InputError) as err:
+        PandasReporter(config).compute(inputs, T0, T0 + timedelta(days=days), "PT1H")
+    assert err.value.field == "transformations[0].args[0]"
+    assert f"1,033,201 rows, more than the {MAX_RESAMPLE_ROWS:,} allowed" in str(err.value)
+    # The same rule over a shorter span runs.
+    short = {"a": beliefs(T0, np.ones(24))}
+    out = PandasReporter(config).compute(short, T0, T0 + timedelta(days=1), "PT1H")
+    assert out["out"].tolist() == [1.0] * 24
+
+
+def test_a_nanosecond_resample_slipped_past_validation_is_refused_at_run_time():
+    step = Transformation.model_construct(
+        df_input="a", df_output="out", method="resample", args=[], kwargs={"rule": "1ns"}
+    )
+    valid = PandasReporterConfig.model_validate(
+        _config([{"df_input": "a", "df_output": "out", "method": "abs"}])
+    )
+    bypass = valid.model_copy(update={"transformations": [step]})
+    with pytest.raises(InputError, match="finer than the finest allowed") as err:
+        PandasReporter(bypass).compute(
+            {"a": beliefs(T0, [1.0, 2.0])}, T0, T0 + timedelta(hours=2), "PT1H"
+        )
+    assert err.value.field == "transformations[0].kwargs.rule"

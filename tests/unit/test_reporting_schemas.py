@@ -158,3 +158,28 @@ def test_parameter_errors_name_the_field(text, field):
     with pytest.raises(InputError) as err:
         load_parameters(doc)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("step", "field", "says"),
+    [
+        ({"args": ["1ns"]}, "args[0]", "'1ns' is finer than the finest allowed, one second"),
+        ({"args": ["500ms"]}, "args[0]", "finer than the finest allowed"),
+        ({"args": [], "kwargs": {"rule": "1us"}}, "kwargs.rule", "finer than"),
+        ({"args": ["0s"]}, "args[0]", "must be positive"),
+        ({"args": ["-1h"]}, "args[0]", "must be positive"),
+        ({"args": ["PT15M"]}, "args[0]", "'PT15M' is not a pandas frequency"),
+        ({"args": [900]}, "args[0]", "must be written as text"),
+    ],
+)
+def test_resample_rules_finer_than_a_second_are_refused_naming_the_field(step, field, says):
+    with pytest.raises(InputError) as err:
+        validate_config("PandasReporter", _pandas_config(method="resample", **step))
+    assert err.value.field == f"transformations[0].{field}"
+    assert says in str(err.value)
+
+
+@pytest.mark.parametrize("rule", ["1s", "15min", "1h", "1D", "W", "MS"])
+def test_resample_rules_of_a_second_or_coarser_are_accepted(rule):
+    config = validate_config("PandasReporter", _pandas_config(method="resample", args=[rule]))
+    assert config.transformations[0].args == [rule]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from schemas.assets import Asset
+from schemas.assets import Asset, effective_flex_context, parent_cycle
 from schemas.beliefs import Sensor
 from schemas.errors import InputError
 from solvers import Status
@@ -138,3 +138,94 @@ def test_validate_asset_checks_units_and_sensor_references():
     )
     with pytest.raises(InputError, match="soc-max"):
         scheduling.validate_asset(bad, a, SENSORS)
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "says"),
+    [
+        ({"flex_model": "{not json"}, "flex_model", "is not valid JSON (Expecting property name"),
+        ({"flex_model": "[1]"}, "flex_model[0]", "expected a JSON object"),
+        ({"flex_model": '"soc-max"'}, "flex_model", "expected a JSON object"),
+        ({"flex_context": "{'single': 'quotes'}"}, "flex_context", "is not valid JSON"),
+        ({"flex_context": '[{"site-power-capacity": "1 kW"}]'}, "flex_context", "JSON object"),
+    ],
+)
+def test_a_bad_override_is_answered_invalid_naming_the_field(override, field, says):
+    lookup = Lookup(prices(4), (T0, 3.0))
+    with pytest.raises(InputError) as exc:
+        scheduling.prepare(request(**override), assets(), SENSORS, lookup)
+    assert exc.value.field == field and says in str(exc.value)
+    prepared, answers = scheduling.prepare_or_fail(
+        request(**override), assets(), SENSORS, lookup, T0
+    )
+    assert prepared is None
+    assert [(a["sensor"], a["status"]) for a in answers] == [("bat", "invalid")]
+    assert answers[0]["message"].startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize("rid", ["", "   "])
+def test_a_request_without_an_id_is_answered_invalid_naming_request_id(rid):
+    lookup = Lookup(prices(4), (T0, 3.0))
+    prepared, answers = scheduling.prepare_or_fail(
+        request(request_id=rid), assets(), SENSORS, lookup, T0
+    )
+    assert prepared is None
+    [answer] = answers
+    assert answer["status"] == "invalid" and answer["request_id"] == rid
+    assert answer["message"].startswith("request_id: the request has no id")
+
+
+def test_prepare_or_fail_answers_missing_beliefs_with_error_and_prepares_the_rest():
+    prepared, answers = scheduling.prepare_or_fail(
+        request(), assets(), SENSORS, Lookup(prices(4), None), T0
+    )
+    assert prepared is None and [a["status"] for a in answers] == ["error"]
+    prepared, answers = scheduling.prepare_or_fail(
+        request(), assets(), SENSORS, Lookup(prices(4), (T0, 3.0)), T0
+    )
+    assert prepared is not None and answers == []
+
+
+def _asset(name: str, parent: str | None, **kw) -> Asset:
+    return Asset.model_validate({"name": name, "parent": parent, **kw})
+
+
+@pytest.mark.parametrize(
+    ("registry", "new", "loop"),
+    [
+        ({}, _asset("a", "a"), "a -> a"),
+        ({"b": _asset("b", "a")}, _asset("a", "b"), "a -> b -> a"),
+        ({"b": _asset("b", "c"), "c": _asset("c", "a")}, _asset("a", "b"), "a -> b -> c -> a"),
+    ],
+)
+def test_registering_a_parent_loop_is_refused_naming_parent_and_the_loop(registry, new, loop):
+    with pytest.raises(InputError) as exc:
+        scheduling.validate_asset(new, registry, SENSORS)
+    assert exc.value.field == "parent"
+    assert f"asset 'a' is its own ancestor ({loop})" in str(exc.value)
+
+
+def test_an_asset_whose_parents_lead_into_an_older_loop_is_refused():
+    registry = {"c": _asset("c", "d"), "d": _asset("d", "c")}
+    with pytest.raises(InputError) as exc:
+        scheduling.validate_asset(_asset("e", "c"), registry, SENSORS)
+    assert exc.value.field == "parent" and "lead into a loop (c -> d -> c)" in str(exc.value)
+    # Giving one of them another parent is accepted.
+    scheduling.validate_asset(_asset("d", None), registry, SENSORS)
+    scheduling.validate_asset(_asset("e", "c"), {**registry, "d": _asset("d", None)}, SENSORS)
+
+
+def test_a_registry_with_a_parent_loop_gets_an_invalid_answer_not_an_endless_walk():
+    # Written before registration refused loops: home -> site -> home.
+    a = assets()
+    a["site"] = _asset("site", "home", **{"flex-context": a["site"].flex_context})
+    with pytest.raises(InputError) as exc:
+        effective_flex_context("home", a)
+    assert exc.value.field == "parent" and "home -> site -> home" in str(exc.value)
+    assert parent_cycle("site", a) == ["site", "home", "site"]
+    assert parent_cycle("home", assets()) is None
+    prepared, answers = scheduling.prepare_or_fail(
+        request(), a, SENSORS, Lookup(prices(4), (T0, 3.0)), T0
+    )
+    assert prepared is None and [x["status"] for x in answers] == ["invalid"]
+    assert answers[0]["message"].startswith("parent: asset 'home' is its own ancestor")

@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from click.testing import CliRunner
 
 from connectors.sdk import (
     AnswerBook,
@@ -21,6 +22,7 @@ from connectors.sdk import (
 from connectors.settings import KafkaSettings, Settings
 from schemas import serde
 from schemas.errors import ConnectorError, InputError
+from streams.cli import main
 from streams.cli_schedules import exit_code, parse_start
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -198,6 +200,12 @@ def test_a_request_record():
         ({"devices": ["ok", ""]}, "devices[1]"),
         ({"flex_model": "{not json"}, "flex_model"),
         ({"flex_context": 3}, "flex_context"),
+        ({"flex_context": "[1]"}, "flex_context"),
+        ({"flex_context": [{"a": 1}]}, "flex_context"),
+        ({"flex_model": "3"}, "flex_model"),
+        ({"flex_model": [{"sensor": "a"}, 2]}, "flex_model[1]"),
+        ({"request_id": ""}, "request_id"),
+        ({"request_id": "  "}, "request_id"),
     ],
 )
 def test_bad_request_arguments_name_the_argument(kwargs, field):
@@ -266,6 +274,17 @@ def test_start_now_is_floored_to_the_resolution():
         parse_start("2026-04-01T00:00", Q)
     with pytest.raises(InputError, match="--start"):
         parse_start("tomorrow", Q)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--resolution", "-PT15M"), ("--resolution", "PT0M"), ("--duration", "-P1D")],
+)
+def test_add_schedule_refuses_durations_that_are_not_positive(option, value):
+    args = ["--asset", "site", "--start", "now", "--duration", "P1D", option, value]
+    res = CliRunner().invoke(main, ["add", "schedule", *args])
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"error: {option}: the duration must be positive")
 
 
 def test_exit_codes_follow_the_statuses():

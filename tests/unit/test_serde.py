@@ -49,6 +49,10 @@ DEAD = {
     "key": b"x",
     "value": b"\x00\x00\x00\x00\x03garbage",
     "rejected_at": T0,
+    "key_size": 1,
+    "value_size": 12,
+    "value_sha256": "ab" * 32,
+    "value_truncated": False,
 }
 
 
@@ -68,7 +72,7 @@ def _confluent_bytes(schema_id: int, file: str, record: dict) -> bytes:
     [
         ("Belief", BELIEF, 1, "belief.avsc"),
         ("BeliefBatch", BATCH, 3, "belief_batch.avsc"),
-        ("DeadLetter", DEAD, 4, "dead_letter.avsc"),
+        ("DeadLetter", DEAD, 10, "dead_letter.avsc"),
     ],
 )
 def test_round_trip_and_header_match_confluent_framing(name, record, sid, file):
@@ -90,6 +94,21 @@ def test_current_picks_newest_version_by_short_or_full_name():
     assert serde.current("io.flexstream.BeliefBatch").id == 3
     with pytest.raises(KeyError):
         serde.current("Nope")
+
+
+def test_v1_dead_letter_is_read_by_current_reader_with_sizes_unknown():
+    v1 = {k: DEAD[k] for k in list(DEAD)[:10]}
+    data = serde.encode("DeadLetter", v1, schema_id=4)
+    assert data == _confluent_bytes(4, "dead_letter.v1.avsc", v1)
+    kind, back = serde.decode(data)
+    assert kind == "DeadLetter"
+    assert back == {
+        **v1,
+        "key_size": None,
+        "value_size": None,
+        "value_sha256": None,
+        "value_truncated": False,
+    }
 
 
 def test_v1_batch_is_read_by_current_reader_with_unit_none():
@@ -156,3 +175,22 @@ def test_header_only_is_a_truncated_payload():
 def test_memoryview_input_decodes():
     data = serde.encode("Belief", BELIEF)
     assert serde.decode(memoryview(data)) == ("Belief", BELIEF)
+
+
+@pytest.mark.parametrize(("name", "record"), [("Belief", BELIEF), ("BeliefBatch", BATCH)])
+@pytest.mark.parametrize(("tail", "says"), [(b"\x00", "1 byte after"), (b"junk", "4 bytes after")])
+def test_bytes_after_the_record_are_rejected(name, record, tail, says):
+    data = serde.encode(name, record)
+    msg = str(_raises_serde(data + tail))
+    assert f"the message has {says} the io.flexstream.{name} record" in msg
+    assert "one framed Avro record per message" in msg
+
+
+def test_two_messages_glued_together_are_rejected():
+    data = serde.encode("Belief", BELIEF)
+    assert f"{len(data)} bytes after" in str(_raises_serde(data + data))
+
+
+def test_bytes_after_the_record_are_counted_for_a_memoryview_too():
+    data = serde.encode("Belief", BELIEF) + b"ab"
+    assert "2 bytes after" in str(_raises_serde(memoryview(data)))

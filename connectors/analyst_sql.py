@@ -1,0 +1,358 @@
+"""Analysts' SQL: refused unless it is one reading statement, run apart from the writer.
+
+Analysts send SQL text; the worker writes the history. The text passes three
+gates, each enforced by the engine itself rather than by pattern matching:
+
+1. The engine's classifier (chdb parses the text without running it) must
+   find exactly one statement, of the read-only class. Writes (INSERT, also
+   after WITH), DDL (CREATE, DROP, TRUNCATE, ALTER, RENAME), OPTIMIZE, SYSTEM,
+   KILL, SET, USE, INTO OUTFILE and INSERT INTO FUNCTION are refused here, as
+   is any second statement.
+2. The parsed tree (``EXPLAIN AST``) must call none of :data:`DENIED_FUNCTIONS`
+   (or a name starting with one of :data:`DENIED_PREFIXES`): functions that
+   reach outside the database, such as local files, URLs, object stores, other
+   servers, programs, the host process or an LLM provider.
+3. The statement runs on a client of its own whose session is ``readonly=1``
+   with a time limit and result limits (set last, after it no setting may
+   change), on threads of its own: a slow query never waits for, nor delays,
+   the worker's writes. A client whose query failed is closed and replaced, so
+   nothing it left behind reaches the next caller.
+
+The output format is one of :data:`FORMATS`, appended by us after the checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+
+from connectors.settings import Settings
+from schemas.errors import ConnectorError
+
+#: Output formats an analyst may ask for, by lower-case name. Text formats for
+#: people and scripts, Parquet and Arrow for data frames; none of them reads
+#: a schema or template file.
+FORMATS: dict[str, str] = {
+    name.lower(): name
+    for name in (
+        "JSONCompact",
+        "JSON",
+        "JSONEachRow",
+        "JSONCompactEachRow",
+        "CSV",
+        "CSVWithNames",
+        "TabSeparated",
+        "TabSeparatedWithNames",
+        "Pretty",
+        "PrettyCompact",
+        "PrettyCompactMonoBlock",
+        "Markdown",
+        "Vertical",
+        "Parquet",
+        "Arrow",
+    )
+}
+
+#: Functions (scalar and table functions, lower case) that reach outside the
+#: database: files and directories, URLs and object stores, other servers and
+#: databases, programs, objects of the host process, LLM providers, Keeper.
+DENIED_FUNCTIONS: frozenset[str] = frozenset(
+    name.lower()
+    for name in (
+        "file",
+        "fileCluster",
+        "filesystem",
+        "url",
+        "urlCluster",
+        "s3",
+        "s3Cluster",
+        "gcs",
+        "oss",
+        "cosn",
+        "azureBlobStorage",
+        "azureBlobStorageCluster",
+        "hdfs",
+        "hdfsCluster",
+        "remote",
+        "remoteSecure",
+        "cluster",
+        "clusterAllReplicas",
+        "executable",
+        "executablePool",
+        "mysql",
+        "postgresql",
+        "jdbc",
+        "odbc",
+        "sqlite",
+        "mongodb",
+        "redis",
+        "bigquery",
+        "ytsaurus",
+        "arrowFlight",
+        "arrowstream",
+        "python",
+        "input",
+        "eval",
+        "hasColumnInTable",
+        "catboostEvaluate",
+        "generateSerialID",
+    )
+)
+
+#: Name prefixes (lower case) of function families denied as a whole: data
+#: lakes, remote Prometheus queries and LLM calls.
+DENIED_PREFIXES: tuple[str, ...] = ("iceberg", "deltalake", "hudi", "paimon", "prometheus", "ai")
+
+READ_ONLY = "READ_ONLY"
+
+_AST_FUNCTION = re.compile(r"^\s*Function\s+(\S+)", re.MULTILINE)
+
+_CLASSES = {
+    "MUTATING": "it writes (INSERT, CREATE, DROP, ALTER, TRUNCATE, RENAME, OPTIMIZE, ...)",
+    "MUTATING_GLOBAL": "it changes the server (users, grants, ...)",
+    "CONTROL": "it is a control statement (INTO OUTFILE, INSERT INTO FUNCTION, SET, USE, KILL, "
+    "SYSTEM, BACKUP, ...)",
+    "UNKNOWN": "the engine cannot tell what it does",
+}
+
+_ONE_STATEMENT = (
+    "only one reading statement (SELECT, WITH ... SELECT, SHOW, DESCRIBE, EXPLAIN, EXISTS) "
+    "may run here: the history is written by the worker alone"
+)
+
+
+def check_format(fmt: str) -> str:
+    """The ClickHouse name of output format ``fmt`` (any case); refuse any other."""
+    name = FORMATS.get(str(fmt).strip().lower())
+    if name is None:
+        raise ConnectorError(
+            f"refused: format {fmt!r} is not offered; use one of {', '.join(FORMATS.values())}"
+        )
+    return name
+
+
+def statement_text(sql: str) -> str:
+    """``sql`` without surrounding blanks and trailing semicolons."""
+    text = sql.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+def check_classification(info: Mapping[str, Any], hint: str = "") -> None:
+    """Refuse unless the classifier's ``info`` describes one read-only statement."""
+    count = int(info.get("statement_count", 0))
+    kind = getattr(info.get("query_class"), "name", str(info.get("query_class")))
+    if count == 1 and kind == READ_ONLY:
+        return
+    if count == 0:
+        found = "the engine cannot parse it"
+    elif count > 1:
+        found = f"it holds {count} statements; send them one at a time"
+    else:
+        found = _CLASSES.get(kind, f"it is of the class {kind}")
+    raise ConnectorError(f"refused: {_ONE_STATEMENT}; {found}{hint}")
+
+
+def ast_functions(explain_ast: str) -> list[str]:
+    """Names of the functions called in the engine's ``EXPLAIN AST`` output, in order."""
+    return _AST_FUNCTION.findall(explain_ast)
+
+
+def denied(names: Iterable[str]) -> list[str]:
+    """Those of ``names`` that analysts may not call (each once, as written)."""
+    out: list[str] = []
+    for name in names:
+        low = name.lower()
+        if (low in DENIED_FUNCTIONS or low.startswith(DENIED_PREFIXES)) and name not in out:
+            out.append(name)
+    return out
+
+
+def check_functions(explain_ast: str) -> None:
+    """Refuse a statement whose tree calls a denied function."""
+    bad = denied(ast_functions(explain_ast))
+    if bad:
+        raise ConnectorError(
+            f"refused: {', '.join(bad)} cannot be called here: such functions reach outside "
+            "the history (files, URLs, other servers, programs); query the project's tables"
+        )
+
+
+@dataclass(frozen=True)
+class SqlLimits:
+    """What one analyst query may use."""
+
+    time_limit: float = 30.0
+    max_result_rows: int = 1_000_000
+    max_result_bytes: int = 500_000_000
+    max_threads: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqlLimits:
+        """The limits configured in the worker settings."""
+        w = settings.worker
+        return cls(
+            w.sql_time_limit, w.sql_max_result_rows, w.sql_max_result_bytes, w.sql_max_threads
+        )
+
+    def client_settings(self) -> dict[str, Any]:
+        """Session settings of a read-only client; ``readonly`` last, so it locks the rest."""
+        settings: dict[str, Any] = {
+            "max_execution_time": self.time_limit,
+            "max_result_rows": self.max_result_rows,
+            "max_result_bytes": self.max_result_bytes,
+            "result_overflow_mode": "throw",
+        }
+        if self.max_threads > 0:
+            settings["max_threads"] = self.max_threads
+        settings["readonly"] = 1
+        return settings
+
+
+def engine_path(data_dir: Path) -> Path:
+    """Where the embedded engine keeps its data under ``data_dir``."""
+    return (Path(data_dir) / "clickhouse").resolve()
+
+
+class AnalystSql:
+    """Analysts' queries: the gates, then a pool of read-only clients on threads of their own.
+
+    ``connect`` opens one read-only client; ``classify`` is the engine's
+    classifier (text, database -> dict); ``close_classifier`` releases it.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        classify: Callable[[str, str], Mapping[str, Any]],
+        database: str,
+        threads: int = 2,
+        close_classifier: Callable[[], None] | None = None,
+    ) -> None:
+        self.database = database
+        self._connect = connect
+        self._classify = classify
+        self._close_classifier = close_classifier
+        self._classify_lock = threading.Lock()
+        threads = max(1, threads)
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        for _ in range(threads):
+            self._idle.put(None)  # a client is opened on first use
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="analyst-sql")
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None,
+        database: str,
+        data_dir: Path,
+        limits: SqlLimits,
+        threads: int = 2,
+    ) -> AnalystSql:
+        """Read-only access to the server at ``url``, or to the embedded engine of ``data_dir``.
+
+        The classifier is chdb's: on the embedded engine's own folder, or in
+        memory when the history lives on a server (no embedded engine is open then).
+        """
+        from chdb import _chdb
+
+        settings = limits.client_settings()
+        if url:
+            dsn, where = url, ":memory:"
+        else:
+            path = engine_path(data_dir)
+            dsn, where = f"chdb://{path}", str(path)
+
+        def connect() -> Any:
+            return clickhouse_connect.get_client(dsn=dsn, tz_mode="schema", settings=settings)
+
+        try:
+            engine = _chdb.connect(where)
+        except Exception as exc:  # noqa: BLE001 - chdb raises several kinds
+            raise ConnectorError(f"cannot open the query classifier on {where}: {exc}") from None
+        return cls(connect, engine.classify_query, database, threads, engine.close)
+
+    def check(self, client: Any, sql: str, fmt: str) -> str:
+        """The statement to run for ``sql`` in format ``fmt``, once it passed every gate."""
+        name = check_format(fmt)
+        text = statement_text(sql)
+        with self._classify_lock:
+            first = self._classify(text, self.database)
+        check_classification(first)
+        query = f"{text}\nFORMAT {name}"
+        with self._classify_lock:
+            final = self._classify(query, self.database)
+        check_classification(
+            final, hint=" with a FORMAT clause added (choose the format apart, not in the SQL)"
+        )
+        check_functions(client.raw_query(f"EXPLAIN AST {text}").decode(errors="replace"))
+        return query
+
+    def run(self, sql: str, fmt: str = "JSONCompact") -> bytes:
+        """Check and run ``sql``; its result in format ``fmt`` (blocks the calling thread)."""
+        if self._closed:
+            raise ConnectorError("the analysts' query runner is closed")
+        client = self._idle.get()
+        try:
+            if client is None:
+                client = self._connect()
+            return client.raw_query(self.check(client, sql, fmt))
+        except ConnectorError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the engine's message goes to the analyst
+            self._discard(client)
+            client = None
+            raise ConnectorError(str(exc)) from None
+        finally:
+            if self._closed:
+                self._discard(client)
+            else:
+                self._idle.put(client)
+
+    async def run_async(self, sql: str, fmt: str = "JSONCompact") -> bytes:
+        """:meth:`run` on the runner's own threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run, sql, fmt)
+
+    @staticmethod
+    def _discard(client: Any) -> None:
+        """Close ``client`` (a failed query may have left output in its session)."""
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing a broken client is best effort
+                pass
+
+    def close(self) -> None:
+        """Close every client and the classifier (releases the embedded engine's folder)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        while not self._idle.empty():
+            self._discard(self._idle.get_nowait())
+        if self._close_classifier is not None:
+            self._close_classifier()
+
+
+def open_analyst_sql(settings: Settings) -> AnalystSql:
+    """The analysts' runner as configured in ``settings``."""
+    url = settings.clickhouse.url.get_secret_value() if settings.clickhouse.url else None
+    return AnalystSql.open(
+        url,
+        settings.clickhouse.database,
+        settings.paths.root,
+        SqlLimits.from_settings(settings),
+        settings.worker.sql_threads,
+    )
