@@ -26,12 +26,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice
+from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice, TimeGrid
 from solvers.backend import RawSolution, Termination, get_backend
 from solvers.formulation import Formulation, build
 from solvers.lp import CompiledLP
 from solvers.result import Breach, Costs, DeviceSchedule, ScheduleResult, Status
-from solvers.storage import soc_trajectory
+from solvers.storage import soc_trajectory, soft_breach
 
 #: Hard constraints must hold within this (kW or kWh).
 FEASIBILITY_TOL = 1e-6
@@ -99,6 +99,7 @@ def schedule(
         td = time.perf_counter()
         result = _diagnose(problem, form, backend, relaxed_solve, remaining(), result)
         solve_s += time.perf_counter() - td
+    result.notes = list(problem.notes)
     result.used_binaries = used_mip
     result.timings = {
         "build": build_s,
@@ -201,11 +202,12 @@ def _breaches(
     for dev, s in zip(problem.devices, schedules, strict=True):
         if not isinstance(dev, StorageDevice):
             continue
+        targets_soft = bp.soc_minima is not None and bp.soc_maxima is not None
         checks = (
             ("soc-minima", dev.soc_minima, False, bp.soc_minima),
             ("soc-maxima", dev.soc_maxima, True, bp.soc_maxima),
-            ("soc-targets", dev.soc_targets, False, bp.soc_minima),
-            ("soc-targets", dev.soc_targets, True, bp.soc_maxima),
+            ("soc-targets", dev.soc_targets, False, bp.soc_minima if targets_soft else None),
+            ("soc-targets", dev.soc_targets, True, bp.soc_maxima if targets_soft else None),
         )
         for name, limit, above, price in checks:
             if price is None:
@@ -220,13 +222,41 @@ def _breaches(
         ("site-production-capacity", np.maximum(-net, 0.0), problem.site_production_capacity,
          bp.site_production),
     )  # fmt: skip
-    for name, flow, cap, price in site_checks:
-        if price is None:
+    for dev, s in zip(problem.devices, schedules, strict=True):
+        if not isinstance(dev, StorageDevice):
             continue
-        amount = _side(flow, cap, True)
-        for t in np.flatnonzero(amount > BREACH_TOL):
-            a, p = float(amount[t]), float(price[t])
-            yield Breach(name, None, grid.step_start(int(t)), a, "kW", p, a * p)
+        for name, flow, cap, price in (
+            ("consumption-capacity", np.maximum(s.power, 0.0), dev.consumption_capacity,
+             bp.device_consumption),
+            ("production-capacity", np.maximum(-s.power, 0.0), dev.production_capacity,
+             bp.device_production),
+        ):  # fmt: skip
+            if soft_breach(cap, price):
+                yield from _capacity_breaches(grid, name, dev.name, flow, cap, price)
+    for name, flow, cap, price in site_checks:
+        if price is not None:
+            yield from _capacity_breaches(grid, name, None, flow, cap, price)
+
+
+def _capacity_breaches(
+    grid: TimeGrid,
+    name: str,
+    device: str | None,
+    flow: np.ndarray,
+    cap: np.ndarray,
+    price: np.ndarray,
+) -> Iterable[Breach]:
+    """Per-step capacity breaches and the peak charge (see ``solvers.breaches``)."""
+    amount = _side(flow, cap, True)
+    hits = np.flatnonzero(amount > BREACH_TOL)
+    for t in hits:
+        a, p = float(amount[t]), float(price[t])
+        yield Breach(name, device, grid.step_start(int(t)), a, "kW", p, a * p)
+    if len(hits):
+        priced = amount * price
+        t = int(np.argmax(priced))
+        a, p = float(amount[t]), float(price[t])
+        yield Breach(f"{name} (peak)", device, grid.step_start(t), a, "kW", p, a * p)
 
 
 def _hard_violations(
@@ -238,17 +268,25 @@ def _hard_violations(
         if isinstance(dev, ProcessDevice):
             continue
         soc, p = s.soc, s.power
+        cons_cap = dev.consumption_capacity
+        if soft_breach(cons_cap, bp.device_consumption):
+            cons_cap = dev.power_capacity
+        prod_cap = dev.production_capacity
+        if soft_breach(prod_cap, bp.device_production):
+            prod_cap = dev.power_capacity
         checks = [
             ("soc-min", soc[1:], dev.soc_min[1:], False, 1, "kWh"),
             ("soc-max", soc[1:], dev.soc_max[1:], True, 1, "kWh"),
-            ("consumption-capacity", np.maximum(p, 0), dev.consumption_capacity, True, 0, "kW"),
-            ("production-capacity", np.maximum(-p, 0), dev.production_capacity, True, 0, "kW"),
+            ("consumption-capacity", np.maximum(p, 0), cons_cap, True, 0, "kW"),
+            ("production-capacity", np.maximum(-p, 0), prod_cap, True, 0, "kW"),
         ]
+        targets_soft = bp.soc_minima is not None and bp.soc_maxima is not None
         if bp.soc_minima is None:
             checks += [("soc-minima", soc, dev.soc_minima, False, 0, "kWh")]
-            checks += [("soc-targets", soc, dev.soc_targets, False, 0, "kWh")]
         if bp.soc_maxima is None:
             checks += [("soc-maxima", soc, dev.soc_maxima, True, 0, "kWh")]
+        if not targets_soft:
+            checks += [("soc-targets", soc, dev.soc_targets, False, 0, "kWh")]
             checks += [("soc-targets", soc, dev.soc_targets, True, 0, "kWh")]
         for name, values, limit, above, offset, unit in checks:
             amount = _side(values, limit, above)

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice
-from solvers.lp import ColumnBlock, LinearProgram, Soft
+from solvers.breaches import add_priced_breach
+from solvers.lp import ColumnBlock, LinearProgram
 from solvers.process import ProcessVars, add_process
 from solvers.storage import BIG_M, StorageVars, add_storage
 
@@ -103,6 +104,8 @@ def add_site(
                 dt,
                 soc_minima_price=bp.soc_minima,
                 soc_maxima_price=bp.soc_maxima,
+                consumption_breach_price=bp.device_consumption,
+                production_breach_price=bp.device_production,
                 tie_break=tie,
                 binary_steps=(complementarity or {}).get(dev.name),
             )
@@ -110,8 +113,11 @@ def add_site(
             b_rows += [t, t]
             b_cols += [sv.charge.index, sv.discharge.index]
             b_vals += [np.ones(n), -np.ones(n)]
-            max_cons = max_cons + np.minimum(dev.consumption_capacity, BIG_M)
-            max_prod = max_prod + np.minimum(dev.production_capacity, BIG_M)
+            # With priced device breaches a device may reach its power capacity.
+            up_c = dev.power_capacity if bp.device_consumption is not None else 0.0
+            up_p = dev.power_capacity if bp.device_production is not None else 0.0
+            max_cons = max_cons + np.minimum(np.fmax(dev.consumption_capacity, up_c), BIG_M)
+            max_prod = max_prod + np.minimum(np.fmax(dev.production_capacity, up_p), BIG_M)
         elif isinstance(dev, ProcessDevice):
             pv, rows, cols, vals, fixed = add_process(lp, dev, cp, tie * dev.power)
             site.processes.append(pv)
@@ -154,16 +160,16 @@ def add_site(
         "site.power-capacity.production", g_out.index, None, cap,
         constraint="site-power-capacity", elastic_weight=10.0, **common,
     )  # fmt: skip
-    soft_c = Soft(None, bp.site_consumption) if bp.site_consumption is not None else None
-    soft_p = Soft(None, bp.site_production) if bp.site_production is not None else None
-    lp.add_bounds(
-        "site.consumption-capacity", g_in.index, None, problem.site_consumption_capacity,
-        constraint="site-consumption-capacity", soft=soft_c, **common,
-    )  # fmt: skip
-    lp.add_bounds(
-        "site.production-capacity", g_out.index, None, problem.site_production_capacity,
-        constraint="site-production-capacity", soft=soft_p, **common,
-    )  # fmt: skip
+    for name, flow, cap, price in (
+        ("site-consumption-capacity", g_in, problem.site_consumption_capacity,
+         bp.site_consumption),
+        ("site-production-capacity", g_out, problem.site_production_capacity,
+         bp.site_production),
+    ):  # fmt: skip
+        if price is None:
+            lp.add_bounds(f"site.{name}", flow.index, None, cap, constraint=name, **common)
+        else:
+            add_priced_breach(lp, f"site.{name}", flow.index, cap, price, constraint=name)
 
     # Where selling pays more than buying, keep g+ and g- apart with a binary.
     steps = np.flatnonzero(pp > cp + 1e-12)

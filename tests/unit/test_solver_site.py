@@ -113,9 +113,14 @@ def test_soft_site_capacity_is_breached_only_when_needed():
     )
     r = schedule(prob)
     assert r.status is Status.RELAXED
-    (b,) = r.breaches
+    # Priced per step and once more at the peak (as FlexMeasures does).
+    b, peak = r.breaches
     assert b.constraint == "site-consumption-capacity" and b.amount == pytest.approx(2.0)
     assert b.datetime == T0 and b.cost == pytest.approx(200.0)
+    assert peak.constraint == "site-consumption-capacity (peak)" and peak.cost == pytest.approx(
+        200.0
+    )
+    assert r.costs.breaches == pytest.approx(400.0)
 
 
 def test_hard_device_limit_conflict_is_infeasible_even_when_relaxing():
