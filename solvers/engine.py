@@ -14,7 +14,15 @@ Steps:
 4. Read the termination status before any value. On infeasibility, solve the
    elastic model (``LinearProgram.compile(elastic=True)``) and name the blocks
    and steps that needed slack.
-5. Recompute every SOC from the returned net powers, list breaches of soft
+5. Break ties lexicographically: solve once more over the optimal face
+   (``CompiledLP.on_optimal_face``: the primary cost held at its optimum, within
+   solver precision) minimising the secondary objective of
+   ``solvers.formulation`` (throughput, then charging sooner or later, then the
+   earliest process start). Ties are thereby settled by construction, not by
+   costs small enough to hide below the solver's tolerances. The tie-broken
+   schedule is kept only if it is optimal, integral and free of overlaps;
+   otherwise the first one stands.
+6. Recompute every SOC from the returned net powers, list breaches of soft
    constraints from the schedule itself, check every hard constraint (1e-6) and
    compute the costs from the schedule with the real prices.
 """
@@ -90,6 +98,32 @@ def schedule(
         build_s += raw.build_seconds
         solve_s += raw.solve_seconds
 
+    if raw.termination is Termination.OPTIMAL and raw.x is not None and clp.has_secondary:
+        tb = time.perf_counter()
+        face = clp.on_optimal_face(raw.objective, _face_tolerance(raw.objective))
+        build_s += time.perf_counter() - tb
+        second = backend.solve(face, relax_integrality=relaxed_solve, time_limit=remaining())
+        build_s += second.build_seconds
+        solve_s += second.solve_seconds
+        if (
+            second.termination is Termination.OPTIMAL
+            and second.x is not None
+            and (not relaxed_solve or _integral(clp, second.x))
+            and not any(len(s.overlap_steps(second.x)) for s in form.site.storages)
+        ):
+            raw = RawSolution(
+                raw.termination, second.x, raw.objective, raw.solve_seconds, mip_gap=raw.mip_gap
+            )
+        elif relaxed_solve and clp.has_integers and second.x is not None:
+            # The tie-break split a process over equal-cost placements: settle it as a MILP.
+            second = backend.solve(face, time_limit=remaining())
+            build_s += second.build_seconds
+            solve_s += second.solve_seconds
+            if second.termination is Termination.OPTIMAL and second.x is not None:
+                if not any(len(s.overlap_steps(second.x)) for s in form.site.storages):
+                    raw = RawSolution(raw.termination, second.x, raw.objective, raw.solve_seconds)
+                    used_mip = True
+
     if raw.x is not None and any(len(s.overlap_steps(raw.x)) for s in form.site.storages):
         # The search stopped (time limit) before every overlap was resolved: no valid schedule.
         stopped = raw.termination if raw.termination is not Termination.OPTIMAL else None
@@ -107,6 +141,20 @@ def schedule(
         "total": time.perf_counter() - t0,
     }
     return result
+
+
+def _face_tolerance(optimum: float) -> float:
+    """How far above the optimum the tie-breaking solve may go: floating-point rounding only.
+
+    The bound row ``c x <= optimum`` holds with equality at the first solution,
+    so the face is never empty; the slack of 1e-12 of the optimum only absorbs
+    rounding in the reported optimum. The secondary objective uses whatever room
+    it gets, so this is kept at rounding level: the tie-broken schedule costs the
+    same as the first optimum (within about 1e-12 relative, plus at most HiGHS's
+    primal feasibility tolerance of 1e-8 should it ever use it), and no real price
+    difference can be traded for a tie-break.
+    """
+    return 1e-12 * max(1.0, abs(optimum))
 
 
 def _integral(clp: CompiledLP, x: np.ndarray, tol: float = 1e-7) -> bool:

@@ -37,6 +37,9 @@ from schemas.flex_problem import StorageDevice
 from solvers.breaches import add_priced_breach
 from solvers.lp import ColumnBlock, LinearProgram, Soft
 
+#: Weight of the timing preference in the secondary objective, per kWh (throughput: 1).
+TIMING = 0.5
+
 #: Bound used in big-M rows when a device's power capacity is unlimited (kW).
 BIG_M = 1e6
 
@@ -106,7 +109,7 @@ def add_storage(
     soc_maxima_price: float | None,
     consumption_breach_price: np.ndarray | None = None,
     production_breach_price: np.ndarray | None = None,
-    tie_break: np.ndarray | None = None,
+    timing: np.ndarray | None = None,
     binary_steps: np.ndarray | None = None,
 ) -> StorageVars:
     """Add one storage device's columns and rows to ``lp``; return its blocks.
@@ -134,8 +137,11 @@ def add_storage(
     soc_ub = np.full(n + 1, np.inf)
     soc_lb[0] = soc_ub[0] = dev.soc_at_start
     soc = lp.add_columns(f"{name}.soc", n + 1, soc_lb, soc_ub)
-    if tie_break is not None and dev.prefer_charging_sooner:
-        lp.add_cost(charge, tie_break)
+    if timing is not None:
+        # Secondary objective: throughput, then when to charge (see solvers.formulation).
+        late = timing if dev.prefer_charging_sooner else 1.0 - timing
+        lp.add_cost(charge, dt * (1.0 + TIMING * late), secondary=True)
+        lp.add_cost(discharge, dt * (1.0 + TIMING * (1.0 - late)), secondary=True)
 
     # Dynamics: soc[t+1] - e soc[t] - b dt ec P+[t] + b dt / ed P-[t] = b dt (gain - usage).
     t = np.arange(n)
