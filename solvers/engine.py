@@ -35,7 +35,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice, TimeGrid
-from solvers.backend import RawSolution, Termination, get_backend
+from solvers.backend import RawSolution, Termination, get_backend, solve_on_face
 from solvers.formulation import Formulation, build
 from solvers.lp import CompiledLP
 from solvers.result import Breach, Costs, DeviceSchedule, ScheduleResult, Status
@@ -99,10 +99,10 @@ def schedule(
         solve_s += raw.solve_seconds
 
     if raw.termination is Termination.OPTIMAL and raw.x is not None and clp.has_secondary:
-        tb = time.perf_counter()
-        face = clp.on_optimal_face(raw.objective, _face_tolerance(raw.objective))
-        build_s += time.perf_counter() - tb
-        second = backend.solve(face, relax_integrality=relaxed_solve, time_limit=remaining())
+        tol = _face_tolerance(raw.objective)
+        second = solve_on_face(
+            backend, clp, raw, tol, relax_integrality=relaxed_solve, time_limit=remaining()
+        )
         build_s += second.build_seconds
         solve_s += second.solve_seconds
         if (
@@ -116,6 +116,7 @@ def schedule(
             )
         elif relaxed_solve and clp.has_integers and second.x is not None:
             # The tie-break split a process over equal-cost placements: settle it as a MILP.
+            face = clp.on_optimal_face(raw.objective, tol)
             second = backend.solve(face, time_limit=remaining())
             build_s += second.build_seconds
             solve_s += second.solve_seconds
