@@ -6,13 +6,21 @@ process flex-model (FlexMeasures' ProcessScheduler). The models check the shape
 onto the time grid by ``schemas.flex_request``, which knows the window and the
 units. Errors name the field as the user wrote it (``soc-max``), prefixed with
 the device's position when several are given (``flex-model[1].soc-max``).
+
+Field names follow FlexMeasures 1.0. A FlexMeasures field that FlexStream does
+not support yet is rejected with a message saying so; any other unknown field
+gets the nearest known name as a spelling hint. Sensors may be named by id
+(``15``) or by name (``"bat"``), bare or as ``{"sensor": ...}``; ids become
+their decimal text (``"15"``) inside FlexStream.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import difflib
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from schemas.errors import InputError
 
@@ -20,15 +28,61 @@ from schemas.errors import InputError
 FieldValue = str | float | int | list[Any] | dict[str, Any] | None
 
 
+def sensor_name(value: Any) -> Any:
+    """Normalise a sensor given by id or name, bare or as ``{"sensor": ...}``, to text."""
+    if isinstance(value, dict) and "sensor" in value:
+        value = value["sensor"]
+    if isinstance(value, bool):
+        return value  # pydantic rejects it as not a string
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+#: A sensor named by id or name; stored as text.
+SensorName = Annotated[str, BeforeValidator(sensor_name), Field(min_length=1)]
+
+
+def _sensor_ref(value: Any) -> Any:
+    """An output sensor written as an id, a name or ``{"sensor": ...}``: keep it as a reference."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        return {"sensor": value}
+    return value
+
+
+#: An output sensor reference such as ``{"sensor": 14}``.
+OutputSensor = Annotated[dict[str, Any] | None, BeforeValidator(_sensor_ref)]
+
+
 class _FlexBase(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+
+#: FlexMeasures 1.0 flex-model fields that FlexStream does not support yet.
+PLANNED_FLEX_MODEL_FIELDS = frozenset(
+    {
+        "operation-modes",
+        "group",
+        "coupling",
+        "coupling-coefficient",
+        "inflexible-consumption",
+        "inflexible-production",
+    }
+)
 
 
 class StorageFlexModel(_FlexBase):
     """Storage flex-model fields (FlexMeasures names as aliases)."""
 
-    sensor: str = Field(min_length=1)
-    soc_at_start: FieldValue = Field(alias="soc-at-start")
+    sensor: SensorName
+    asset: int | str | None = None
+    commodity: Literal["electricity"] = "electricity"
+    consumption: OutputSensor = None
+    production: OutputSensor = None
+    state_of_charge: FieldValue = Field(default=None, alias="state-of-charge")
+    soc_at_start: FieldValue = Field(default=None, alias="soc-at-start")
     soc_unit: Literal["kWh", "MWh"] | None = Field(default=None, alias="soc-unit")
     soc_min: FieldValue = Field(default=None, alias="soc-min")
     soc_max: FieldValue = Field(default=None, alias="soc-max")
@@ -45,16 +99,18 @@ class StorageFlexModel(_FlexBase):
     soc_usage: FieldValue = Field(default=None, alias="soc-usage")
     soc_gain: FieldValue = Field(default=None, alias="soc-gain")
     prefer_charging_sooner: bool = Field(default=True, alias="prefer-charging-sooner")
+    prefer_curtailing_later: bool = Field(default=True, alias="prefer-curtailing-later")
 
 
 class ProcessFlexModel(_FlexBase):
     """Process flex-model fields (FlexMeasures' ProcessScheduler)."""
 
-    sensor: str = Field(min_length=1)
+    sensor: SensorName
+    asset: int | str | None = None
     power: FieldValue
     duration: str
     process_type: Literal["INFLEXIBLE", "BREAKABLE", "SHIFTABLE"] = Field(
-        default="SHIFTABLE", alias="process-type"
+        default="INFLEXIBLE", alias="process-type"
     )
     time_restrictions: list[dict[str, Any]] = Field(default_factory=list, alias="time-restrictions")
     optimization_sense: Literal["MIN", "MAX"] = Field(default="MIN", alias="optimization-sense")
@@ -63,6 +119,43 @@ class ProcessFlexModel(_FlexBase):
 FlexModel = StorageFlexModel | ProcessFlexModel
 
 _PROCESS_KEYS = {"duration", "process-type", "time-restrictions", "optimization-sense"}
+
+
+def known_fields(cls: type[BaseModel]) -> list[str]:
+    """The field names a user writes for ``cls`` (its aliases)."""
+    return [f.alias or name for name, f in cls.model_fields.items()]
+
+
+def check_fields(
+    data: dict[str, Any],
+    known: Iterable[str],
+    planned: Iterable[str],
+    prefix: str,
+    also: Iterable[str] = (),
+) -> None:
+    """Reject unknown fields: planned FlexMeasures fields say so, typos get the nearest name.
+
+    ``also`` lists names that are known elsewhere (e.g. the other device kind's
+    fields), used only for the spelling hint.
+    """
+    known = set(known)
+    planned = set(planned)
+    for key in data:
+        if key in known:
+            continue
+        field = f"{prefix}.{key}" if prefix else str(key)
+        if key in planned:
+            raise InputError(
+                f"`{field}` is a FlexMeasures field FlexStream does not support yet; "
+                "leave it out (see solvers/README.md for the supported fields)",
+                field,
+            )
+        near = difflib.get_close_matches(str(key), sorted(known | set(also)), n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]!r}?" if near else "check its spelling"
+        raise InputError(
+            f"unknown field; {hint} (FlexMeasures field names are hyphenated, e.g. 'soc-max')",
+            field,
+        )
 
 
 def input_error(exc: ValidationError, prefix: str = "") -> InputError:
@@ -75,6 +168,11 @@ def input_error(exc: ValidationError, prefix: str = "") -> InputError:
         msg = "unknown field; check its spelling against the FlexMeasures field names"
     elif err["type"] == "missing":
         msg = "this field is required"
+    elif loc == "commodity":
+        msg = (
+            "only 'electricity' is supported here; other commodities are a FlexMeasures "
+            "feature FlexStream does not support yet"
+        )
     return InputError(msg, field)
 
 
@@ -86,6 +184,8 @@ def parse_flex_model(data: Any, field: str = "flex-model") -> FlexModel:
         "power" in data and "soc-at-start" not in data
     )
     cls = ProcessFlexModel if is_process else StorageFlexModel
+    other = StorageFlexModel if is_process else ProcessFlexModel
+    check_fields(data, known_fields(cls), PLANNED_FLEX_MODEL_FIELDS, field, known_fields(other))
     try:
         return cls.model_validate(data)
     except ValidationError as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,10 @@ class StorageDevice:
     start of step ``k``; boundary ``n`` the end of the window). ``soc_min`` and
     ``soc_max`` are hard; ``soc_minima``, ``soc_maxima`` and ``soc_targets`` are
     soft when a breach price applies (``nan`` where not given).
+    ``consumption_capacity`` and ``production_capacity`` are hard unless the site's
+    ``BreachPrices`` price device breaches; ``power_capacity`` (both directions)
+    is always hard. ``outputs`` holds the output sensors the user named
+    (``state-of-charge``, ``consumption``, ``production``) for the stream to write to.
     """
 
     name: str
@@ -103,12 +108,15 @@ class StorageDevice:
     soc_targets: np.ndarray | float = np.nan
     consumption_capacity: np.ndarray | float = np.inf
     production_capacity: np.ndarray | float = np.inf
+    power_capacity: np.ndarray | float = np.inf
     charging_efficiency: np.ndarray | float = 1.0
     discharging_efficiency: np.ndarray | float = 1.0
     storage_efficiency: np.ndarray | float = 1.0
     soc_usage: np.ndarray | float = 0.0
     soc_gain: np.ndarray | float = 0.0
     prefer_charging_sooner: bool = True
+    prefer_curtailing_later: bool = True
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Broadcast scalars to arrays of the right length."""
@@ -118,6 +126,7 @@ class StorageDevice:
         for name in (
             "consumption_capacity",
             "production_capacity",
+            "power_capacity",
             "charging_efficiency",
             "discharging_efficiency",
             "storage_efficiency",
@@ -158,13 +167,19 @@ class BreachPrices:
     """Prices of breaching soft constraints; ``None`` keeps the constraint hard.
 
     SOC prices are per kWh of breach at each constrained boundary; capacity prices
-    are per kW of breach in each step (arrays of ``n`` values).
+    are per kW (arrays of ``n`` values), charged on the breach in each step and
+    once more on the largest priced breach of the window (as FlexMeasures does), so
+    a breach is spread rather than concentrated. ``device_*`` price breaches of
+    every storage device's ``consumption_capacity`` / ``production_capacity``
+    (never of a capacity of zero, which states a physical impossibility).
     """
 
     soc_minima: float | None = None
     soc_maxima: float | None = None
     site_consumption: np.ndarray | None = None
     site_production: np.ndarray | None = None
+    device_consumption: np.ndarray | None = None
+    device_production: np.ndarray | None = None
 
 
 @dataclass
@@ -187,6 +202,8 @@ class SiteProblem:
     inflexible_power: np.ndarray | float = 0.0
     breach_prices: BreachPrices = field(default_factory=BreachPrices)
     currency: str = "EUR"
+    notes: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Broadcast scalars and default the production price to the consumption price."""

@@ -5,20 +5,30 @@ This is where units, defaults and FlexMeasures semantics are applied:
 - Powers become kW, energies kWh, prices currency per kWh. The currency is the
   consumption price's numerator (``EUR`` for ``EUR/MWh``, ``kg`` for ``kg/MWh``);
   every other price must use the same one.
-- ``power-capacity`` gives both directions unless ``consumption-capacity`` or
-  ``production-capacity`` say otherwise; one of them is required.
+- ``power-capacity`` bounds both directions; ``consumption-capacity`` and
+  ``production-capacity`` default to it. Without it, as in FlexMeasures, the
+  larger directional capacity is used (the missing direction is then zero),
+  else the flex-context's ``site-power-capacity``.
+- ``soc-at-start`` defaults to the latest ``state-of-charge`` at or before the
+  start (a sensor or a time series), else to 0. Bare SOC numbers are in
+  ``soc-unit``, else MWh (FlexMeasures' fallback).
+- SOC points between step boundaries are projected onto them (see ``_project_soc``).
 - ``roundtrip-efficiency`` r sets ``charging-efficiency`` and
   ``discharging-efficiency`` to sqrt(r) unless those are given themselves.
 - ``storage-efficiency`` as a plain quantity applies per scheduling step; stated
   for a resolution (``{"value": "99%", "resolution": "PT1H"}``, or a sensor
   series with ``attrs["resolution"]``) it becomes ``e ** (dt / resolution)``.
-- ``site-consumption-capacity`` and ``site-production-capacity`` default to
+- ``site-consumption-capacity`` and ``site-production-capacity`` are capped by
   ``site-power-capacity`` (which stays hard).
-- Breach prices: given ones make their constraints soft. With
-  ``relax-constraints`` true, missing ones default to ``DEFAULT_SOC_BREACH_PRICE``
-  (1000 currency/kWh) and ``DEFAULT_CAPACITY_BREACH_PRICE`` (10000 currency/kW).
-  Capacity breach prices per power are charged per kW of breach in each step; per
-  energy, per kWh of breach (kW times the step length).
+- Breach prices: given ones make their constraints soft. As in FlexMeasures 1.0,
+  ``relax-constraints`` defaults to true; with it (or ``relax-soc-constraints``),
+  missing SOC breach prices default to ``DEFAULT_SOC_BREACH_PRICE`` (1000
+  currency/kWh); with it (or ``relax-site-capacity-constraints``), site capacity
+  breach prices to ``DEFAULT_CAPACITY_BREACH_PRICE`` (10000 currency/kW); device
+  capacities only with ``relax-capacity-constraints`` (``DEFAULT_DEVICE_BREACH_PRICE``,
+  100 currency/kW). The deprecated price sensor fields fill in no defaults.
+  Capacity breach prices per power are charged per kW of breach in each step and
+  on the peak breach; per energy, per kWh of breach (kW times the step length).
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import numpy as np
 import pint
 
 from schemas.errors import InputError
-from schemas.flex_context import FlexContext, parse_flex_context
+from schemas.flex_context import FlexContext, deprecation_notes, parse_flex_context
 from schemas.flex_model import (
     FlexModel,
     ProcessFlexModel,
@@ -53,6 +63,7 @@ from schemas.flex_series import (
     SeriesReader,
     convert,
     is_sensor_ref,
+    magnitude,
     parse_datetime,
     parse_duration,
 )
@@ -62,6 +73,8 @@ from schemas.units import Q_, parse_quantity
 DEFAULT_SOC_BREACH_PRICE = 1000.0
 #: Default site capacity breach price with relax-constraints, currency per kW (per step).
 DEFAULT_CAPACITY_BREACH_PRICE = 10000.0
+#: Default device capacity breach price with relax-capacity-constraints, currency per kW.
+DEFAULT_DEVICE_BREACH_PRICE = 100.0
 
 
 def make_grid(start: Any, duration: Any, resolution: Any) -> TimeGrid:
@@ -115,37 +128,98 @@ def _price_per_power(value: Any, field: str, reader: SeriesReader, currency: str
     return reader.steps(value, field, f"{currency}/kW", np.nan)
 
 
-def _storage(m: StorageFlexModel, f: str, reader: SeriesReader) -> StorageDevice:
-    grid = reader.grid
-    n = grid.n
-    soc_unit = m.soc_unit or "kWh"
+def _soc_at_start(m: StorageFlexModel, f: str, reader: SeriesReader, bare: str) -> float:
+    """``soc-at-start``, else the latest ``state-of-charge`` at or before the start, else 0."""
+    if m.soc_at_start is not None:
+        if is_sensor_ref(m.soc_at_start) or isinstance(m.soc_at_start, list):
+            raise InputError(
+                "give one quantity such as '10 kWh'; to read it from a sensor, name that "
+                "sensor in state-of-charge and leave soc-at-start out",
+                f"{f}.soc-at-start",
+            )
+        return magnitude(m.soc_at_start, "kWh", f"{f}.soc-at-start", bare)
+    soc = m.state_of_charge
+    field = f"{f}.state-of-charge"
+    start = reader.grid.start
+    if is_sensor_ref(soc):
+        resolved = reader._resolve(soc, field)
+        if isinstance(resolved, list | tuple):
+            return magnitude(resolved[0], "kWh", field, bare) if resolved else 0.0
+        unit_name = resolved.attrs.get("unit", "")
+        known = resolved.sort_index()
+        known = known[known.index <= start].dropna()
+        if not len(known):
+            raise InputError(
+                f"the sensor has no state of charge at or before {start.isoformat()}; "
+                "give soc-at-start",
+                field,
+            )
+        return float(known.iloc[-1]) * convert(Q_(1.0, unit_name), "kWh", field)
+    if isinstance(soc, list):
+        latest: tuple[datetime, float] | None = None
+        for i, point in enumerate(soc):
+            if not isinstance(point, dict):
+                raise InputError('expected {"datetime": ..., "value": ...}', f"{field}[{i}]")
+            key = "datetime" if "datetime" in point else "start"
+            when = parse_datetime(point.get(key), f"{field}[{i}].{key}")
+            if when <= start and (latest is None or when >= latest[0]):
+                v = magnitude(point.get("value"), "kWh", f"{field}[{i}].value", bare)
+                latest = (when, v)
+        if latest is None:
+            raise InputError(
+                f"no state of charge at or before {start.isoformat()}; give soc-at-start", field
+            )
+        return latest[1]
+    if soc is not None:
+        return magnitude(soc, "kWh", field, bare)
+    return 0.0
 
-    def soc_value(value: Any, name: str) -> float:
-        if isinstance(value, int | float) and not isinstance(value, bool) and m.soc_unit:
-            return float(Q_(value, soc_unit).to("kWh").magnitude)
-        q = parse_quantity(value, f"{f}.{name}")
-        return convert(q, "kWh", f"{f}.{name}")
 
-    soc_at_start = soc_value(m.soc_at_start, "soc-at-start")
-    soc_min = 0.0 if m.soc_min is None else soc_value(m.soc_min, "soc-min")
-    soc_max = math.inf if m.soc_max is None else soc_value(m.soc_max, "soc-max")
-    if soc_min > soc_max:
-        raise InputError(
-            f"soc-min ({soc_min:g} kWh) exceeds soc-max ({soc_max:g} kWh)", f"{f}.soc-min"
-        )
-    if m.power_capacity is None and (
-        m.consumption_capacity is None or m.production_capacity is None
-    ):
-        raise InputError(
-            "give power-capacity (or both consumption-capacity and production-capacity), "
-            "e.g. '11 kW'",
-            f"{f}.power-capacity",
-        )
-    power = reader.steps(m.power_capacity, f"{f}.power-capacity", "kW", np.inf)
-    cons = reader.steps(m.consumption_capacity, f"{f}.consumption-capacity", "kW", np.nan)
-    prod = reader.steps(m.production_capacity, f"{f}.production-capacity", "kW", np.nan)
-    cons = np.where(np.isnan(cons), power, cons)
-    prod = np.where(np.isnan(prod), power, prod)
+def _power_capacities(
+    m: StorageFlexModel, f: str, reader: SeriesReader, site_power: np.ndarray, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Power, consumption and production capacity (kW per step) with FlexMeasures' fall-backs.
+
+    Without ``power-capacity``: the larger of the directional capacities given
+    (the missing direction is then zero, when the given one is not), else the
+    flex-context's ``site-power-capacity``.
+    """
+    n = reader.grid.n
+    power = reader.steps(m.power_capacity, f"{f}.power-capacity", "kW", np.nan, overlap="min")
+    cons = reader.steps(
+        m.consumption_capacity, f"{f}.consumption-capacity", "kW", np.nan, overlap="min"
+    )
+    prod = reader.steps(
+        m.production_capacity, f"{f}.production-capacity", "kW", np.nan, overlap="min"
+    )
+    if m.power_capacity is None:
+        has_c, has_p = m.consumption_capacity is not None, m.production_capacity is not None
+        if has_c or has_p:
+            power = np.fmax(cons, prod)
+            if has_c and not has_p and np.any(cons > 0):
+                prod = np.zeros(n)
+            if has_p and not has_c and np.any(prod > 0):
+                cons = np.zeros(n)
+            notes.append(
+                f"{f}.power-capacity is not given; using the larger of consumption-capacity "
+                "and production-capacity, as FlexMeasures does"
+            )
+        elif not np.all(np.isnan(site_power)):
+            power = site_power.copy()
+            notes.append(
+                f"{f}.power-capacity is not given; using the flex-context's "
+                "site-power-capacity, as FlexMeasures does"
+            )
+        else:
+            raise InputError(
+                "give power-capacity, e.g. '11 kW' (without it FlexMeasures falls back to "
+                "consumption-capacity/production-capacity or the flex-context's "
+                "site-power-capacity, and none is given)",
+                f"{f}.power-capacity",
+            )
+    power = np.where(np.isnan(power), np.inf, power)
+    cons = np.minimum(np.where(np.isnan(cons), power, cons), power)
+    prod = np.minimum(np.where(np.isnan(prod), power, prod), power)
     for arr, name in (
         (power, "power-capacity"),
         (cons, "consumption-capacity"),
@@ -153,6 +227,93 @@ def _storage(m: StorageFlexModel, f: str, reader: SeriesReader) -> StorageDevice
     ):
         if np.any(arr < 0):
             raise InputError("must not be negative (give magnitudes)", f"{f}.{name}")
+    return power, cons, prod
+
+
+def _project_soc(
+    off_grid: dict[str, list[tuple[float, float]]],
+    targets: np.ndarray,
+    minima: np.ndarray,
+    maxima: np.ndarray,
+    dev: dict[str, Any],
+    dt: float,
+    f: str,
+) -> None:
+    """Project SOC points between two step boundaries onto them, as FlexMeasures does.
+
+    For a point with value ``v`` a fraction ``a`` into step ``k`` (between boundaries
+    ``k`` and ``k + 1``), with the energy the device can charge or discharge in
+    that step, ``C = cons[k] * ec[k] * dt`` and ``D = prod[k] / ed[k] * dt``:
+
+    - a target becomes an exact target ``v`` at ``k + 1`` plus, at ``k``, a minimum
+      ``v - a C`` and a maximum ``v + a D`` (the target stays reachable in time);
+    - a minimum becomes minima ``v - a C`` at ``k`` and ``v - (1 - a) D`` at ``k + 1``;
+    - a maximum becomes maxima ``v + a D`` at ``k`` and ``v + (1 - a) C`` at ``k + 1``.
+
+    Projected minima and maxima are clamped to ``soc-min``/``soc-max``, and the
+    stricter one wins where several land on one boundary.
+    """
+    cons, prod = dev["cons"], dev["prod"]
+    ec, ed = dev["ec"], dev["ed"]
+    lo, hi = dev["soc_min"], dev["soc_max"]
+
+    def put_min(k: int, v: float) -> None:
+        v = max(v, lo)
+        minima[k] = v if np.isnan(minima[k]) else max(minima[k], v)
+
+    def put_max(k: int, v: float) -> None:
+        v = min(v, hi)
+        maxima[k] = v if np.isnan(maxima[k]) else min(maxima[k], v)
+
+    for kind, points in off_grid.items():
+        for pos, v in points:
+            k = int(np.floor(pos))
+            a = pos - k
+            charge = cons[k] * ec[k] * dt
+            discharge = prod[k] / ed[k] * dt
+            if kind == "soc-targets":
+                old = targets[k + 1]
+                if not np.isnan(old) and abs(old - v) > 1e-9:
+                    raise InputError(
+                        f"two different targets ({old:g} and {v:g} kWh) land on one step "
+                        "boundary once projected onto the schedule's steps",
+                        f"{f}.soc-targets",
+                    )
+                targets[k + 1] = v
+                put_min(k, v - a * charge)
+                put_max(k, v + a * discharge)
+            elif kind == "soc-minima":
+                put_min(k, v - a * charge)
+                put_min(k + 1, v - (1 - a) * discharge)
+            else:
+                put_max(k, v + a * discharge)
+                put_max(k + 1, v + (1 - a) * charge)
+
+
+def _storage(
+    m: StorageFlexModel, f: str, reader: SeriesReader, site_power: np.ndarray, notes: list[str]
+) -> StorageDevice:
+    grid = reader.grid
+    n = grid.n
+    bare = m.soc_unit or "MWh"
+
+    def soc_value(value: Any, name: str) -> float:
+        if is_sensor_ref(value) or isinstance(value, list):
+            raise InputError(
+                f"give one quantity such as '40 kWh'; for values that vary in time use "
+                f"soc-{'minima' if name == 'soc-min' else 'maxima'}",
+                f"{f}.{name}",
+            )
+        return magnitude(value, "kWh", f"{f}.{name}", bare)
+
+    soc_at_start = _soc_at_start(m, f, reader, bare)
+    soc_min = 0.0 if m.soc_min is None else soc_value(m.soc_min, "soc-min")
+    soc_max = math.inf if m.soc_max is None else soc_value(m.soc_max, "soc-max")
+    if soc_min > soc_max:
+        raise InputError(
+            f"soc-min ({soc_min:g} kWh) exceeds soc-max ({soc_max:g} kWh)", f"{f}.soc-min"
+        )
+    power, cons, prod = _power_capacities(m, f, reader, site_power, notes)
 
     rt = None
     if m.roundtrip_efficiency is not None:
@@ -170,11 +331,35 @@ def _storage(m: StorageFlexModel, f: str, reader: SeriesReader) -> StorageDevice
         raise InputError("must lie in (0%, 100%]", f"{f}.discharging-efficiency")
     e = _storage_efficiency(m.storage_efficiency, f"{f}.storage-efficiency", reader)
 
-    minima = reader.soc_points(m.soc_minima, f"{f}.soc-minima", "kWh", "max")
-    maxima = reader.soc_points(m.soc_maxima, f"{f}.soc-maxima", "kWh", "min")
-    targets = reader.soc_points(m.soc_targets, f"{f}.soc-targets", "kWh", "equal")
+    off_grid: dict[str, list[tuple[float, float]]] = {
+        "soc-minima": [],
+        "soc-maxima": [],
+        "soc-targets": [],
+    }
+    minima = reader.soc_points(
+        m.soc_minima, f"{f}.soc-minima", "kWh", "max", bare, off_grid["soc-minima"]
+    )
+    maxima = reader.soc_points(
+        m.soc_maxima, f"{f}.soc-maxima", "kWh", "min", bare, off_grid["soc-maxima"]
+    )
+    targets = reader.soc_points(
+        m.soc_targets, f"{f}.soc-targets", "kWh", "equal", bare, off_grid["soc-targets"]
+    )
+    if any(off_grid.values()):
+        dev = {"cons": cons, "prod": prod, "ec": ec, "ed": ed}
+        dev.update(soc_min=soc_min, soc_max=soc_max)
+        _project_soc(off_grid, targets, minima, maxima, dev, grid.dt_hours, f)
     usage = reader.steps(m.soc_usage, f"{f}.soc-usage", "kW", 0.0)
     gain = reader.steps(m.soc_gain, f"{f}.soc-gain", "kW", 0.0)
+    outputs = {
+        key: ref
+        for key, ref in (
+            ("state-of-charge", m.state_of_charge if is_sensor_ref(m.state_of_charge) else None),
+            ("consumption", m.consumption),
+            ("production", m.production),
+        )
+        if ref is not None
+    }
     return StorageDevice(
         name=m.sensor,
         n=n,
@@ -186,12 +371,15 @@ def _storage(m: StorageFlexModel, f: str, reader: SeriesReader) -> StorageDevice
         soc_targets=targets,
         consumption_capacity=cons,
         production_capacity=prod,
+        power_capacity=power,
         charging_efficiency=ec,
         discharging_efficiency=ed,
         storage_efficiency=e,
         soc_usage=np.nan_to_num(usage),
         soc_gain=np.nan_to_num(gain),
         prefer_charging_sooner=m.prefer_charging_sooner,
+        prefer_curtailing_later=m.prefer_curtailing_later,
+        outputs=outputs,
     )
 
 
@@ -220,9 +408,11 @@ def _process(m: ProcessFlexModel, f: str, reader: SeriesReader) -> ProcessDevice
     grid = reader.grid
     if isinstance(m.power, list | dict):
         raise InputError("a process's power is one quantity, e.g. '20 kW'", f"{f}.power")
-    power = convert(parse_quantity(m.power, f"{f}.power"), "kW", f"{f}.power")
+    # FlexMeasures takes a bare number in the sensor's unit; offline that is kW.
+    power = magnitude(m.power, "kW", f"{f}.power", "kW")
     duration = parse_duration(m.duration, f"{f}.duration")
-    steps = math.ceil(duration / grid.resolution - 1e-9)
+    # A process longer than the window fills the window, as in FlexMeasures.
+    steps = min(math.ceil(duration / grid.resolution - 1e-9), grid.n)
     allowed = np.ones(grid.n, dtype=bool)
     starts = np.array([grid.step_start(k) for k in range(grid.n)])
     ends = starts + grid.resolution
@@ -247,11 +437,18 @@ def _non_negative(arr: np.ndarray, field: str) -> np.ndarray:
     return arr
 
 
-def _context(ctx: FlexContext, reader: SeriesReader, devices: list[Device]) -> SiteProblem:
+def _prices(ctx: FlexContext, reader: SeriesReader) -> tuple[str, np.ndarray, np.ndarray]:
+    """Currency and consumption/production prices (currency per kWh per step)."""
     grid = reader.grid
-    currency = _currency(ctx.consumption_price, reader)
+    cons_value = ctx.consumption_price
+    if cons_value is None:
+        cons_value = {"sensor": ctx.consumption_price_sensor}
+    prod_value = ctx.production_price
+    if prod_value is None and ctx.production_price_sensor is not None:
+        prod_value = {"sensor": ctx.production_price_sensor}
+    currency = _currency(cons_value, reader)
     price_unit = f"{currency}/kWh"
-    cp = reader.steps(ctx.consumption_price, "consumption-price", price_unit)
+    cp = reader.steps(cons_value, "consumption-price", price_unit)
     if np.any(np.isnan(cp)):
         k = int(np.flatnonzero(np.isnan(cp))[0])
         raise InputError(
@@ -259,16 +456,100 @@ def _context(ctx: FlexContext, reader: SeriesReader, devices: list[Device]) -> S
             "cover the whole window",
             "consumption-price",
         )
-    pp = reader.steps(ctx.production_price, "production-price", price_unit)
-    pp = np.where(np.isnan(pp), cp, pp)
+    pp = reader.steps(prod_value, "production-price", price_unit)
+    return currency, cp, np.where(np.isnan(pp), cp, pp)
 
-    spc = _non_negative(
-        reader.steps(ctx.site_power_capacity, "site-power-capacity", "kW"), "site-power-capacity"
+
+def _site_power_capacity(ctx: FlexContext, reader: SeriesReader) -> np.ndarray:
+    return _non_negative(
+        reader.steps(ctx.site_power_capacity, "site-power-capacity", "kW", overlap="min"),
+        "site-power-capacity",
     )
-    scc = reader.steps(ctx.site_consumption_capacity, "site-consumption-capacity", "kW")
-    spr = reader.steps(ctx.site_production_capacity, "site-production-capacity", "kW")
-    scc = _non_negative(np.where(np.isnan(scc), spc, scc), "site-consumption-capacity")
-    spr = _non_negative(np.where(np.isnan(spr), spc, spr), "site-production-capacity")
+
+
+def _breach_prices(
+    ctx: FlexContext, reader: SeriesReader, currency: str, legacy: bool
+) -> BreachPrices:
+    """Breach prices, with FlexMeasures' defaults where its relax flags ask for them.
+
+    ``legacy`` (the deprecated price sensor fields) fills in no defaults, as in
+    FlexMeasures, where those fields predate relaxation.
+    """
+    n = reader.grid.n
+    price_unit = f"{currency}/kWh"
+    relax_soc = ctx.relax_soc and not legacy
+    relax_site = ctx.relax_site_capacity and not legacy
+    relax_device = (
+        ctx.relax_capacity_constraints
+        and not legacy
+        and ctx.consumption_breach_price is None
+        and ctx.production_breach_price is None
+    )
+
+    def soc_price(value: Any, name: str) -> float | None:
+        if value is None:
+            return DEFAULT_SOC_BREACH_PRICE if relax_soc else None
+        if isinstance(value, list | dict):
+            raise InputError(f"give one price, e.g. '1000 {currency}/kWh'", name)
+        price = convert(parse_quantity(value, name), price_unit, name)
+        if price < 0:
+            raise InputError("a breach price must not be negative", name)
+        return price
+
+    def cap_price(value: Any, name: str, relax: bool, default: float) -> np.ndarray | None:
+        if value is None:
+            return np.full(n, default) if relax else None
+        arr = _price_per_power(value, name, reader, currency)
+        if np.any(np.isnan(arr)) or np.any(arr < 0):
+            raise InputError("give a non-negative price for every step", name)
+        return arr
+
+    return BreachPrices(
+        soc_minima=soc_price(ctx.soc_minima_breach_price, "soc-minima-breach-price"),
+        soc_maxima=soc_price(ctx.soc_maxima_breach_price, "soc-maxima-breach-price"),
+        site_consumption=cap_price(
+            ctx.site_consumption_breach_price,
+            "site-consumption-breach-price",
+            relax_site,
+            DEFAULT_CAPACITY_BREACH_PRICE,
+        ),
+        site_production=cap_price(
+            ctx.site_production_breach_price,
+            "site-production-breach-price",
+            relax_site,
+            DEFAULT_CAPACITY_BREACH_PRICE,
+        ),
+        device_consumption=cap_price(
+            ctx.consumption_breach_price,
+            "consumption-breach-price",
+            relax_device,
+            DEFAULT_DEVICE_BREACH_PRICE,
+        ),
+        device_production=cap_price(
+            ctx.production_breach_price,
+            "production-breach-price",
+            relax_device,
+            DEFAULT_DEVICE_BREACH_PRICE,
+        ),
+    )
+
+
+def _context(
+    ctx: FlexContext,
+    reader: SeriesReader,
+    devices: list[Device],
+    prices: tuple[str, np.ndarray, np.ndarray],
+    spc: np.ndarray,
+) -> SiteProblem:
+    currency, cp, pp = prices
+    scc = reader.steps(
+        ctx.site_consumption_capacity, "site-consumption-capacity", "kW", overlap="min"
+    )
+    spr = reader.steps(
+        ctx.site_production_capacity, "site-production-capacity", "kW", overlap="min"
+    )
+    scc = _non_negative(np.fmin(scc, spc), "site-consumption-capacity")
+    spr = _non_negative(np.fmin(spr, spc), "site-production-capacity")
 
     inflex = _non_negative(
         reader.steps(ctx.inflexible_consumption, "inflexible-consumption", "kW", 0.0),
@@ -279,40 +560,22 @@ def _context(ctx: FlexContext, reader: SeriesReader, devices: list[Device]) -> S
         "inflexible-production",
     )
     for i, ref in enumerate(ctx.inflexible_device_sensors):
-        # Device sensors follow the sign convention: consumption positive.
+        # FlexStream's sensors follow one sign convention: consumption positive.
         inflex = inflex + reader.steps(ref, f"inflexible-device-sensors[{i}]", "kW", 0.0)
     inflex = np.nan_to_num(inflex)
 
-    relax = ctx.relax_constraints
-
-    def soc_price(value: Any, name: str) -> float | None:
-        if value is None:
-            return DEFAULT_SOC_BREACH_PRICE if relax else None
-        if isinstance(value, list | dict):
-            raise InputError(f"give one price, e.g. '1000 {currency}/kWh'", name)
-        price = convert(parse_quantity(value, name), price_unit, name)
-        if price < 0:
-            raise InputError("a breach price must not be negative", name)
-        return price
-
-    def cap_price(value: Any, name: str) -> np.ndarray | None:
-        if value is None:
-            return np.full(grid.n, DEFAULT_CAPACITY_BREACH_PRICE) if relax else None
-        arr = _price_per_power(value, name, reader, currency)
-        if np.any(np.isnan(arr)) or np.any(arr < 0):
-            raise InputError("give a non-negative price for every step", name)
-        return arr
-
-    breach = BreachPrices(
-        soc_minima=soc_price(ctx.soc_minima_breach_price, "soc-minima-breach-price"),
-        soc_maxima=soc_price(ctx.soc_maxima_breach_price, "soc-maxima-breach-price"),
-        site_consumption=cap_price(
-            ctx.site_consumption_breach_price, "site-consumption-breach-price"
-        ),
-        site_production=cap_price(ctx.site_production_breach_price, "site-production-breach-price"),
-    )
+    legacy = ctx.consumption_price_sensor is not None or ctx.production_price_sensor is not None
+    outputs = {
+        key: ref
+        for key, ref in (
+            ("aggregate-consumption", ctx.aggregate_consumption),
+            ("aggregate-production", ctx.aggregate_production),
+            ("aggregate-power", ctx.aggregate_power),
+        )
+        if ref is not None
+    }
     return SiteProblem(
-        grid=grid,
+        grid=reader.grid,
         devices=devices,
         consumption_price=cp,
         production_price=pp,
@@ -320,8 +583,9 @@ def _context(ctx: FlexContext, reader: SeriesReader, devices: list[Device]) -> S
         site_consumption_capacity=scc,
         site_production_capacity=spr,
         inflexible_power=inflex,
-        breach_prices=breach,
+        breach_prices=_breach_prices(ctx, reader, currency, legacy),
         currency=currency,
+        outputs=outputs,
     )
 
 
@@ -342,12 +606,17 @@ def parse_site_problem(
     grid = make_grid(start, duration, resolution)
     models: list[FlexModel] = parse_flex_models(flex_model)
     ctx = parse_flex_context(flex_context)
+    notes = deprecation_notes(flex_context)
     reader = SeriesReader(grid, resolver)
+    prices = _prices(ctx, reader)
+    spc = _site_power_capacity(ctx, reader)
     devices: list[Device] = []
     for i, m in enumerate(models):
         f = "flex-model" if isinstance(flex_model, dict) else f"flex-model[{i}]"
         if isinstance(m, StorageFlexModel):
-            devices.append(_storage(m, f, reader))
+            devices.append(_storage(m, f, reader, spc, notes))
         else:
             devices.append(_process(m, f, reader))
-    return _context(ctx, reader, devices)
+    problem = _context(ctx, reader, devices, prices, spc)
+    problem.notes = notes
+    return problem

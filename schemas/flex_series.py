@@ -3,19 +3,22 @@
 A field may hold:
 
 - a quantity: ``"2 MW"``, ``"95%"``, or a bare number where the field is
-  dimensionless (efficiencies);
+  dimensionless (efficiencies) or has a unit for bare numbers (SOC fields:
+  ``soc-unit``, else MWh as in FlexMeasures);
 - a list of segments ``{"start", "duration" | "end", "value"}``: a segment applies
-  to every step whose start lies in ``[start, end)``; later segments override
-  earlier ones; steps no segment covers get the field's default;
-- a sensor reference ``{"sensor": ...}``: handed to the caller's resolver
-  (the streaming layer); without a resolver this is an error, because the offline
-  CLI needs literal values.
+  to every step whose start lies in ``[start, end)``. Where segments overlap,
+  the first listed wins, except for capacities (the minimum) and minima (the
+  maximum), as in FlexMeasures; steps no segment covers get the field's default;
+- a sensor reference ``{"sensor": ...}`` (a sensor id or name, optionally with
+  source filters): handed to the caller's resolver (the streaming layer); without
+  a resolver this is an error, because the offline CLI needs literal values.
 
 SOC fields (``soc-minima``, ``soc-maxima``, ``soc-targets``) hold points
-``{"datetime", "value"}`` that must fall on a step boundary, or periods
-``{"start", "duration" | "end", "value"}`` applying to every boundary in
-``[start, end]``. Points and periods outside the window are ignored (they matter
-to a later schedule, not this one).
+``{"datetime", "value"}`` or periods ``{"start", "duration" | "end", "value"}``
+applying to every boundary in ``[start, end]``. Points between two step
+boundaries are handed back to ``schemas.flex_request``, which projects them onto
+the surrounding boundaries as FlexMeasures does. Points and periods outside the
+window are ignored (they matter to a later schedule, not this one).
 
 A resolver is ``resolve(sensor_ref, field) -> pandas.Series | list``. A Series is
 indexed by aware datetimes (event starts) and carries its unit in
@@ -96,8 +99,15 @@ def _factor(unit_text: str, target: str) -> float | None:
         return None
 
 
-def magnitude(value: Any, target: str, field: str) -> float:
-    """A quantity's magnitude in ``target``; the common ``"<number> <unit>"`` form is cached."""
+def magnitude(value: Any, target: str, field: str, bare: str | None = None) -> float:
+    """A quantity's magnitude in ``target``; the common ``"<number> <unit>"`` form is cached.
+
+    ``bare`` is the unit of a bare number (e.g. ``MWh`` for SOC fields without
+    ``soc-unit``, as in FlexMeasures); without it a bare number needs a
+    dimensionless ``target``.
+    """
+    if bare is not None and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) * _factor(bare, target)
     if isinstance(value, str):
         m = _NUMBER_UNIT.match(value)
         if m and m.group(2) and m.group(2) != "%" and not m.group(2)[0].isdigit():
@@ -156,8 +166,15 @@ class SeriesReader:
         target: str,
         default: float = np.nan,
         boundaries: bool = False,
+        overlap: str = "first",
+        bare: str | None = None,
     ) -> np.ndarray:
-        """One value per step (or per boundary with ``boundaries``), in ``target`` units."""
+        """One value per step (or per boundary with ``boundaries``), in ``target`` units.
+
+        Where segments overlap, ``overlap`` decides as FlexMeasures does: ``"first"``
+        (the segment listed first; prices and most fields), ``"min"`` (capacities,
+        maxima) or ``"max"`` (minima).
+        """
         grid = self.grid
         n = grid.n + (1 if boundaries else 0)
         if value is None:
@@ -169,19 +186,25 @@ class SeriesReader:
                 # A list of quantities or sensors: their sum (e.g. several usage forecasts).
                 total = np.zeros(n)
                 for i, v in enumerate(value):
-                    total += self.steps(v, f"{field}[{i}]", target, 0.0, boundaries)
+                    total += self.steps(v, f"{field}[{i}]", target, 0.0, boundaries, bare=bare)
                 return total
-            out = np.full(n, default)
+            out = np.full(n, np.nan)
             starts = np.array([(grid.step_start(k) - grid.start).total_seconds() for k in range(n)])
             for i, seg in enumerate(value):
                 f = f"{field}[{i}]"
                 lo, hi = self.segment_bounds(seg, f)
-                v = magnitude(seg.get("value"), target, f"{f}.value")
+                v = magnitude(seg.get("value"), target, f"{f}.value", bare)
                 a = (lo - grid.start).total_seconds()
                 b = (hi - grid.start).total_seconds()
-                out[(starts >= a) & (starts < b)] = v
-            return out
-        return np.full(n, magnitude(value, target, field))
+                hit = (starts >= a) & (starts < b)
+                free = hit & np.isnan(out)
+                out[free] = v
+                if overlap == "min":
+                    out[hit] = np.minimum(out[hit], v)
+                elif overlap == "max":
+                    out[hit] = np.maximum(out[hit], v)
+            return np.where(np.isnan(out), default, out)
+        return np.full(n, magnitude(value, target, field, bare))
 
     def segment_bounds(self, seg: Any, field: str) -> tuple[datetime, datetime]:
         """Start and end of a ``{"start", "duration" | "end"}`` segment."""
@@ -202,11 +225,22 @@ class SeriesReader:
             raise InputError("the segment ends before it starts", field)
         return start, end
 
-    def soc_points(self, value: Any, field: str, target: str, combine: str) -> np.ndarray:
+    def soc_points(
+        self,
+        value: Any,
+        field: str,
+        target: str,
+        combine: str,
+        bare: str | None = None,
+        off_grid: list[tuple[float, float]] | None = None,
+    ) -> np.ndarray:
         """SOC constraints per boundary (``n + 1`` values, ``nan`` where none).
 
         ``combine`` settles several values at one boundary: ``"max"`` (minima),
         ``"min"`` (maxima) or ``"equal"`` (targets: differing values are an error).
+        Points between two boundaries are appended to ``off_grid`` as
+        ``(position in steps, value)`` for the caller to project onto the grid;
+        without ``off_grid`` they are an error.
         """
         grid = self.grid
         out = np.full(grid.n + 1, np.nan)
@@ -224,15 +258,23 @@ class SeriesReader:
             f = f"{field}[{i}]"
             if not isinstance(point, dict):
                 raise InputError('expected {"datetime": ..., "value": ...}', f)
-            v = magnitude(point.get("value"), target, f"{f}.value")
-            if "datetime" in point:
-                when = parse_datetime(point["datetime"], f"{f}.datetime")
+            v = magnitude(point.get("value"), target, f"{f}.value", bare)
+            instant = "datetime" in point or (
+                "start" in point and "end" in point and point["start"] == point["end"]
+            )
+            if instant:
+                key = "datetime" if "datetime" in point else "start"
+                when = parse_datetime(point[key], f"{f}.{key}")
                 pos = (when - grid.start).total_seconds() / res
+                if abs(pos - round(pos)) > 1e-6 and off_grid is not None:
+                    if 0 < pos < grid.n:
+                        off_grid.append((pos, v))
+                    continue
                 if abs(pos - round(pos)) > 1e-6:
                     raise InputError(
-                        f"{point['datetime']} is not on a step boundary of the schedule "
+                        f"{point[key]} is not on a step boundary of the schedule "
                         f"(start {grid.start.isoformat()}, resolution {grid.resolution})",
-                        f"{f}.datetime",
+                        f"{f}.{key}",
                     )
                 ks = [int(round(pos))]
             else:

@@ -8,7 +8,7 @@ nobody reads a solver's message text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -38,6 +38,8 @@ class RawSolution:
     solve_seconds: float
     build_seconds: float = 0.0
     mip_gap: float | None = None
+    #: The back end's solver object, kept so a tie-breaking solve can start from it.
+    handle: object | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_solution(self) -> bool:
@@ -55,6 +57,28 @@ class Backend(Protocol):
     ) -> RawSolution:
         """Solve ``lp`` (as an LP when ``relax_integrality``) within ``time_limit`` seconds."""
         ...
+
+
+def solve_on_face(
+    backend: Backend,
+    lp: CompiledLP,
+    first: RawSolution,
+    tolerance: float,
+    *,
+    relax_integrality: bool = False,
+    time_limit: float | None = None,
+) -> RawSolution:
+    """Minimise ``lp.c2`` over the solutions of ``lp`` costing at most ``first.objective``.
+
+    A back end with its own ``solve_on_face`` (HiGHS: add the bound row to the
+    solved model and restart from its optimal basis) uses it; any other solves
+    ``lp.on_optimal_face`` from scratch.
+    """
+    own = getattr(backend, "solve_on_face", None)
+    if own is not None:
+        return own(lp, first, tolerance, relax_integrality=relax_integrality, time_limit=time_limit)
+    face = lp.on_optimal_face(first.objective, tolerance)
+    return backend.solve(face, relax_integrality=relax_integrality, time_limit=time_limit)
 
 
 def get_backend(name: str) -> Backend:

@@ -14,7 +14,15 @@ Steps:
 4. Read the termination status before any value. On infeasibility, solve the
    elastic model (``LinearProgram.compile(elastic=True)``) and name the blocks
    and steps that needed slack.
-5. Recompute every SOC from the returned net powers, list breaches of soft
+5. Break ties lexicographically: solve once more over the optimal face
+   (``CompiledLP.on_optimal_face``: the primary cost held at its optimum, within
+   solver precision) minimising the secondary objective of
+   ``solvers.formulation`` (throughput, then charging sooner or later, then the
+   earliest process start). Ties are thereby settled by construction, not by
+   costs small enough to hide below the solver's tolerances. The tie-broken
+   schedule is kept only if it is optimal, integral and free of overlaps;
+   otherwise the first one stands.
+6. Recompute every SOC from the returned net powers, list breaches of soft
    constraints from the schedule itself, check every hard constraint (1e-6) and
    compute the costs from the schedule with the real prices.
 """
@@ -26,12 +34,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice
-from solvers.backend import RawSolution, Termination, get_backend
+from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice, TimeGrid
+from solvers.backend import RawSolution, Termination, get_backend, solve_on_face
 from solvers.formulation import Formulation, build
 from solvers.lp import CompiledLP
 from solvers.result import Breach, Costs, DeviceSchedule, ScheduleResult, Status
-from solvers.storage import soc_trajectory
+from solvers.storage import soc_trajectory, soft_breach
 
 #: Hard constraints must hold within this (kW or kWh).
 FEASIBILITY_TOL = 1e-6
@@ -90,6 +98,33 @@ def schedule(
         build_s += raw.build_seconds
         solve_s += raw.solve_seconds
 
+    if raw.termination is Termination.OPTIMAL and raw.x is not None and clp.has_secondary:
+        tol = _face_tolerance(raw.objective)
+        second = solve_on_face(
+            backend, clp, raw, tol, relax_integrality=relaxed_solve, time_limit=remaining()
+        )
+        build_s += second.build_seconds
+        solve_s += second.solve_seconds
+        if (
+            second.termination is Termination.OPTIMAL
+            and second.x is not None
+            and (not relaxed_solve or _integral(clp, second.x))
+            and not any(len(s.overlap_steps(second.x)) for s in form.site.storages)
+        ):
+            raw = RawSolution(
+                raw.termination, second.x, raw.objective, raw.solve_seconds, mip_gap=raw.mip_gap
+            )
+        elif relaxed_solve and clp.has_integers and second.x is not None:
+            # The tie-break split a process over equal-cost placements: settle it as a MILP.
+            face = clp.on_optimal_face(raw.objective, tol)
+            second = backend.solve(face, time_limit=remaining())
+            build_s += second.build_seconds
+            solve_s += second.solve_seconds
+            if second.termination is Termination.OPTIMAL and second.x is not None:
+                if not any(len(s.overlap_steps(second.x)) for s in form.site.storages):
+                    raw = RawSolution(raw.termination, second.x, raw.objective, raw.solve_seconds)
+                    used_mip = True
+
     if raw.x is not None and any(len(s.overlap_steps(raw.x)) for s in form.site.storages):
         # The search stopped (time limit) before every overlap was resolved: no valid schedule.
         stopped = raw.termination if raw.termination is not Termination.OPTIMAL else None
@@ -99,6 +134,7 @@ def schedule(
         td = time.perf_counter()
         result = _diagnose(problem, form, backend, relaxed_solve, remaining(), result)
         solve_s += time.perf_counter() - td
+    result.notes = list(problem.notes)
     result.used_binaries = used_mip
     result.timings = {
         "build": build_s,
@@ -106,6 +142,20 @@ def schedule(
         "total": time.perf_counter() - t0,
     }
     return result
+
+
+def _face_tolerance(optimum: float) -> float:
+    """How far above the optimum the tie-breaking solve may go: floating-point rounding only.
+
+    The bound row ``c x <= optimum`` holds with equality at the first solution,
+    so the face is never empty; the slack of 1e-12 of the optimum only absorbs
+    rounding in the reported optimum. The secondary objective uses whatever room
+    it gets, so this is kept at rounding level: the tie-broken schedule costs the
+    same as the first optimum (within about 1e-12 relative, plus at most HiGHS's
+    primal feasibility tolerance of 1e-8 should it ever use it), and no real price
+    difference can be traded for a tie-break.
+    """
+    return 1e-12 * max(1.0, abs(optimum))
 
 
 def _integral(clp: CompiledLP, x: np.ndarray, tol: float = 1e-7) -> bool:
@@ -201,11 +251,12 @@ def _breaches(
     for dev, s in zip(problem.devices, schedules, strict=True):
         if not isinstance(dev, StorageDevice):
             continue
+        targets_soft = bp.soc_minima is not None and bp.soc_maxima is not None
         checks = (
             ("soc-minima", dev.soc_minima, False, bp.soc_minima),
             ("soc-maxima", dev.soc_maxima, True, bp.soc_maxima),
-            ("soc-targets", dev.soc_targets, False, bp.soc_minima),
-            ("soc-targets", dev.soc_targets, True, bp.soc_maxima),
+            ("soc-targets", dev.soc_targets, False, bp.soc_minima if targets_soft else None),
+            ("soc-targets", dev.soc_targets, True, bp.soc_maxima if targets_soft else None),
         )
         for name, limit, above, price in checks:
             if price is None:
@@ -220,13 +271,41 @@ def _breaches(
         ("site-production-capacity", np.maximum(-net, 0.0), problem.site_production_capacity,
          bp.site_production),
     )  # fmt: skip
-    for name, flow, cap, price in site_checks:
-        if price is None:
+    for dev, s in zip(problem.devices, schedules, strict=True):
+        if not isinstance(dev, StorageDevice):
             continue
-        amount = _side(flow, cap, True)
-        for t in np.flatnonzero(amount > BREACH_TOL):
-            a, p = float(amount[t]), float(price[t])
-            yield Breach(name, None, grid.step_start(int(t)), a, "kW", p, a * p)
+        for name, flow, cap, price in (
+            ("consumption-capacity", np.maximum(s.power, 0.0), dev.consumption_capacity,
+             bp.device_consumption),
+            ("production-capacity", np.maximum(-s.power, 0.0), dev.production_capacity,
+             bp.device_production),
+        ):  # fmt: skip
+            if soft_breach(cap, price):
+                yield from _capacity_breaches(grid, name, dev.name, flow, cap, price)
+    for name, flow, cap, price in site_checks:
+        if price is not None:
+            yield from _capacity_breaches(grid, name, None, flow, cap, price)
+
+
+def _capacity_breaches(
+    grid: TimeGrid,
+    name: str,
+    device: str | None,
+    flow: np.ndarray,
+    cap: np.ndarray,
+    price: np.ndarray,
+) -> Iterable[Breach]:
+    """Per-step capacity breaches and the peak charge (see ``solvers.breaches``)."""
+    amount = _side(flow, cap, True)
+    hits = np.flatnonzero(amount > BREACH_TOL)
+    for t in hits:
+        a, p = float(amount[t]), float(price[t])
+        yield Breach(name, device, grid.step_start(int(t)), a, "kW", p, a * p)
+    if len(hits):
+        priced = amount * price
+        t = int(np.argmax(priced))
+        a, p = float(amount[t]), float(price[t])
+        yield Breach(f"{name} (peak)", device, grid.step_start(t), a, "kW", p, a * p)
 
 
 def _hard_violations(
@@ -238,17 +317,25 @@ def _hard_violations(
         if isinstance(dev, ProcessDevice):
             continue
         soc, p = s.soc, s.power
+        cons_cap = dev.consumption_capacity
+        if soft_breach(cons_cap, bp.device_consumption):
+            cons_cap = dev.power_capacity
+        prod_cap = dev.production_capacity
+        if soft_breach(prod_cap, bp.device_production):
+            prod_cap = dev.power_capacity
         checks = [
             ("soc-min", soc[1:], dev.soc_min[1:], False, 1, "kWh"),
             ("soc-max", soc[1:], dev.soc_max[1:], True, 1, "kWh"),
-            ("consumption-capacity", np.maximum(p, 0), dev.consumption_capacity, True, 0, "kW"),
-            ("production-capacity", np.maximum(-p, 0), dev.production_capacity, True, 0, "kW"),
+            ("consumption-capacity", np.maximum(p, 0), cons_cap, True, 0, "kW"),
+            ("production-capacity", np.maximum(-p, 0), prod_cap, True, 0, "kW"),
         ]
+        targets_soft = bp.soc_minima is not None and bp.soc_maxima is not None
         if bp.soc_minima is None:
             checks += [("soc-minima", soc, dev.soc_minima, False, 0, "kWh")]
-            checks += [("soc-targets", soc, dev.soc_targets, False, 0, "kWh")]
         if bp.soc_maxima is None:
             checks += [("soc-maxima", soc, dev.soc_maxima, True, 0, "kWh")]
+        if not targets_soft:
+            checks += [("soc-targets", soc, dev.soc_targets, False, 0, "kWh")]
             checks += [("soc-targets", soc, dev.soc_targets, True, 0, "kWh")]
         for name, values, limit, above, offset, unit in checks:
             amount = _side(values, limit, above)

@@ -105,6 +105,11 @@ class HighsBackend:
         build = time.perf_counter() - t0
         t1 = time.perf_counter()
         h.run()
+        return self._read(h, lp, mip, time.perf_counter() - t1, build)
+
+    def _read(
+        self, h: highspy.Highs, lp: CompiledLP, mip: bool, seconds: float, build: float
+    ) -> RawSolution:
         status = _STATUS.get(h.getModelStatus(), Termination.UNKNOWN)
         info = h.getInfo()
         has_values = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
@@ -117,4 +122,37 @@ class HighsBackend:
             x = np.zeros(0)
             objective = 0.0
         gap = float(info.mip_gap) if mip and x is not None else None
-        return RawSolution(status, x, objective, time.perf_counter() - t1, build, gap)
+        return RawSolution(status, x, objective, seconds, build, gap, handle=(h, lp, mip))
+
+    def solve_on_face(
+        self,
+        lp: CompiledLP,
+        first: RawSolution,
+        tolerance: float,
+        *,
+        relax_integrality: bool = False,
+        time_limit: float | None = None,
+    ) -> RawSolution:
+        """The tie-breaking solve, warm: bound row added to the solved model, costs swapped.
+
+        The first solve's optimal basis stays primal feasible (its solution meets
+        the new row with equality), so HiGHS restarts from it instead of solving
+        a model with a dense extra row from scratch, which takes several times
+        longer on the degenerate optimal faces of scheduling problems.
+        """
+        handle = first.handle
+        mip = lp.has_integers and not relax_integrality
+        if not (isinstance(handle, tuple) and handle[1] is lp and handle[2] == mip):
+            face = lp.on_optimal_face(first.objective, tolerance)
+            return self.solve(face, relax_integrality=relax_integrality, time_limit=time_limit)
+        h = handle[0]
+        t0 = time.perf_counter()
+        nz = np.flatnonzero(lp.c).astype(np.int32)
+        h.addRow(-highspy.kHighsInf, first.objective + tolerance, len(nz), nz, lp.c[nz])
+        h.changeColsCost(lp.num_col, np.arange(lp.num_col, dtype=np.int32), lp.c2)
+        if time_limit is not None:
+            h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
+        build = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        h.run()
+        return self._read(h, lp, mip, time.perf_counter() - t1, build)

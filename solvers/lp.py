@@ -109,6 +109,39 @@ class CompiledLP:
     blocks: list[CompiledBlock]
     row_block_slices: list[tuple[str, int, int]]
     elastic: bool = False
+    c2: np.ndarray | None = None  # the tie-breaking objective
+
+    @property
+    def has_secondary(self) -> bool:
+        """Whether a tie-breaking objective is set."""
+        return self.c2 is not None and bool(np.any(self.c2 != 0))
+
+    def on_optimal_face(self, optimum: float, tolerance: float) -> CompiledLP:
+        """The same model minimising ``c2`` among the solutions costing at most ``optimum``.
+
+        One row ``c x <= optimum + tolerance`` is appended (named
+        ``objective-bound``) and the objective becomes ``c2``: the lexicographic
+        second stage of a two-objective solve.
+        """
+        nz = np.flatnonzero(self.c)
+        n_rows = self.num_row
+        a_start = np.concatenate([self.a_start, [self.a_start[-1] + len(nz)]]).astype(np.int32)
+        return CompiledLP(
+            c=self.c2.copy(),
+            lb=self.lb,
+            ub=self.ub,
+            integer=self.integer,
+            a_start=a_start,
+            a_index=np.concatenate([self.a_index, nz]).astype(np.int32),
+            a_value=np.concatenate([self.a_value, self.c[nz]]),
+            row_lower=np.concatenate([self.row_lower, [-INF]]),
+            row_upper=np.concatenate([self.row_upper, [optimum + tolerance]]),
+            columns=self.columns,
+            blocks=self.blocks,
+            row_block_slices=[*self.row_block_slices, ("objective-bound", n_rows, n_rows + 1)],
+            elastic=self.elastic,
+            c2=None,
+        )
 
     @property
     def num_col(self) -> int:
@@ -144,6 +177,7 @@ class LinearProgram:
     _lb: list[np.ndarray] = field(default_factory=list)
     _ub: list[np.ndarray] = field(default_factory=list)
     _cost: list[np.ndarray] = field(default_factory=list)
+    _cost2: list[np.ndarray] = field(default_factory=list)
     _int: list[np.ndarray] = field(default_factory=list)
     num_col: int = 0
 
@@ -161,15 +195,23 @@ class LinearProgram:
         self._lb.append(_as_array(lower, size, 0.0))
         self._ub.append(_as_array(upper, size, INF))
         self._cost.append(_as_array(cost, size, 0.0))
+        self._cost2.append(np.zeros(size))
         self._int.append(np.full(size, integer, dtype=bool))
         self.columns.append(block)
         self.num_col += size
         return block
 
-    def add_cost(self, block: ColumnBlock, cost: np.ndarray | float) -> None:
-        """Add ``cost`` to the objective coefficients of ``block``."""
+    def add_cost(
+        self, block: ColumnBlock, cost: np.ndarray | float, secondary: bool = False
+    ) -> None:
+        """Add ``cost`` to the objective coefficients of ``block``.
+
+        ``secondary`` adds it to the second, tie-breaking objective instead (see
+        ``CompiledLP.on_optimal_face``).
+        """
         i = self.columns.index(block)
-        self._cost[i] = self._cost[i] + _as_array(cost, block.size, 0.0)
+        costs = self._cost2 if secondary else self._cost
+        costs[i] = costs[i] + _as_array(cost, block.size, 0.0)
 
     def add_rows(
         self,
@@ -237,9 +279,11 @@ class LinearProgram:
         lb = np.concatenate(self._lb) if self._lb else np.zeros(0)
         ub = np.concatenate(self._ub) if self._ub else np.zeros(0)
         cost = np.concatenate(self._cost) if self._cost else np.zeros(0)
+        cost2 = np.concatenate(self._cost2) if self._cost2 else np.zeros(0)
         integer = np.concatenate(self._int) if self._int else np.zeros(0, dtype=bool)
         if elastic:
             cost = np.zeros_like(cost)
+            cost2 = np.zeros_like(cost2)
         extra_cost: list[np.ndarray] = []
         n_extra = 0
         r_rows: list[np.ndarray] = []
@@ -322,6 +366,7 @@ class LinearProgram:
             n_rows += len(kept)
         if n_extra:
             cost = np.concatenate([cost, *extra_cost])
+            cost2 = np.concatenate([cost2, np.zeros(n_extra)])
             lb = np.concatenate([lb, np.zeros(n_extra)])
             ub = np.concatenate([ub, np.full(n_extra, INF)])
             integer = np.concatenate([integer, np.zeros(n_extra, dtype=bool)])
@@ -351,4 +396,5 @@ class LinearProgram:
             blocks=compiled,
             row_block_slices=slices,
             elastic=elastic,
+            c2=np.where(np.abs(cost2) < 1e-12, 0.0, cost2),
         )

@@ -5,7 +5,8 @@ steps its time restrictions forbid. Placement by process type:
 
 - ``SHIFTABLE``: one contiguous run. A binary per feasible start ``j``
   (``sum_j s[j] = 1``); the process draws ``power`` in every step ``j .. j+k-1``
-  of the chosen start. Ties go to the earliest start.
+  of the chosen start. Ties go to the earliest start (a secondary objective,
+  see ``solvers.formulation``).
 - ``BREAKABLE``: any ``k`` allowed steps, not necessarily contiguous: a binary per
   allowed step, ``sum_t on[t] = k``.
 - ``INFLEXIBLE``: the earliest contiguous run that respects the time
@@ -93,7 +94,7 @@ class ProcessVars:
 
 
 def add_process(
-    lp: LinearProgram, dev: ProcessDevice, price: np.ndarray, tie_break: np.ndarray
+    lp: LinearProgram, dev: ProcessDevice, price: np.ndarray, timing: np.ndarray
 ) -> tuple[ProcessVars, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Add a process to ``lp``.
 
@@ -120,13 +121,15 @@ def add_process(
 
     if dev.process_type is ProcessType.BREAKABLE:
         starts = np.flatnonzero(dev.allowed)
-        select = lp.add_columns(f"{name}.on", len(starts), 0.0, 1.0, tie_break[starts], True)
+        select = lp.add_columns(f"{name}.on", len(starts), 0.0, 1.0, 0.0, True)
+        lp.add_cost(select, timing[starts], secondary=True)
         steps, cols = starts, select.index
         need = float(k)
     else:
         starts = feasible_starts(dev)
-        tie = tie_break[starts] if len(starts) else np.zeros(0)
-        select = lp.add_columns(f"{name}.start", len(starts), 0.0, 1.0, tie, True)
+        select = lp.add_columns(f"{name}.start", len(starts), 0.0, 1.0, 0.0, True)
+        if len(starts):
+            lp.add_cost(select, timing[starts], secondary=True)
         offs = np.arange(k)
         steps = (starts[:, None] + offs[None, :]).ravel()
         cols = np.repeat(select.index, k)

@@ -126,6 +126,7 @@ class ScheduleResult:
     solver: str = "highs"
     used_binaries: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -175,6 +176,7 @@ class ScheduleResult:
             "optimality-proven": self.proven_optimal,
             "solver": self.solver,
             "message": self.message,
+            "notes": list(self.notes),
         }
 
 

@@ -34,7 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from schemas.flex_problem import StorageDevice
+from solvers.breaches import add_priced_breach
 from solvers.lp import ColumnBlock, LinearProgram, Soft
+
+#: Weight of the timing preference in the secondary objective, per kWh (throughput: 1).
+TIMING = 0.5
 
 #: Bound used in big-M rows when a device's power capacity is unlimited (kW).
 BIG_M = 1e6
@@ -47,6 +51,12 @@ def decay_factor(e: np.ndarray) -> np.ndarray:
     lossy = np.abs(e - 1.0) > 1e-15
     out[lossy] = (e[lossy] - 1.0) / np.log(e[lossy])
     return out
+
+
+def soft_breach(capacity: np.ndarray, price: np.ndarray | None) -> bool:
+    """Whether a device capacity is soft: priced, finite and not zero (FlexMeasures' rule)."""
+    cap = np.asarray(capacity, dtype=float)
+    return price is not None and bool(np.all(np.isfinite(cap))) and bool(np.any(cap > 0))
 
 
 def soc_trajectory(dev: StorageDevice, net_power: np.ndarray, dt: float) -> np.ndarray:
@@ -97,19 +107,41 @@ def add_storage(
     *,
     soc_minima_price: float | None,
     soc_maxima_price: float | None,
-    tie_break: np.ndarray | None = None,
+    consumption_breach_price: np.ndarray | None = None,
+    production_breach_price: np.ndarray | None = None,
+    timing: np.ndarray | None = None,
     binary_steps: np.ndarray | None = None,
 ) -> StorageVars:
-    """Add one storage device's columns and rows to ``lp``; return its blocks."""
+    """Add one storage device's columns and rows to ``lp``; return its blocks.
+
+    With a breach price, a non-zero consumption (production) capacity is soft up
+    to the hard ``power_capacity``; a capacity of zero stays hard.
+    """
     n, name = dev.n, dev.name
-    charge = lp.add_columns(f"{name}.charge", n, 0.0, dev.consumption_capacity)
-    discharge = lp.add_columns(f"{name}.discharge", n, 0.0, dev.production_capacity)
+    soft_c = soft_breach(dev.consumption_capacity, consumption_breach_price)
+    soft_p = soft_breach(dev.production_capacity, production_breach_price)
+    up_c = dev.power_capacity if soft_c else dev.consumption_capacity
+    up_p = dev.power_capacity if soft_p else dev.production_capacity
+    charge = lp.add_columns(f"{name}.charge", n, 0.0, up_c)
+    discharge = lp.add_columns(f"{name}.discharge", n, 0.0, up_p)
+    for flag, block, cap, price, what in (
+        (soft_c, charge, dev.consumption_capacity, consumption_breach_price, "consumption"),
+        (soft_p, discharge, dev.production_capacity, production_breach_price, "production"),
+    ):
+        if flag:
+            add_priced_breach(
+                lp, f"{name}.{what}-capacity", block.index, cap, price,
+                constraint=f"{what}-capacity", device=name,
+            )  # fmt: skip
     soc_lb = np.full(n + 1, -np.inf)
     soc_ub = np.full(n + 1, np.inf)
     soc_lb[0] = soc_ub[0] = dev.soc_at_start
     soc = lp.add_columns(f"{name}.soc", n + 1, soc_lb, soc_ub)
-    if tie_break is not None and dev.prefer_charging_sooner:
-        lp.add_cost(charge, tie_break)
+    if timing is not None:
+        # Secondary objective: throughput, then when to charge (see solvers.formulation).
+        late = timing if dev.prefer_charging_sooner else 1.0 - timing
+        lp.add_cost(charge, dt * (1.0 + TIMING * late), secondary=True)
+        lp.add_cost(discharge, dt * (1.0 + TIMING * (1.0 - late)), secondary=True)
 
     # Dynamics: soc[t+1] - e soc[t] - b dt ec P+[t] + b dt / ed P-[t] = b dt (gain - usage).
     t = np.arange(n)
@@ -164,8 +196,9 @@ def add_storage(
         f"{name}.soc-maxima", soc.index, None, dev.soc_maxima,
         constraint="soc-maxima", soft=up_soft, **req,
     )  # fmt: skip
+    # Targets are two-sided: soft only when both sides are priced (as in FlexMeasures).
     target_soft = None
-    if soc_minima_price is not None or soc_maxima_price is not None:
+    if soc_minima_price is not None and soc_maxima_price is not None:
         target_soft = Soft(soc_minima_price, soc_maxima_price)
     lp.add_bounds(
         f"{name}.soc-targets", soc.index, dev.soc_targets, dev.soc_targets,
@@ -178,8 +211,8 @@ def add_storage(
         m = len(t)
         r = np.arange(m)
         charging = lp.add_columns(f"{name}.charging", m, 0.0, 1.0, integer=True)
-        cap_c = np.minimum(dev.consumption_capacity[t], BIG_M)
-        cap_p = np.minimum(dev.production_capacity[t], BIG_M)
+        cap_c = np.minimum(np.asarray(up_c, dtype=float)[t], BIG_M)
+        cap_p = np.minimum(np.asarray(up_p, dtype=float)[t], BIG_M)
         # P+ - C+ z <= 0 and P- + C- z <= C-.
         lp.add_rows(
             f"{name}.charge-or-discharge",

@@ -98,6 +98,8 @@ def schedule(
         _fail(f"error: {exc}", unit, start, resolution)
         return
     click.echo(json.dumps(result.to_json(unit)))
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     if result.ok:
         sys.exit(EXIT_OK)
     click.echo(result.message, err=True)

@@ -67,7 +67,7 @@ def test_optimal_schedule_json(tmp_path):
 
 def test_infeasible_exit_code_and_named_conflict(tmp_path):
     fm = [dict(FM[0], **{"power-capacity": "1 kW"})]
-    res = invoke(write(tmp_path, fm, CTX))
+    res = invoke(write(tmp_path, fm, dict(CTX, **{"relax-constraints": False})))
     assert res.exit_code == 2
     out = json.loads(res.stdout)
     assert out["status"] == "infeasible" and out["schedules"] == []

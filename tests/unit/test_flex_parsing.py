@@ -89,7 +89,9 @@ def test_relax_constraints_sets_default_breach_prices():
     assert p.breach_prices.soc_minima == DEFAULT_SOC_BREACH_PRICE
     np.testing.assert_allclose(p.breach_prices.site_consumption, DEFAULT_CAPACITY_BREACH_PRICE)
     np.testing.assert_allclose(p.site_consumption_capacity, 1000.0)
-    assert parse().breach_prices.soc_minima is None
+    # relax-constraints defaults to true, as in FlexMeasures 1.0.
+    assert parse().breach_prices.soc_minima == DEFAULT_SOC_BREACH_PRICE
+    assert parse(ctx=dict(CTX, **{"relax-constraints": False})).breach_prices.soc_minima is None
 
 
 def test_capacity_breach_price_per_energy_is_scaled_by_step_length():
@@ -117,7 +119,7 @@ def test_process_model():
     [
         (dict(BAT, **{"soc-max": "40 kW"}), CTX, "flex-model.soc-max"),
         (dict(BAT, **{"soc-mx": "40 kWh"}), CTX, "flex-model.soc-mx"),
-        ({k: v for k, v in BAT.items() if k != "soc-at-start"}, CTX, "flex-model.soc-at-start"),
+        (dict(BAT, **{"soc-at-start": {"sensor": "soc"}}), CTX, "flex-model.soc-at-start"),
         ({k: v for k, v in BAT.items() if k != "power-capacity"}, CTX, "flex-model.power-capacity"),
         (dict(BAT, **{"roundtrip-efficiency": "120%"}), CTX, "flex-model.roundtrip-efficiency"),
         (BAT, {"consumption-price": "100 EUR"}, "consumption-price"),
@@ -133,7 +135,7 @@ def test_process_model():
                 dict(
                     BAT,
                     sensor="b2",
-                    **{"soc-targets": [{"datetime": "2024-05-01T00:20Z", "value": "1 kWh"}]},
+                    **{"soc-targets": [{"datetime": "2024-05-01T00:20", "value": "1 kWh"}]},
                 ),
             ],
             CTX,

@@ -62,7 +62,8 @@ def test_site_capacity_limits_the_battery():
     net = r.schedule_of("bat").power + 1.0
     assert r.status is Status.OPTIMAL
     assert np.all(np.abs(net) <= 3 + 1e-6)
-    np.testing.assert_allclose(r.schedule_of("bat").power, [2, 2, -4, 0], atol=1e-7)
+    # Steps 2 and 3 cost the same; prefer-charging-sooner also means discharging later.
+    np.testing.assert_allclose(r.schedule_of("bat").power, [2, 2, 0, -4], atol=1e-7)
 
 
 def test_unreachable_target_is_infeasible_with_the_conflict_named():
@@ -113,9 +114,14 @@ def test_soft_site_capacity_is_breached_only_when_needed():
     )
     r = schedule(prob)
     assert r.status is Status.RELAXED
-    (b,) = r.breaches
+    # Priced per step and once more at the peak (as FlexMeasures does).
+    b, peak = r.breaches
     assert b.constraint == "site-consumption-capacity" and b.amount == pytest.approx(2.0)
     assert b.datetime == T0 and b.cost == pytest.approx(200.0)
+    assert peak.constraint == "site-consumption-capacity (peak)" and peak.cost == pytest.approx(
+        200.0
+    )
+    assert r.costs.breaches == pytest.approx(400.0)
 
 
 def test_hard_device_limit_conflict_is_infeasible_even_when_relaxing():

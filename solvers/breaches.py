@@ -1,0 +1,76 @@
+"""Priced capacity breaches, charged per step and at their peak (as FlexMeasures does).
+
+For a flow ``f[t] >= 0`` (kW) under a capacity ``cap[t]`` with a breach price
+``p[t]`` (currency per kW), the formulation adds breach columns ``b[t] >= 0`` and
+one peak column ``B >= 0``::
+
+    f[t] - b[t] <= cap[t]          (the capacity, given way by b)
+    p[t] * b[t] - B <= 0           (B is the largest priced breach)
+    cost: sum_t p[t] * b[t] + B
+
+The per-step term prices the breach in every step; the peak term prices the
+largest one once more. With the per-step term alone, a given total breach costs
+the same however it is distributed, so the solver may put it all in one step;
+the peak term makes spreading it strictly cheaper, which is what a grid operator
+(and FlexMeasures' "any breach" commitment) asks for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.lp import ColumnBlock, LinearProgram
+
+
+def add_priced_breach(
+    lp: LinearProgram,
+    name: str,
+    flow: np.ndarray,
+    cap: np.ndarray,
+    price: np.ndarray,
+    *,
+    constraint: str,
+    device: str | None = None,
+) -> tuple[ColumnBlock, ColumnBlock] | None:
+    """Add ``flow[t] - b[t] <= cap[t]`` with per-step and peak breach costs.
+
+    ``flow`` holds the column index of the flow per step; steps with an infinite
+    or ``nan`` capacity get no breach column. Returns the breach and peak blocks.
+    """
+    steps = np.flatnonzero(np.isfinite(cap))
+    m = len(steps)
+    if m == 0:
+        return None
+    p = np.asarray(price, dtype=float)[steps]
+    b = lp.add_columns(f"{name}.breach", m, 0.0, np.inf, p)
+    peak = lp.add_columns(f"{name}.peak-breach", 1, 0.0, np.inf, 1.0)
+    r = np.arange(m)
+    lp.add_rows(
+        f"{name}.capacity",
+        np.repeat(r, 2),
+        np.stack([flow[steps], b.start + r], 1).ravel(),
+        np.tile([1.0, -1.0], m),
+        None,
+        cap[steps],
+        size=m,
+        constraint=constraint,
+        device=device,
+        steps=steps,
+        unit="kW",
+        elastic=False,
+    )
+    lp.add_rows(
+        f"{name}.peak",
+        np.repeat(r, 2),
+        np.stack([b.start + r, np.full(m, peak.start)], 1).ravel(),
+        np.stack([p, -np.ones(m)], 1).ravel(),
+        None,
+        0.0,
+        size=m,
+        constraint=constraint,
+        device=device,
+        steps=steps,
+        unit="kW",
+        elastic=False,
+    )
+    return b, peak
