@@ -9,7 +9,9 @@ asset's flex-model and flex-context (``{"sensor": "name"}``) are resolved here:
   an event must cover every step, else the request is answered with status
   ``error`` naming the sensor and the uncovered span;
 - ``soc-at-start`` takes the most recent state-of-charge belief at or before
-  the start (status ``error`` when there is none).
+  the start (status ``error`` when there is none); without ``soc-at-start``, the
+  ``state-of-charge`` sensor is read the same way, and the scheduled state of
+  charge is written to it.
 
 A request that cannot be read as asked (no request id, a ``flex_model`` or
 ``flex_context`` override that is not valid JSON or not a JSON object, an
@@ -205,24 +207,31 @@ def prepare(
         raise InputError("duration and resolution must be positive", "duration_ms")
     soc_sensors: dict[str, str] = {}
     for i, m in enumerate(flex_model):
+        # As in FlexMeasures, the state-of-charge sensor is where soc-at-start is read
+        # from when it is not given, and where the scheduled SOC is written.
+        state_ref = _ref(m.get("state-of-charge"))
         soc_ref = _ref(m.get("soc-at-start"))
+        field = f"flex-model[{i}].soc-at-start"
+        if soc_ref is None and state_ref is not None and "soc-at-start" not in m:
+            soc_ref, field = state_ref, f"flex-model[{i}].state-of-charge"
+        if state_ref is not None:
+            m.pop("state-of-charge")  # resolved here, not as a series over the window
         if soc_ref is None:
+            if state_ref is not None:
+                soc_sensors[m["sensor"]] = state_ref
             continue
         sensor = sensors.get(soc_ref)
         if sensor is None:
-            raise InputError(
-                f"sensor {soc_ref!r} is not registered; register it first",
-                f"flex-model[{i}].soc-at-start",
-            )
+            raise InputError(f"sensor {soc_ref!r} is not registered; register it first", field)
         latest = lookup.latest_at(soc_ref, start)
         if latest is None:
             raise MissingInput(
                 f"no state of charge of sensor {soc_ref!r} at or before {_fmt(start)}; "
                 "publish a state-of-charge reading",
-                f"flex-model[{i}].soc-at-start",
+                field,
             )
         m["soc-at-start"] = f"{latest[1]!r} {sensor.unit}"
-        soc_sensors[m["sensor"]] = soc_ref
+        soc_sensors[m["sensor"]] = state_ref or soc_ref
     resolver = make_resolver(lookup, sensors, start, start + duration, step)
     problem = parse_site_problem(flex_model, context, start, duration, step, resolver=resolver)
     return Prepared(asset, [m["sensor"] for m in flex_model], problem, soc_sensors)

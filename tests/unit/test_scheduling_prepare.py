@@ -98,6 +98,22 @@ def test_missing_prices_name_the_sensor_and_the_uncovered_span():
     assert exc.value.field == "consumption-price"
 
 
+def test_state_of_charge_as_flexmeasures_users_write_it_gives_soc_at_start_and_receives_the_soc():
+    home = assets()["home"].model_dump(by_alias=True, exclude_none=True)
+    [fm] = home["flex-model"] if isinstance(home["flex-model"], list) else [home["flex-model"]]
+    fm.pop("soc-at-start")
+    fm["state-of-charge"] = {"sensor": "bat-soc"}
+    reg = {**assets(), "home": Asset.model_validate({**home, "flex-model": fm})}
+    p = scheduling.prepare(request(), reg, SENSORS, Lookup(prices(4), (T0, 4.0)))
+    assert p.soc_sensors == {"bat": "bat-soc"}
+    result, ms = scheduling.solve(p)
+    [rec] = scheduling.answer(request(), p, result, ms, T0)
+    assert rec["state_of_charge"][0] == pytest.approx(4.0)
+    with pytest.raises(scheduling.MissingInput) as exc:
+        scheduling.prepare(request(), reg, SENSORS, Lookup(prices(4), None))
+    assert exc.value.field == "flex-model[0].state-of-charge"
+
+
 def test_missing_soc_says_which_sensor():
     with pytest.raises(scheduling.MissingInput, match="bat-soc"):
         scheduling.prepare(request(), assets(), SENSORS, Lookup(prices(4), None))
