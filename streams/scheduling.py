@@ -98,8 +98,10 @@ def make_resolver(
         s = lookup.series(name, start, end)
         res = s.attrs.get("resolution", sensor.event_resolution)
         grid = pd.date_range(start, end, freq=step, inclusive="left")
-        if res > timedelta(0):
-            starts = s.index.as_unit("us").asi8 if len(s) else np.empty(0, dtype=np.int64)
+        if not len(s):
+            ok = np.zeros(len(grid), dtype=bool)
+        elif res > timedelta(0):
+            starts = s.index.as_unit("us").asi8
             g = grid.as_unit("us").asi8
             pos = np.searchsorted(starts, g, side="right") - 1
             res_us = res // timedelta(microseconds=1)
