@@ -3,6 +3,14 @@
 One ``passModel`` call with the CSR matrix; no per-variable Python calls. The
 model status is mapped with an explicit table; anything not in it is
 ``UNKNOWN``.
+
+HiGHS in a shared process: HiGHS's thread scheduler belongs to the whole
+process and is sized by the first ``run`` that starts it. An instance that asks
+for a different ``threads`` value later gets no solve at all (model status
+``kNotset``), and the first instance's value pins every later user. So no
+instance here sets ``threads`` (or any other process-wide state): a solve works
+whatever ran HiGHS before in the same process, and a solve that starts the
+scheduler starts it exactly as any default user would.
 """
 
 from __future__ import annotations
@@ -27,11 +35,11 @@ _STATUS = {
     highspy.HighsModelStatus.kModelEmpty: Termination.OPTIMAL,
 }
 
-#: Options for every solve: quiet, single-threaded, tight primal feasibility.
+#: Options for every solve: quiet, tight primal feasibility. Per instance only: never
+#: ``threads``, which would conflict with the process-wide scheduler (module docstring).
 OPTIONS = {
     "output_flag": False,
     "log_to_console": False,
-    "threads": 1,
     "primal_feasibility_tolerance": 1e-8,
     "mip_feasibility_tolerance": 1e-8,
     "mip_rel_gap": 1e-9,
