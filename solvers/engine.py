@@ -47,6 +47,8 @@ FEASIBILITY_TOL = 1e-6
 BREACH_TOL = 1e-6
 #: Slack in the elastic (diagnosis) model above this names a conflict.
 CONFLICT_TOL = 1e-9
+#: From this many devices, the first solve uses an interior-point method.
+IPM_MIN_DEVICES = 20
 #: Rounds of binaries at overlapping and candidate steps before a device gets them at every step.
 MAX_TARGETED_ROUNDS = 3
 
@@ -71,6 +73,7 @@ def schedule(
     tb = time.perf_counter()
     form = build(problem)
     clp = form.lp.compile()
+    clp.interior_point = _prefers_interior_point(problem)
     build_s += time.perf_counter() - tb
     relaxed_solve = True
     raw = backend.solve(clp, relax_integrality=True, time_limit=remaining())
@@ -150,6 +153,18 @@ def schedule(
         "total": time.perf_counter() - t0,
     }
     return result
+
+
+def _prefers_interior_point(problem: SiteProblem) -> bool:
+    """Whether the first (relaxed) solve should use an interior-point method.
+
+    Many devices behind one connection make a model of loosely coupled chains
+    where the simplex method pivots for long (measured: 100 batteries x 192
+    steps, 12.7 s by simplex, 5.5 s by interior point); one long chain (1 battery
+    x 8760 steps) is faster by simplex. The tie-breaking solve restarts from the
+    first optimum's basis with the simplex method either way.
+    """
+    return len(problem.devices) >= IPM_MIN_DEVICES and problem.grid.n * len(problem.devices) >= 5000
 
 
 def _waste_candidates(problem: SiteProblem, dev: StorageDevice) -> np.ndarray:

@@ -46,6 +46,10 @@ OPTIONS = {
 }
 
 
+#: HiGHS's ``simplex_strategy`` value for the primal simplex method.
+PRIMAL_SIMPLEX = 4
+
+
 def _silence_banner() -> None:
     """Create the process's first ``Highs`` with stdout muted.
 
@@ -92,6 +96,10 @@ class HighsBackend:
             h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
         inf = highspy.kHighsInf
         mip = lp.has_integers and not relax_integrality
+        if lp.interior_point and not mip:
+            # Interior point with crossover: a basic optimum, so the tie-breaking
+            # solve still restarts from a basis (with the simplex method).
+            h.setOptionValue("solver", "ipm")
         integrality = lp.integer.astype(np.int32) if mip else np.zeros(lp.num_col, np.int32)
         h.passModel(
             lp.num_col,
@@ -146,7 +154,8 @@ class HighsBackend:
         The first solve's optimal basis stays primal feasible (its solution meets
         the new row with equality), so HiGHS restarts from it instead of solving
         a model with a dense extra row from scratch, which takes several times
-        longer on the degenerate optimal faces of scheduling problems.
+        longer on the degenerate optimal faces of scheduling problems. For an LP
+        the primal simplex method continues from that basis directly.
         """
         handle = first.handle
         mip = lp.has_integers and not relax_integrality
@@ -160,6 +169,12 @@ class HighsBackend:
         h.changeColsCost(lp.num_col, np.arange(lp.num_col, dtype=np.int32), lp.c2)
         if time_limit is not None:
             h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
+        h.setOptionValue("solver", "choose")
+        if not mip:
+            # The basis stays primal feasible: primal simplex goes on from it, where the
+            # default (dual) simplex first repairs dual feasibility lost by the new costs
+            # (measured: 100 batteries x 192 steps, 0.2 s instead of 3.6 s).
+            h.setOptionValue("simplex_strategy", PRIMAL_SIMPLEX)
         build = time.perf_counter() - t0
         t1 = time.perf_counter()
         h.run()

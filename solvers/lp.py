@@ -113,6 +113,9 @@ class CompiledLP:
     row_block_slices: list[tuple[str, int, int]]
     elastic: bool = False
     c2: np.ndarray | None = None  # the tie-breaking objective
+    #: A hint for back ends with a choice: many loosely coupled blocks (a fleet behind
+    #: one connection), where an interior-point method beats the simplex method.
+    interior_point: bool = False
 
     @property
     def has_secondary(self) -> bool:
