@@ -47,6 +47,10 @@ FEASIBILITY_TOL = 1e-6
 BREACH_TOL = 1e-6
 #: Slack in the elastic (diagnosis) model above this names a conflict.
 CONFLICT_TOL = 1e-9
+#: From this many devices, the first solve uses an interior-point method.
+IPM_MIN_DEVICES = 20
+#: Rounds of binaries at overlapping and candidate steps before a device gets them at every step.
+MAX_TARGETED_ROUNDS = 3
 
 
 def schedule(
@@ -69,22 +73,29 @@ def schedule(
     tb = time.perf_counter()
     form = build(problem)
     clp = form.lp.compile()
+    clp.interior_point = _prefers_interior_point(problem)
     build_s += time.perf_counter() - tb
     relaxed_solve = True
     raw = backend.solve(clp, relax_integrality=True, time_limit=remaining())
     build_s += raw.build_seconds
     solve_s += raw.solve_seconds
+    rounds = 0
     while raw.termination is Termination.OPTIMAL and raw.x is not None:
         added = False
+        rounds += 1
         for s in form.site.storages:
             name = s.device.name
             have = complementarity.get(name, np.zeros(0, dtype=np.int64))
             new = np.setdiff1d(s.overlap_steps(raw.x), have)
             if len(new):
-                # First round: only the overlapping steps; then every step of the device,
-                # so the number of MILP solves stays small.
-                everything = np.arange(s.device.n)
-                complementarity[name] = everything if len(have) else new
+                # The overlapping steps and every step where wasting energy can pay;
+                # after MAX_TARGETED_ROUNDS, every step of the device, so the number of
+                # MILP solves stays small.
+                if rounds > MAX_TARGETED_ROUNDS:
+                    complementarity[name] = np.arange(s.device.n)
+                else:
+                    candidates = _waste_candidates(problem, s.device)
+                    complementarity[name] = np.union1d(np.union1d(have, new), candidates)
                 added = True
         if not added and (not relaxed_solve or _integral(clp, raw.x)):
             break
@@ -142,6 +153,36 @@ def schedule(
         "total": time.perf_counter() - t0,
     }
     return result
+
+
+def _prefers_interior_point(problem: SiteProblem) -> bool:
+    """Whether the first (relaxed) solve should use an interior-point method.
+
+    Many devices behind one connection make a model of loosely coupled chains
+    where the simplex method pivots for long (measured: 100 batteries x 192
+    steps, 12.7 s by simplex, 5.5 s by interior point); one long chain (1 battery
+    x 8760 steps) is faster by simplex. The tie-breaking solve restarts from the
+    first optimum's basis with the simplex method either way.
+    """
+    return len(problem.devices) >= IPM_MIN_DEVICES and problem.grid.n * len(problem.devices) >= 5000
+
+
+def _waste_candidates(problem: SiteProblem, dev: StorageDevice) -> np.ndarray:
+    """Steps where charging and discharging at once may pay for ``dev``: binary candidates.
+
+    Wasting energy in a step lowers the cost only where the step's energy is
+    worth nothing or less (an optimum of the relaxation overlaps only where the
+    SOC's marginal value is at most 0, so the site price it meets must be at
+    most 0 too: consumption or production price, whichever the site's margin
+    is at). These steps get binaries together with the overlapping ones, so one
+    MILP usually settles a negative-price evening instead of one round per
+    step the overlap moves to. Overlaps elsewhere (e.g. a store shedding energy
+    to meet a maximum) are still caught by the next round.
+    """
+    cheap = np.minimum(problem.consumption_price, problem.production_price) <= 0.0
+    both = (np.asarray(dev.consumption_capacity) > 0) & (np.asarray(dev.production_capacity) > 0)
+    lossless = np.abs(dev.charging_efficiency * dev.discharging_efficiency - 1.0) < 1e-12
+    return np.flatnonzero(cheap & both & ~lossless)
 
 
 def _face_tolerance(optimum: float) -> float:

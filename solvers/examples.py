@@ -128,3 +128,63 @@ def ev_fleet_problem(
         site_power_capacity=6.0 * n_evs + office.max(),
         inflexible_power=office,
     )
+
+
+def v2g_negative_evening_problem(
+    n_evs: int, n: int = 192, resolution: timedelta = QUARTER, seed: int = 0
+) -> SiteProblem:
+    """``ev_fleet_problem`` with every evening from 18 to 22 h at -50 EUR/MWh.
+
+    Importing then pays, so a relaxation without charge/discharge binaries lets
+    V2G EVs that are full charge and discharge at once to waste energy: the case
+    where binaries are needed and the LP relaxation is not exact.
+    """
+    problem = ev_fleet_problem(n_evs, n, resolution, seed)
+    hours = np.arange(n) * problem.grid.dt_hours
+    evening = (hours % 24 >= 18) & (hours % 24 < 22)
+    problem.consumption_price[evening] = -0.05
+    problem.production_price[evening] = -0.05
+    return problem
+
+
+def battery_fleet_problem(
+    n_batteries: int, n: int = 192, resolution: timedelta = QUARTER, seed: int = 0
+) -> SiteProblem:
+    """Batteries of different sizes behind one connection, under day-ahead prices.
+
+    Each battery (50-500 kWh, 0.5C, 90-97 % each way) must end the window at
+    least half full; the site's connection carries 40 % of the batteries' power,
+    so they compete for it.
+    """
+    rng = np.random.default_rng(seed)
+    grid = TimeGrid(START, resolution, n)
+    devices = []
+    total_power = 0.0
+    for i in range(n_batteries):
+        size = float(rng.uniform(50.0, 500.0))
+        power = size / 2
+        total_power += power
+        eff = float(rng.uniform(0.90, 0.97))
+        minima = np.full(n + 1, np.nan)
+        minima[n] = size / 2
+        devices.append(
+            StorageDevice(
+                f"battery-{i:03d}",
+                n,
+                soc_at_start=float(rng.uniform(0.2, 0.8)) * size,
+                soc_min=0.1 * size,
+                soc_max=size,
+                soc_minima=minima,
+                consumption_capacity=power,
+                production_capacity=power,
+                charging_efficiency=eff,
+                discharging_efficiency=eff,
+                storage_efficiency=0.9999,
+            )
+        )
+    return SiteProblem(
+        grid,
+        devices,
+        day_ahead_prices(n, grid.dt_hours, seed),
+        site_power_capacity=0.4 * total_power,
+    )

@@ -3,6 +3,14 @@
 One ``passModel`` call with the CSR matrix; no per-variable Python calls. The
 model status is mapped with an explicit table; anything not in it is
 ``UNKNOWN``.
+
+HiGHS in a shared process: HiGHS's thread scheduler belongs to the whole
+process and is sized by the first ``run`` that starts it. An instance that asks
+for a different ``threads`` value later gets no solve at all (model status
+``kNotset``), and the first instance's value pins every later user. So no
+instance here sets ``threads`` (or any other process-wide state): a solve works
+whatever ran HiGHS before in the same process, and a solve that starts the
+scheduler starts it exactly as any default user would.
 """
 
 from __future__ import annotations
@@ -27,15 +35,19 @@ _STATUS = {
     highspy.HighsModelStatus.kModelEmpty: Termination.OPTIMAL,
 }
 
-#: Options for every solve: quiet, single-threaded, tight primal feasibility.
+#: Options for every solve: quiet, tight primal feasibility. Per instance only: never
+#: ``threads``, which would conflict with the process-wide scheduler (module docstring).
 OPTIONS = {
     "output_flag": False,
     "log_to_console": False,
-    "threads": 1,
     "primal_feasibility_tolerance": 1e-8,
     "mip_feasibility_tolerance": 1e-8,
     "mip_rel_gap": 1e-9,
 }
+
+
+#: HiGHS's ``simplex_strategy`` value for the primal simplex method.
+PRIMAL_SIMPLEX = 4
 
 
 def _silence_banner() -> None:
@@ -84,6 +96,10 @@ class HighsBackend:
             h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
         inf = highspy.kHighsInf
         mip = lp.has_integers and not relax_integrality
+        if lp.interior_point and not mip:
+            # Interior point with crossover: a basic optimum, so the tie-breaking
+            # solve still restarts from a basis (with the simplex method).
+            h.setOptionValue("solver", "ipm")
         integrality = lp.integer.astype(np.int32) if mip else np.zeros(lp.num_col, np.int32)
         h.passModel(
             lp.num_col,
@@ -138,7 +154,8 @@ class HighsBackend:
         The first solve's optimal basis stays primal feasible (its solution meets
         the new row with equality), so HiGHS restarts from it instead of solving
         a model with a dense extra row from scratch, which takes several times
-        longer on the degenerate optimal faces of scheduling problems.
+        longer on the degenerate optimal faces of scheduling problems. For an LP
+        the primal simplex method continues from that basis directly.
         """
         handle = first.handle
         mip = lp.has_integers and not relax_integrality
@@ -152,6 +169,12 @@ class HighsBackend:
         h.changeColsCost(lp.num_col, np.arange(lp.num_col, dtype=np.int32), lp.c2)
         if time_limit is not None:
             h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
+        h.setOptionValue("solver", "choose")
+        if not mip:
+            # The basis stays primal feasible: primal simplex goes on from it, where the
+            # default (dual) simplex first repairs dual feasibility lost by the new costs
+            # (measured: 100 batteries x 192 steps, 0.2 s instead of 3.6 s).
+            h.setOptionValue("simplex_strategy", PRIMAL_SIMPLEX)
         build = time.perf_counter() - t0
         t1 = time.perf_counter()
         h.run()

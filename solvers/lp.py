@@ -75,6 +75,9 @@ class RowBlock:
     elastic: bool = True
     elastic_weight: float = 1.0
     is_bound: bool = False
+    #: A valid inequality (implied by the model with its binaries): left out of the
+    #: elastic model, where the constraints it derives from may give way.
+    cut: bool = False
 
     @property
     def size(self) -> int:
@@ -110,6 +113,9 @@ class CompiledLP:
     row_block_slices: list[tuple[str, int, int]]
     elastic: bool = False
     c2: np.ndarray | None = None  # the tie-breaking objective
+    #: A hint for back ends with a choice: many loosely coupled blocks (a fleet behind
+    #: one connection), where an interior-point method beats the simplex method.
+    interior_point: bool = False
 
     @property
     def has_secondary(self) -> bool:
@@ -230,10 +236,12 @@ class LinearProgram:
         soft: Soft | None = None,
         elastic: bool = True,
         elastic_weight: float = 1.0,
+        cut: bool = False,
     ) -> RowBlock:
         """Add ``size`` rows given as COO triplets (local row, global column, value).
 
-        ``nan`` in ``lower``/``upper`` means unbounded on that side.
+        ``nan`` in ``lower``/``upper`` means unbounded on that side. ``cut=True``
+        marks a valid inequality, left out of the elastic model.
         """
         lo = _as_array(lower, size, -INF)
         up = _as_array(upper, size, INF)
@@ -253,6 +261,7 @@ class LinearProgram:
             soft=soft,
             elastic=elastic,
             elastic_weight=elastic_weight,
+            cut=cut,
         )
         self.blocks.append(block)
         return block
@@ -297,6 +306,8 @@ class LinearProgram:
         n_rows = 0
         for block in self.blocks:
             kept_mask = np.isfinite(block.lower) | np.isfinite(block.upper)
+            if elastic and block.cut:
+                kept_mask = np.zeros(block.size, dtype=bool)
             kept = np.flatnonzero(kept_mask)
             cb = CompiledBlock(block, kept)
             compiled.append(cb)

@@ -25,6 +25,22 @@ way is a relaxation of the full model (binaries at every step), so an optimum
 without overlap is optimal for the full model too; with ``ec * ed = 1`` an
 overlap changes neither the net power nor the SOC, so reporting the net power
 is exact.
+
+At the steps with a binary, two valid inequalities tighten the relaxation
+(``room_cuts``): a step charges at most into the room left at its start and
+discharges at most the energy held at its start::
+
+    b dt ec P+[t] + e soc[t] <= soc_max[t+1] - b dt (gain - usage)
+    b dt P-[t] / ed - e soc[t] <= b dt (gain - usage) - soc_min[t+1]
+
+Each holds in the charging mode by the dynamics (``P- = 0``), and in the other
+mode (``P+ = 0``, respectively ``P- = 0``) whenever the hard bounds let the
+SOC at ``t`` drift into the bounds at ``t+1`` on its own, which is checked per
+step (``e soc_max[t] + b dt (gain - usage) <= soc_max[t+1]`` and its mirror);
+they are added only there. The relaxation, which may charge and discharge at
+once, otherwise charges more than the room while discharging to make up for it:
+exactly the waste of energy that pays under negative prices, and the gap that
+makes such MILPs slow to prove.
 """
 
 from __future__ import annotations
@@ -234,4 +250,58 @@ def add_storage(
             unit="kW",
             elastic=False,
         )
+        room_cuts(lp, dev, dt, charge, discharge, soc, t)
     return StorageVars(dev, charge, discharge, soc, charging)
+
+
+def room_cuts(
+    lp: LinearProgram,
+    dev: StorageDevice,
+    dt: float,
+    charge: ColumnBlock,
+    discharge: ColumnBlock,
+    soc: ColumnBlock,
+    steps: np.ndarray,
+) -> None:
+    """Add the room and energy cuts of the module docstring at ``steps`` where they are valid."""
+    e = dev.storage_efficiency[steps]
+    b = decay_factor(e)
+    drift = b * dt * (dev.soc_gain - dev.soc_usage)[steps]
+    smax = np.asarray(dev.soc_max, dtype=float)
+    smin = np.asarray(dev.soc_min, dtype=float)
+    # The hard bounds at each step's start (boundary 0 is soc-at-start).
+    smax_now = np.where(steps == 0, dev.soc_at_start, smax[steps])
+    smin_now = np.where(steps == 0, dev.soc_at_start, smin[steps])
+    smax_next, smin_next = smax[steps + 1], smin[steps + 1]
+    cons_cap = np.asarray(dev.consumption_capacity, dtype=float) * np.ones(dev.n)
+    prod_cap = np.asarray(dev.production_capacity, dtype=float) * np.ones(dev.n)
+    with np.errstate(invalid="ignore"):
+        up_ok = np.isfinite(smax_next) & (e * smax_now + drift <= smax_next + 1e-9)
+        lo_ok = np.isfinite(smin_next) & (e * smin_now + drift >= smin_next - 1e-9)
+    up_ok &= cons_cap[steps] > 0
+    lo_ok &= prod_cap[steps] > 0
+    for kind, ok, flow, coef, sign, bound in (
+        ("room", up_ok, charge, b * dt * dev.charging_efficiency[steps], 1.0, smax_next - drift),
+        ("energy", lo_ok, discharge, b * dt / dev.discharging_efficiency[steps], -1.0,
+         drift - smin_next),
+    ):  # fmt: skip
+        idx = np.flatnonzero(ok)
+        if not len(idx):
+            continue
+        t = steps[idx]
+        m = len(t)
+        lp.add_rows(
+            f"{dev.name}.{kind}-cut",
+            np.repeat(np.arange(m), 2),
+            np.stack([flow.start + t, soc.start + t], 1).ravel(),
+            np.stack([coef[idx], sign * e[idx]], 1).ravel(),
+            None,
+            bound[idx],
+            size=m,
+            constraint="state-of-charge dynamics",
+            device=dev.name,
+            steps=t,
+            unit="kWh",
+            elastic=False,
+            cut=True,
+        )

@@ -150,3 +150,30 @@ def test_soc_recomputed_from_powers():
     s = r.schedule_of("bat")
     np.testing.assert_allclose(s.soc, soc_trajectory(bat, s.power, 1.0), atol=1e-12)
     assert s.soc.max() <= 10 + 1e-6 and s.soc.min() >= -1e-6
+
+
+def test_room_cuts_keep_the_milp_optimum_and_stay_out_of_the_elastic_model(monkeypatch):
+    from solvers import storage
+    from solvers.examples import v2g_negative_evening_problem
+    from solvers.formulation import build
+    from solvers.highs_backend import HighsBackend
+
+    problem = v2g_negative_evening_problem(2, 192)
+    every = {d.name: np.arange(d.n) for d in problem.devices}
+    with_cuts = build(problem, every).lp
+    assert any(b.cut for b in with_cuts.blocks)
+    assert not any(cb.block.cut and len(cb.kept) for cb in with_cuts.compile(elastic=True).blocks)
+    monkeypatch.setattr(storage, "room_cuts", lambda *a, **k: None)
+    without = build(problem, every).lp
+    a = HighsBackend().solve(with_cuts.compile())
+    b = HighsBackend().solve(without.compile())
+    assert a.termination == b.termination == "optimal"
+    assert a.objective == pytest.approx(b.objective, rel=1e-9, abs=1e-7)
+
+
+def test_negative_price_evening_gives_one_net_power_per_step():
+    from solvers.examples import v2g_negative_evening_problem
+
+    r = schedule(v2g_negative_evening_problem(4, 192))
+    assert r.status is Status.OPTIMAL and r.proven_optimal
+    assert r.used_binaries

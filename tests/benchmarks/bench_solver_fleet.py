@@ -1,0 +1,117 @@
+"""Fleet benchmark: V2G under a negative-price evening, a battery fleet, long JSON requests.
+
+Run: ``PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_solver_fleet.py [--quick]``
+
+Side by side in one run, medians of 3 (1 with ``--quick``):
+
+- V2G EVs x 192 steps with every evening (18-22 h) at -50 EUR/MWh
+  (``solvers.examples.v2g_negative_evening_problem``): status and seconds;
+- 100 batteries x 192 steps behind one connection
+  (``solvers.examples.battery_fleet_problem``): our highspy path against a plain
+  pyomo LP of the same problem (``bench_solver.plain_pyomo``), and their ratio;
+- 1 battery x 8760 steps, JSON text in to JSON text out.
+
+Every solve gets a 30 s time limit; a case that reaches it prints ``time-limit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_solver import plain_pyomo  # noqa: E402
+
+from schemas.flex_request import parse_site_problem  # noqa: E402
+from solvers import schedule  # noqa: E402
+from solvers.examples import (  # noqa: E402
+    battery_fleet_problem,
+    battery_problem,
+    battery_request,
+    v2g_negative_evening_problem,
+)
+
+TIME_LIMIT = 30.0
+
+
+def ours(problem: object, repeats: int) -> tuple[str, float, float]:
+    """Status, median seconds and cost of ``solvers.schedule``."""
+    times, status, cost = [], "", float("nan")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = schedule(problem, time_limit=TIME_LIMIT)
+        times.append(time.perf_counter() - t0)
+        status = r.status.value
+        cost = r.costs.total if r.costs is not None else float("nan")
+    return status, statistics.median(times), cost
+
+
+def plain(problem: object, repeats: int) -> tuple[float, float]:
+    """Median seconds (build and solve) and cost of the plain pyomo LP."""
+    rows = [plain_pyomo(problem) for _ in range(repeats)]
+    return statistics.median(b + s for b, s, _ in rows), rows[-1][2]
+
+
+def json_roundtrip(n: int, repeats: int) -> float:
+    """Median seconds for JSON text in to JSON text out, 1 battery x ``n`` steps."""
+    text = json.dumps(battery_request(n))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        req = json.loads(text)
+        problem = parse_site_problem(
+            req["flex_model"], req["flex_context"], req["start"], req["duration"], req["resolution"]
+        )
+        out = json.dumps(schedule(problem).to_json("kW"))
+        times.append(time.perf_counter() - t0)
+        assert '"status": "optimal"' in out
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the table and the targets; exit 1 if a target fails."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one repeat per case")
+    args = ap.parse_args(argv)
+    reps = 1 if args.quick else 3
+    schedule(battery_problem(96))  # warm-up: imports and the first HiGHS instance
+    targets: list[tuple[str, bool, str]] = []
+
+    print(f"{'case':<34} {'status':<11} {'ours s':>8} {'plain LP s':>11} {'ratio':>6}")
+    for k, limit in ((10, None), (100, 2.0), (200, 5.0)):
+        status, secs, _ = ours(v2g_negative_evening_problem(k), reps)
+        print(f"{f'{k} V2G EVs x 192, -50 EUR/MWh 18-22h':<34} {status:<11} {secs:8.2f}")
+        if limit is not None:
+            ok = status == "optimal" and secs < limit
+            label = f"{k} V2G EVs proven optimal < {limit:g} s"
+            targets.append((label, ok, f"{status} {secs:.2f} s"))
+        sys.stdout.flush()
+
+    fleet = battery_fleet_problem(100)
+    status, secs, cost = ours(fleet, reps)
+    plain_secs, plain_cost = plain(fleet, reps)
+    ratio = secs / plain_secs
+    print(f"{'100 batteries x 192':<34} {status:<11} {secs:8.2f} {plain_secs:11.2f} {ratio:6.2f}")
+    assert abs(cost - plain_cost) <= 1e-6 * max(1.0, abs(plain_cost)), (cost, plain_cost)
+    targets.append(("100 batteries x 192 < 2 s", secs < 2.0, f"{secs:.2f} s"))
+    targets.append(("100 batteries within 1.5x of a plain LP", ratio <= 1.5, f"{ratio:.2f}x"))
+
+    rt = json_roundtrip(8760, reps)
+    print(f"{'1 battery x 8760, JSON -> JSON':<34} {'optimal':<11} {rt:8.2f}")
+    targets.append(("1 battery x 8760 JSON -> JSON < 0.3 s", rt < 0.3, f"{rt:.3f} s"))
+
+    print()
+    ok = True
+    for label, passed, value in targets:
+        ok &= passed
+        print(f"{'PASS' if passed else 'FAIL'}  {label}: {value}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
