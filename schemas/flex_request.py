@@ -34,7 +34,7 @@ This is where units, defaults and FlexMeasures semantics are applied:
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,7 @@ from schemas.flex_series import (
     magnitude,
     parse_datetime,
     parse_duration,
+    step_times,
 )
 from schemas.units import Q_, parse_quantity
 
@@ -414,12 +415,16 @@ def _process(m: ProcessFlexModel, f: str, reader: SeriesReader) -> ProcessDevice
     # A process longer than the window fills the window, as in FlexMeasures.
     steps = min(math.ceil(duration / grid.resolution - 1e-9), grid.n)
     allowed = np.ones(grid.n, dtype=bool)
-    starts = np.array([grid.step_start(k) for k in range(grid.n)])
+    if isinstance(grid.start.tzinfo, timezone):
+        starts: Any = step_times(grid, grid.n)
+    else:
+        # Python's wall-clock arithmetic, as everywhere else for such a start.
+        starts = np.array([grid.step_start(k) for k in range(grid.n)])
     ends = starts + grid.resolution
     for i, seg in enumerate(m.time_restrictions):
         lo, hi = reader.segment_bounds(seg, f"{f}.time-restrictions[{i}]")
         # A step is blocked when any part of it overlaps the restriction.
-        allowed &= ~((starts < hi) & (ends > lo))
+        allowed &= ~np.asarray((starts < hi) & (ends > lo))
     return ProcessDevice(
         name=m.sensor,
         n=grid.n,

@@ -32,19 +32,32 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pint
 
 from schemas import units
 from schemas.errors import InputError
 from schemas.flex_problem import TimeGrid
+from schemas.segments import US, instants_us, paint, utc_us
 from schemas.units import Q_, parse_quantity
 
 Resolver = Callable[[Any, str], Any]
+
+#: Segments ending after this (microseconds since 1970 UTC) are read one by one.
+_LATEST_US = utc_us(datetime(9000, 1, 1, tzinfo=UTC))
+
+
+def step_times(grid: TimeGrid, n: int) -> pd.DatetimeIndex:
+    """Starts of the first ``n`` steps (``grid.step_start``), as one index."""
+    if isinstance(grid.start.tzinfo, timezone):
+        # A fixed offset: wall-clock and absolute time advance alike.
+        return pd.date_range(grid.start, periods=n, freq=grid.resolution)
+    return pd.DatetimeIndex([grid.step_start(k) for k in range(n)])
 
 
 def parse_datetime(value: Any, field: str) -> datetime:
@@ -117,6 +130,67 @@ def magnitude(value: Any, target: str, field: str, bare: str | None = None) -> f
     return convert(parse_quantity(value, field), target, field)
 
 
+# ``_NUMBER_UNIT`` for one line of several quantities joined by newlines.
+_NUMBER_UNIT_LINES = re.compile(
+    r"^[^\S\n]*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)[^\S\n]*(.*?)[^\S\n]*$", re.M
+)
+
+
+def magnitudes(
+    values: list[Any], target: str, field_of: Callable[[int], str], bare: str | None = None
+) -> np.ndarray:
+    """``magnitude`` of every value, with one unit conversion per distinct unit.
+
+    The usual forms (``"<number> <unit>"`` strings, ``"95%"`` for a plain
+    number, bare numbers) are read as arrays; anything else goes through
+    ``magnitude`` one by one, so results and errors (the first failing value,
+    named by ``field_of(i)``) are those of ``magnitude``.
+    """
+    out = np.full(len(values), np.nan)
+    try:
+        todo = _magnitudes_vectorised(values, target, bare, out)
+    except (ValueError, TypeError, OverflowError):
+        todo = np.arange(len(values))
+    for i in todo.tolist():
+        out[i] = magnitude(values[i], target, field_of(i), bare)
+    return out
+
+
+def _magnitudes_vectorised(
+    values: list[Any], target: str, bare: str | None, out: np.ndarray
+) -> np.ndarray:
+    """Fill ``out`` where a value has a usual form; return the indices left to do."""
+    types = [type(v) for v in values]
+    todo = np.ones(len(values), dtype=bool)
+    numbers = np.flatnonzero([issubclass(t, int | float) and t is not bool for t in types])
+    if len(numbers):
+        factor = _factor(bare, target) if bare is not None else (1.0 if target == "" else None)
+        if factor is not None:
+            raw = np.fromiter((float(values[i]) for i in numbers), float, len(numbers))
+            out[numbers] = raw * factor if bare is not None else raw
+            todo[numbers] = False
+    texts = np.flatnonzero([issubclass(t, str) for t in types])
+    if len(texts):
+        joined = "\n".join([values[i] for i in texts])
+        parts = _NUMBER_UNIT_LINES.findall(joined)
+        if len(parts) == len(texts) and joined.count("\n") == len(texts) - 1:
+            nums = np.fromiter((float(p[0]) for p in parts), float, len(parts))
+            codes, names = pd.factorize(np.array([p[1] for p in parts], dtype=object))
+            for code, name in enumerate(names):
+                rows = codes == code
+                if name and name != "%" and not name[0].isdigit():
+                    f = _factor(name, target)
+                    if f is None or (target == "" and not Q_(1.0, name).dimensionless):
+                        continue
+                    out[texts[rows]] = nums[rows] * f
+                elif name == "%" and target == "":
+                    out[texts[rows]] = nums[rows] / 100.0
+                else:
+                    continue
+                todo[texts[rows]] = False
+    return np.flatnonzero(todo)
+
+
 def is_sensor_ref(value: Any) -> bool:
     """Whether ``value`` is a sensor reference ``{"sensor": ...}``."""
     return isinstance(value, dict) and "sensor" in value
@@ -141,11 +215,10 @@ class SeriesReader:
 
     def _series(self, resolved: Any, target: str, field: str, boundaries: bool) -> np.ndarray:
         n = self.grid.n + (1 if boundaries else 0)
-        times = [self.grid.step_start(k) for k in range(n)]
         if isinstance(resolved, list | tuple):
             if len(resolved) < n:
                 raise InputError(f"the sensor gave {len(resolved)} values, {n} needed", field)
-            return np.array([magnitude(v, target, field) for v in resolved[:n]])
+            return magnitudes(list(resolved[:n]), target, lambda i: field)
         series = resolved
         try:
             unit_name = series.attrs.get("unit", "")
@@ -154,7 +227,7 @@ class SeriesReader:
             raise InputError("the resolver must return a pandas Series or a list", field) from None
         factor = convert(Q_(1.0, unit_name), target, field) if unit_name or target else 1.0
         s = series.sort_index()
-        out = s.reindex(times, method="ffill").to_numpy(dtype=float) * factor
+        out = s.reindex(step_times(self.grid, n), method="ffill").to_numpy(dtype=float) * factor
         if len(idx) and np.isnan(out).all():
             raise InputError("the sensor has no values at or before the window's start", field)
         return out
@@ -188,23 +261,76 @@ class SeriesReader:
                 for i, v in enumerate(value):
                     total += self.steps(v, f"{field}[{i}]", target, 0.0, boundaries, bare=bare)
                 return total
-            out = np.full(n, np.nan)
-            starts = np.array([(grid.step_start(k) - grid.start).total_seconds() for k in range(n)])
-            for i, seg in enumerate(value):
-                f = f"{field}[{i}]"
-                lo, hi = self.segment_bounds(seg, f)
-                v = magnitude(seg.get("value"), target, f"{f}.value", bare)
-                a = (lo - grid.start).total_seconds()
-                b = (hi - grid.start).total_seconds()
-                hit = (starts >= a) & (starts < b)
-                free = hit & np.isnan(out)
-                out[free] = v
-                if overlap == "min":
-                    out[hit] = np.minimum(out[hit], v)
-                elif overlap == "max":
-                    out[hit] = np.maximum(out[hit], v)
+            parsed = self._segments_vectorised(value, field, target, bare)
+            lo, hi, v = parsed if parsed is not None else self._segments(value, field, target, bare)
+            out = paint(lo, hi, v, n, grid.resolution // US, overlap)
             return np.where(np.isnan(out), default, out)
         return np.full(n, magnitude(value, target, field, bare))
+
+    def _segments(
+        self, segments: list[Any], field: str, target: str, bare: str | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start and end (microseconds from the window's start) and value of each segment.
+
+        One segment at a time, in the order listed: the first bad one raises.
+        """
+        lo = np.empty(len(segments), dtype=np.int64)
+        hi = np.empty(len(segments), dtype=np.int64)
+        v = np.empty(len(segments))
+        for i, seg in enumerate(segments):
+            f = f"{field}[{i}]"
+            a, b = self.segment_bounds(seg, f)
+            v[i] = magnitude(seg.get("value"), target, f"{f}.value", bare)
+            lo[i] = (a - self.grid.start) // US
+            hi[i] = (b - self.grid.start) // US
+        return lo, hi, v
+
+    def _segments_vectorised(
+        self, segments: list[Any], field: str, target: str, bare: str | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``_segments`` as arrays for the usual forms; ``None`` for anything else.
+
+        ``None`` also for any error: ``_segments`` then finds the first bad
+        segment and words the message.
+        """
+        if not all(isinstance(seg, dict) and "start" in seg for seg in segments):
+            return None
+        lo = instants_us([seg["start"] for seg in segments], self.grid.start)
+        if lo is None:
+            return None
+        hi = np.empty_like(lo)
+        has_end = np.array(["end" in seg for seg in segments], dtype=bool)
+        if has_end.any():
+            rows = np.flatnonzero(has_end)
+            ends = instants_us([segments[i]["end"] for i in rows], self.grid.start)
+            if ends is None:
+                return None
+            hi[rows] = ends
+        if not has_end.all():
+            rows = np.flatnonzero(~has_end)
+            texts = [segments[i].get("duration") for i in rows]
+            if not all(isinstance(t, str) for t in texts):
+                return None
+            try:
+                lengths = {t: parse_duration(t, field) // US for t in set(texts)}
+            except InputError:
+                return None
+            hi[rows] = lo[rows] + np.array([lengths[t] for t in texts], dtype=np.int64)
+            # Far beyond any window: leave overflowing dates to the per-segment reader.
+            if hi[rows].max() > _LATEST_US - utc_us(self.grid.start):
+                return None
+        if np.any(hi < lo):
+            return None
+        try:
+            values = magnitudes(
+                [seg.get("value") for seg in segments],
+                target,
+                lambda i: f"{field}[{i}].value",
+                bare,
+            )
+        except InputError:
+            return None
+        return lo, hi, values
 
     def segment_bounds(self, seg: Any, field: str) -> tuple[datetime, datetime]:
         """Start and end of a ``{"start", "duration" | "end"}`` segment."""
@@ -253,6 +379,8 @@ class SeriesReader:
                 'expected a list such as [{"datetime": "2024-05-01T18:00Z", "value": "40 kWh"}]',
                 field,
             )
+        if self._soc_points_vectorised(value, field, target, combine, bare, off_grid, out):
+            return out
         res = grid.resolution.total_seconds()
         for i, point in enumerate(value):
             f = f"{field}[{i}]"
@@ -299,3 +427,53 @@ class SeriesReader:
                         f,
                     )
         return out
+
+    def _soc_points_vectorised(
+        self,
+        points: list[Any],
+        field: str,
+        target: str,
+        combine: str,
+        bare: str | None,
+        off_grid: list[tuple[float, float]] | None,
+        out: np.ndarray,
+    ) -> bool:
+        """``soc_points`` as arrays for a list of ``{"datetime", "value"}`` points.
+
+        Fills ``out`` (and ``off_grid``) and returns True, or returns False with
+        both untouched for any other form or any error, which the per-point
+        reader then words.
+        """
+        if not all(isinstance(p, dict) and "datetime" in p for p in points):
+            return False
+        when = instants_us([p["datetime"] for p in points], self.grid.start)
+        if when is None:
+            return False
+        try:
+            v = magnitudes(
+                [p.get("value") for p in points], target, lambda i: f"{field}[{i}].value", bare
+            )
+        except InputError:
+            return False
+        n = self.grid.n
+        pos = (when / 1e6) / self.grid.resolution.total_seconds()
+        nearest = np.round(pos)
+        between = np.abs(pos - nearest) > 1e-6
+        if between.any() and off_grid is None:
+            return False
+        k = nearest.astype(np.int64)
+        on = ~between & (k >= 0) & (k <= n) & ~np.isnan(v)
+        k, vals = k[on], v[on]
+        if combine == "equal":
+            first = np.full(n + 1, len(vals), dtype=np.int64)
+            np.minimum.at(first, k, np.arange(len(vals)))
+            if np.any(np.abs(vals - vals[first[k]]) > 1e-9):
+                return False
+            hit = first < len(vals)
+            out[hit] = vals[first[hit]]
+        else:
+            (np.fmax if combine == "max" else np.fmin).at(out, k, vals)
+        if between.any() and off_grid is not None:
+            inside = between & (pos > 0) & (pos < n)
+            off_grid.extend(zip(pos[inside].tolist(), v[inside].tolist(), strict=True))
+        return True

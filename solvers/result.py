@@ -182,8 +182,7 @@ class ScheduleResult:
 
 def _clean(values: np.ndarray) -> list[float]:
     """Floats for JSON, with solver noise below 1e-9 shown as 0."""
-    v = np.where(np.abs(values) < 1e-9, 0.0, values)
-    return [float(a) for a in v]
+    return np.where(np.abs(values) < 1e-9, 0.0, values).astype(float).tolist()
 
 
 def _iso_duration(seconds: float) -> str:
