@@ -251,6 +251,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
                 return self.error(400, str(exc))
             return self.bytes(data, content_type="application/octet-stream")
 
+    @app.page("/health")
     @app.page("/health/")
     class HealthView(faust.web.View):
         """Liveness: started, ready (nothing failing), problems, beliefs written so far."""

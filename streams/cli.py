@@ -24,6 +24,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="flexstream", prog_name="flexstream")
 def main() -> None:
     """FlexStream: streaming energy flexibility scheduling on Kafka and ClickHouse."""
 

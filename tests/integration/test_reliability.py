@@ -73,6 +73,10 @@ def test_a_poison_message_is_dead_lettered_and_the_rest_of_its_batch_lands(fs):
     assert {d["value"] for d in got} == {poison, early}
     assert proc.poll() is None
     assert ready(fs)[0] == 200
+    for path in ("/health", "/health/"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{fs.web_port}{path}", timeout=5) as r:
+            health = json.loads(r.read())
+        assert health["ready"] and health["started"] and health["written"] >= 4800
 
 
 def test_a_rejected_message_over_1_mb_still_gets_its_dead_letter_and_so_do_the_others(fs):
