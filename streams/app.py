@@ -32,7 +32,7 @@ from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas.beliefs import Limits, Sensor
 from schemas.errors import ConnectorError
-from streams import belief_state, reports, scheduling_agent, sql_auth
+from streams import belief_changelog, reports, scheduling_agent, sql_auth
 from streams.context import WorkerContext
 from streams.sink import BeliefSink
 
@@ -93,7 +93,7 @@ def _replication(cfg: WorkerConfig) -> int:
 
 #: Features installed into every worker, in order: each is ``install(ctx)``.
 FEATURES: list[Callable[[WorkerContext], None]] = [
-    belief_state.install,
+    belief_changelog.install,
     scheduling_agent.install,
     reports.install,
 ]

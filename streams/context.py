@@ -190,12 +190,38 @@ class WorkerContext:
         A batch is acknowledged (its offsets may be committed) only when
         ``handle`` returned. If it raises, the batch stays unacknowledged, the
         agent crashes and stops the worker, and the restarted worker replays it.
+
+        Batches are handled one at a time, in order, by a writer task, while
+        the next batch fills: collecting and writing overlap (at most one batch
+        waits beside the one being handled).
         """
         w = self.settings.worker
-        async for events in stream.noack_take(w.batch_max, within=w.batch_within):
-            await handle(events)
-            for event in events:
-                await stream.ack(event)
+        queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=1)
+
+        async def writer() -> None:
+            while True:
+                events = await queue.get()
+                await handle(events)
+                for event in events:
+                    await stream.ack(event)
+                queue.task_done()
+
+        task = asyncio.ensure_future(writer())
+        try:
+            async for events in stream.noack_take(w.batch_max, within=w.batch_within):
+                put = asyncio.ensure_future(queue.put(events))
+                await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
+                if task.done():
+                    put.cancel()
+                    task.result()  # the writer's failure stops this agent
+            # The stream ended: let the writer finish what it was given.
+            done = asyncio.ensure_future(queue.join())
+            await asyncio.wait({done, task}, return_when=asyncio.FIRST_COMPLETED)
+            done.cancel()
+            if task.done():
+                task.result()
+        finally:
+            task.cancel()
 
     async def on_beliefs(self, beliefs: BeliefColumns) -> None:
         """Fan validated, stored beliefs out to the features."""
