@@ -34,6 +34,8 @@ integration: install
 bench: install
 	$(BIN)/python tests/benchmarks/bench_pipeline.py
 	$(BIN)/python tests/benchmarks/bench_solver.py
+	$(BIN)/python tests/benchmarks/bench_solver_fleet.py
+	$(BIN)/python tests/benchmarks/bench_belief_state.py
 	$(BIN)/python tests/benchmarks/bench_scheduling.py
 	$(BIN)/python tests/benchmarks/bench_reports.py
 
