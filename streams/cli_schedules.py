@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 
@@ -158,22 +159,35 @@ def show_schedules(sensors: tuple[str, ...], follow: bool, fmt: str) -> None:
     With --follow and --format json, one JSON object per line.
     """
     with _client() as client:
+        # Following starts at the topic's end now, so nothing newer than what is
+        # read below is missed; a schedule seen both ways is printed once.
+        subscription = client.subscribe_schedules(sensors) if follow else None
+        found = {s.sensor: s for s in client.read_schedules(sensors)}
+        latest = [found[n] for n in sensors if n in found]
+        missing = [n for n in sensors if n not in found]
         if not follow:
-            found = {s.sensor: s for s in client.read_schedules(sensors)}
-            latest = [found[n] for n in sensors if n in found]
-            missing = [n for n in sensors if n not in found]
             if latest:
                 _emit(latest, fmt)
             if missing:
                 click.echo(f"no schedule on the topic for: {', '.join(missing)}", err=True)
                 sys.exit(1)
             return
+        assert subscription is not None
         console = _console()
+        seen = {(s.sensor, s.request_id, s.belief_time) for s in latest}
+
+        def show(s: Any) -> None:
+            if fmt == "json":
+                click.echo(json.dumps(s.to_json()))
+            else:
+                print_schedule(s, console)
+
         try:
-            for s in client.subscribe_schedules(sensors):
-                if fmt == "json":
-                    click.echo(json.dumps(s.to_json()))
-                else:
-                    print_schedule(s, console)
+            for s in latest:
+                show(s)
+            with subscription:
+                for s in subscription:
+                    if (s.sensor, s.request_id, s.belief_time) not in seen:
+                        show(s)
         except KeyboardInterrupt:
             pass

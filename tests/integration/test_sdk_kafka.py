@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -264,3 +267,36 @@ def test_trigger_and_get_schedule_end_to_end_through_the_scheduling_agent(fs, tm
             "home", t0, timedelta(hours=1), devices=["nowhere"], timeout=60
         )
         assert bad.status == "invalid" and not bad.ok and "nowhere" in bad.message
+
+
+def test_show_schedules_follow_prints_the_latest_first_then_follows(fs):
+    answer(fs, schedule("battery", "old"), schedule("battery", "current"))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "show",
+            "schedules",
+            "--sensor",
+            "battery",
+            "--follow",
+            "--format",
+            "json",
+        ],
+        env=fs.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    try:
+        first = json.loads(lines.get(timeout=60))
+        assert first["request_id"] == "current"
+        answer(fs, schedule("ev", "r2"), schedule("battery", "next"))
+        second = json.loads(lines.get(timeout=60))
+        assert second["request_id"] == "next"
+    finally:
+        proc.terminate()
+        proc.wait(15)
