@@ -156,7 +156,13 @@ def install(ctx: WorkerContext) -> None:
 
     ctx.extra.setdefault("belief_changes", []).append(on_changes)
 
-    @app.timer(0.01)
+    @app.task
+    async def replan_loop() -> None:
+        """Check for due re-plans every 20 ms; one round at a time, so rounds never overlap."""
+        while True:
+            await asyncio.sleep(0.02)
+            await replan()
+
     async def replan() -> None:
         if not pending:
             return
