@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import timedelta
+from typing import Any
 
 import click
 
@@ -82,6 +83,11 @@ def worker(sensors_file: str | None, loglevel: str) -> None:
     from streams.log_filters import install as limit_repeated_lines
 
     class _Worker(Worker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if not self.stdout.isatty():
+                self.spinner = None  # no terminal control codes in a log file
+
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
             # The Kafka clients log every reconnect attempt; one line per kind and 30 s.

@@ -98,13 +98,47 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+#: Lines the Kafka client logs as errors while a consumer group forms, though it
+#: retries them itself: (logger prefix, text in the message).
+TRANSIENT: tuple[tuple[str, str], ...] = (
+    ("aiokafka.consumer.group_coordinator", "GroupCoordinatorNotAvailableError"),
+)
+
+
+class TransientFilter(logging.Filter):
+    """Log the client's transient errors of a normal start as info, not as errors.
+
+    Kept when the handler shows info lines, dropped otherwise; a coordinator
+    that stays away still shows in the client's later errors and in ``/ready``.
+    """
+
+    def __init__(self, show_info: bool) -> None:
+        super().__init__()
+        self.show_info = show_info
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Relabel (or drop) a transient record; let every other record through."""
+        if record.levelno > logging.INFO and any(
+            record.name.startswith(prefix) and text in record.getMessage()
+            for prefix, text in TRANSIENT
+        ):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return self.show_info
+        return True
+
+
 def install(
     logger: logging.Logger | None = None, repeat_filter: RepeatFilter | None = None
 ) -> RepeatFilter:
-    """Put one :class:`RepeatFilter` on every handler of ``logger`` (default: the root)."""
+    """Put one :class:`RepeatFilter` and one :class:`TransientFilter` on every handler.
+
+    On the handlers of ``logger`` (default: the root).
+    """
     target = logger or logging.getLogger()
     flt = repeat_filter or RepeatFilter()
     for handler in target.handlers:
+        if not any(isinstance(f, TransientFilter) for f in handler.filters):
+            handler.addFilter(TransientFilter(show_info=target.getEffectiveLevel() <= logging.INFO))
         if not any(isinstance(f, RepeatFilter) for f in handler.filters):
             handler.addFilter(flt)
     return flt

@@ -97,7 +97,35 @@ def test_install_puts_one_filter_on_every_handler_of_the_logger():
     try:
         flt = install(logger)
         assert install(logger, RepeatFilter()) is not flt
-        assert [h.filters for h in handlers] == [[flt], [flt]]
+        assert [[f for f in h.filters if isinstance(f, RepeatFilter)] for h in handlers] == [
+            [flt],
+            [flt],
+        ]
+        assert all(
+            sum(type(f).__name__ == "TransientFilter" for f in h.filters) == 1 for h in handlers
+        )
     finally:
         for h in handlers:
             logger.removeHandler(h)
+
+
+def _record(name: str, level: int, msg: str) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, msg, None, None)
+
+
+def test_the_coordinator_error_of_a_normal_start_is_info_and_hidden_at_warning_level():
+    from streams.log_filters import TransientFilter
+
+    rec = _record(
+        "aiokafka.consumer.group_coordinator",
+        logging.ERROR,
+        "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError",
+    )
+    assert TransientFilter(show_info=False).filter(rec) is False
+    assert rec.levelname == "INFO"
+    rec2 = _record("aiokafka.consumer.group_coordinator", logging.ERROR, "something else")
+    assert TransientFilter(show_info=False).filter(rec2) is True and rec2.levelname == "ERROR"
+    rec3 = _record(
+        "aiokafka.consumer.group_coordinator", logging.ERROR, "GroupCoordinatorNotAvailableError"
+    )
+    assert TransientFilter(show_info=True).filter(rec3) is True and rec3.levelno == logging.INFO
