@@ -12,10 +12,13 @@ makes high throughput possible.
 Every row needs an ``event_start`` and a finite number as ``event_value``: an
 empty value is an error, never a NaN sent on (remove the row to leave the
 event out). Empty cells of the optional columns mean their default: the
-``--source``/``--unit`` given, no belief time or horizon (the worker uses the
-arrival time), probability 0.5. ``event_resolution``, when the column is there,
-must be filled in on every row. Errors name the column and the row, counting
-data rows from 1 after the header (blank lines are skipped and not counted).
+``--source``/``--unit`` given, probability 0.5, and for a row with neither a
+belief time nor a horizon the caller's ``belief_time`` or ``belief_horizon``
+(``flexstream publish`` gives the time of publishing: believed now, as for
+data posted to FlexMeasures; without either the worker takes the event end).
+``event_resolution``, when the column is there, must be filled in on every
+row. Errors name the column and the row, counting data rows from 1 after the
+header (blank lines are skipped and not counted).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,6 +48,8 @@ class Reading:
     key: str
     schema: str
     record: dict[str, Any]
+    #: The data row (from 1 after the header) of the message's first value.
+    row: int = 0
 
     @property
     def count(self) -> int:
@@ -210,11 +215,19 @@ def read_csv(
     resolution: timedelta | None = None,
     unit: str | None = None,
     max_batch: int = 2000,
+    belief_time: datetime | None = None,
+    belief_horizon: timedelta | None = None,
 ) -> list[Reading]:
     """Read a readings CSV into messages (see the module docstring for the columns).
 
+    ``belief_time`` (aware) or ``belief_horizon`` (before the event end) is given
+    to rows that have neither in their own columns; not both.
     Raises :class:`InputError` naming the column and row of the first problem.
     """
+    if belief_time is not None and belief_horizon is not None:
+        raise InputError("give a belief time or a belief horizon, not both", "belief_horizon")
+    if belief_time is not None and belief_time.tzinfo is None:
+        raise InputError("the default belief time needs a UTC offset", "belief_time")
     if resolution is not None and resolution < timedelta(0):
         raise InputError(
             f"{resolution} is negative; give a positive duration such as PT15M "
@@ -248,7 +261,7 @@ def read_csv(
     if "belief_time" in df.columns:
         df["belief_time"] = _parse_times(df["belief_time"], "belief_time", optional=True)
     else:
-        df["belief_time"] = pd.NaT
+        df["belief_time"] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
     if "belief_horizon" in df.columns:
         # Object dtype keeps blanks as None next to whole milliseconds (not NaN floats).
         horizons = _parse_durations(df["belief_horizon"], "belief_horizon")
@@ -274,6 +287,15 @@ def read_csv(
         df["cumulative_probability"] = cp.fillna(0.5)
     else:
         df["cumulative_probability"] = 0.5
+    neither = df["belief_time"].isna() & df["belief_horizon"].isna()
+    if belief_time is not None:
+        df["belief_time"] = df["belief_time"].mask(
+            neither, pd.Timestamp(belief_time).tz_convert("UTC")
+        )
+    elif belief_horizon is not None:
+        df["belief_horizon"] = df["belief_horizon"].mask(
+            neither, belief_horizon // timedelta(milliseconds=1)
+        )
     res_col = _event_resolutions(df["event_resolution"]) if "event_resolution" in df else None
     df["event_value"] = _parse_numbers(df["event_value"], "event_value", True)
     return list(_messages(df, res_col, resolution, max_batch))
@@ -333,7 +355,7 @@ def _reading(row: pd.Series, position: int, step_us: int | None, values: np.ndar
             "values": values.tolist(),
             **common,
         }
-        return Reading(sensor, "BeliefBatch", rec)
+        return Reading(sensor, "BeliefBatch", rec, position + 1)
     if step_us is None:
         raise InputError(
             f"cannot tell the event resolution of the single reading of {sensor!r} at "
@@ -348,4 +370,4 @@ def _reading(row: pd.Series, position: int, step_us: int | None, values: np.ndar
         "event_value": float(values[0]),
         **common,
     }
-    return Reading(sensor, "Belief", rec)
+    return Reading(sensor, "Belief", rec, position + 1)

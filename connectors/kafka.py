@@ -106,9 +106,13 @@ class ConfirmingProducer:
 
     Idempotent (no duplicates on retries), acks from all in-sync replicas, lz4
     compression; a failed delivery raises :class:`ConnectorError` with the reason.
+    With ``keep_positions``, :attr:`positions` lists the (topic, partition, offset)
+    of every confirmed message, to follow what becomes of them.
     """
 
-    def __init__(self, conf: dict[str, Any], **overrides: Any) -> None:
+    def __init__(
+        self, conf: dict[str, Any], *, keep_positions: bool = False, **overrides: Any
+    ) -> None:
         base = {
             "enable.idempotence": True,
             "acks": "all",
@@ -122,11 +126,15 @@ class ConfirmingProducer:
         base.update(overrides)
         self._producer = Producer(base)
         self.delivered = 0
+        self.positions: list[tuple[str, int, int]] = []
+        self._keep_positions = keep_positions
         self._errors: list[str] = []
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
             self.delivered += 1
+            if self._keep_positions:
+                self.positions.append((msg.topic(), msg.partition(), msg.offset()))
         else:
             self._errors.append(f"{msg.topic()}: {err.str()}")
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import timedelta
 from typing import Any
 
 import click
 
-from schemas.errors import FlexStreamError, InputError
+from schemas.errors import FlexStreamError
 
 
 class _Group(click.Group):
@@ -102,54 +101,6 @@ def worker(sensors_file: str | None, loglevel: str) -> None:
 
 
 @main.command()
-@click.option(
-    "--topic",
-    type=click.Choice(["meter", "price"]),
-    required=True,
-    help="Readings topic to publish to.",
-)
-@click.option("--sensor", help="Sensor name, when the CSV has no 'sensor' column.")
-@click.option("--source", default="csv", show_default=True, help="Source, when the CSV has none.")
-@click.option("--unit", help="Unit of the values, when the CSV has no 'unit' column.")
-@click.option(
-    "--resolution",
-    help="Event resolution (ISO 8601, e.g. PT15M; PT0M: instantaneous) for single readings.",
-)
-@click.argument("file", type=click.File("r"), default="-")
-def publish(
-    topic: str, sensor: str | None, source: str, unit: str | None, resolution: str | None, file
-) -> None:  # noqa: ANN001
-    """Publish readings from a CSV FILE (or stdin) and wait for the broker's confirmation.
-
-    Every row needs an event_start and a number as event_value (an empty value is an
-    error: remove the row to leave the event out). A file with an error sends nothing.
-    """
-    from connectors.files import read_csv
-    from connectors.kafka import ConfirmingProducer
-    from schemas import serde
-    from schemas.beliefs import parse_duration
-    from streams import runtime
-
-    s = _settings()
-    res = parse_duration(resolution, "--resolution") if resolution is not None else None
-    if res is not None and res < timedelta(0):
-        raise InputError(
-            f"{resolution!r} is negative; give the duration of each event, e.g. PT15M "
-            "(PT0M for instantaneous values such as a state of charge)",
-            "--resolution",
-        )
-    readings = read_csv(file, sensor=sensor, default_source=source, resolution=res, unit=unit)
-    bs = runtime.bootstrap(s, start=False)
-    producer = ConfirmingProducer(s.kafka.client_config(bs))
-    full = s.kafka.topic(f"readings.{topic}")
-    for r in readings:
-        producer.send(full, serde.encode(r.schema, r.record), key=r.key)
-    delivered = producer.flush()
-    beliefs = sum(r.count for r in readings)
-    click.echo(f"published {beliefs} readings in {delivered} messages to {full}")
-
-
-@main.command()
 @click.argument("query")
 @click.option(
     "--format",
@@ -196,7 +147,7 @@ def add() -> None:
 
 @main.group()
 def show() -> None:
-    """List sensors, assets or schedules."""
+    """List sensors, assets, schedules, reports or dead letters."""
 
 
 def _register() -> None:
@@ -207,6 +158,12 @@ def _register() -> None:
     add.add_command(add_asset)
     show.add_command(show_sensors)
     show.add_command(show_assets)
+    from streams.cli_publish import publish
+
+    main.add_command(publish)
+    from streams.cli_dead_letters import show_dead_letters
+
+    show.add_command(show_dead_letters)
     from streams.cli_schedule import schedule
 
     main.add_command(schedule)

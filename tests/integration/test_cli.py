@@ -63,7 +63,7 @@ def test_up_is_idempotent_creates_topics_and_keeps_data_across_down_up(local_env
 
     csv = tmp_path / "pv.csv"
     csv.write_text("event_start,event_value\n2026-01-01T00:00:00Z,1.5\n2026-01-01T00:15:00Z,2.5\n")
-    pub = run(["publish", "--topic", "meter", "--sensor", "pv", str(csv)], local_env)
+    pub = run(["publish", "--topic", "meter", "--sensor", "pv", "--no-check", str(csv)], local_env)
     assert pub.returncode == 0, pub.stderr
     assert "published 2 readings in 1 messages to flexstream.readings.meter" in pub.stdout
 
