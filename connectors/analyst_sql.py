@@ -18,7 +18,13 @@ gates, each enforced by the engine itself rather than by pattern matching:
    the worker's writes. A client whose query failed is closed and replaced, so
    nothing it left behind reaches the next caller.
 
-The output format is one of :data:`FORMATS`, appended by us after the checks.
+The output format is one of :data:`FORMATS`: either the statement's own
+``FORMAT`` clause (found in the engine's parsed tree, run as written) or one
+asked for apart, appended by us after the checks (JSONCompact when neither).
+Both at once must agree.
+
+Queries run in the project's database (``CLICKHOUSE_DATABASE``): its tables
+need no ``flexstream.`` prefix.
 """
 
 from __future__ import annotations
@@ -112,9 +118,20 @@ DENIED_FUNCTIONS: frozenset[str] = frozenset(
 #: lakes, remote Prometheus queries and LLM calls.
 DENIED_PREFIXES: tuple[str, ...] = ("iceberg", "deltalake", "hudi", "paimon", "prometheus", "ai")
 
+#: Response headers of the worker's query endpoint: the result's format, and
+#: whether the SQL named it ("True"/"False").
+FORMAT_HEADER = "X-ClickHouse-Format"
+OWN_FORMAT_HEADER = "X-FlexStream-Own-Format"
+
+#: The format of a statement that names none, when none is asked for apart.
+DEFAULT_FORMAT = "JSONCompact"
+
 READ_ONLY = "READ_ONLY"
 
 _AST_FUNCTION = re.compile(r"^\s*Function\s+(\S+)", re.MULTILINE)
+#: A child of the tree's root that is a bare name: where ``EXPLAIN AST`` shows
+#: the statement's FORMAT (after the query, and after ``FROM db`` of SHOW).
+_AST_TOP_IDENTIFIER = re.compile(r"^ Identifier\s+(\S+)\s*$", re.MULTILINE)
 
 _CLASSES = {
     "MUTATING": "it writes (INSERT, CREATE, DROP, ALTER, TRUNCATE, RENAME, OPTIMIZE, ...)",
@@ -138,6 +155,48 @@ def check_format(fmt: str) -> str:
             f"refused: format {fmt!r} is not offered; use one of {', '.join(FORMATS.values())}"
         )
     return name
+
+
+def ast_format(explain_ast: str) -> str | None:
+    """The name in the FORMAT clause of the statement whose ``EXPLAIN AST`` this is, if any.
+
+    The engine shows the clause as the root's last bare-name child. Some
+    statements hold other bare names there (``SHOW TABLES FROM db``), so this
+    is read only once the parser confirmed the statement ends in a FORMAT
+    clause (see :meth:`AnalystSql.check`).
+    """
+    names = _AST_TOP_IDENTIFIER.findall(explain_ast)
+    return names[-1] if names else None
+
+
+def choose_format(own: str | None, asked: str | None) -> str:
+    """The ClickHouse name of the output format: the SQL's ``own``, the one ``asked`` apart.
+
+    Refuses a format not on :data:`FORMATS`, and two formats that differ.
+    """
+    if own is None:
+        return check_format(asked if asked is not None else DEFAULT_FORMAT)
+    if str(own).strip().lower() not in FORMATS:
+        raise ConnectorError(
+            f"refused: FORMAT {own} in the SQL is not offered; use one of "
+            f"{', '.join(FORMATS.values())}"
+        )
+    name = FORMATS[own.strip().lower()]
+    if asked is not None and check_format(asked) != name:
+        raise ConnectorError(
+            f"refused: the SQL asks for FORMAT {name} but format {asked!r} was asked apart; "
+            "name the format once, in the SQL or apart"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class SqlResult:
+    """An analyst query's output: the bytes, their format, and whether the SQL named it."""
+
+    data: bytes
+    format: str
+    own_format: bool = False
 
 
 def statement_text(sql: str) -> str:
@@ -275,7 +334,9 @@ class AnalystSql:
             dsn, where = f"chdb://{path}", str(path)
 
         def connect() -> Any:
-            return clickhouse_connect.get_client(dsn=dsn, tz_mode="schema", settings=settings)
+            return clickhouse_connect.get_client(
+                dsn=dsn, database=database, tz_mode="schema", settings=settings
+            )
 
         try:
             engine = _chdb.connect(where)
@@ -283,31 +344,42 @@ class AnalystSql:
             raise ConnectorError(f"cannot open the query classifier on {where}: {exc}") from None
         return cls(connect, engine.classify_query, database, threads, engine.close)
 
-    def check(self, client: Any, sql: str, fmt: str) -> str:
-        """The statement to run for ``sql`` in format ``fmt``, once it passed every gate."""
-        name = check_format(fmt)
+    def check(self, client: Any, sql: str, fmt: str | None = None) -> tuple[str, str, bool]:
+        """Statement, format name and whether the SQL named it, once ``sql`` passed every gate.
+
+        ``fmt`` is a format asked for apart (None: the SQL's own, else
+        :data:`DEFAULT_FORMAT`). A statement that no longer parses once a
+        FORMAT clause is appended already ends in one: the engine's tree names
+        it, and the text runs exactly as it was classified, nothing appended.
+        """
+        if fmt is not None:
+            check_format(fmt)
         text = statement_text(sql)
         with self._classify_lock:
             first = self._classify(text, self.database)
         check_classification(first)
+        tree = client.raw_query(f"EXPLAIN AST {text}").decode(errors="replace")
+        check_functions(tree)
+        name = choose_format(None, fmt)
         query = f"{text}\nFORMAT {name}"
         with self._classify_lock:
             final = self._classify(query, self.database)
-        check_classification(
-            final, hint=" with a FORMAT clause added (choose the format apart, not in the SQL)"
-        )
-        check_functions(client.raw_query(f"EXPLAIN AST {text}").decode(errors="replace"))
-        return query
+        own = ast_format(tree) if int(final.get("statement_count", 0)) == 0 else None
+        if own is not None:
+            return text, choose_format(own, fmt), True
+        check_classification(final, hint=" once a FORMAT clause is added")
+        return query, name, False
 
-    def run(self, sql: str, fmt: str = "JSONCompact") -> bytes:
-        """Check and run ``sql``; its result in format ``fmt`` (blocks the calling thread)."""
+    def execute(self, sql: str, fmt: str | None = None) -> SqlResult:
+        """Check and run ``sql``; its result and format (blocks the calling thread)."""
         if self._closed:
             raise ConnectorError("the analysts' query runner is closed")
         client = self._idle.get()
         try:
             if client is None:
                 client = self._connect()
-            return client.raw_query(self.check(client, sql, fmt))
+            query, name, own = self.check(client, sql, fmt)
+            return SqlResult(client.raw_query(query), name, own)
         except ConnectorError:
             raise
         except Exception as exc:  # noqa: BLE001 - the engine's message goes to the analyst
@@ -320,10 +392,18 @@ class AnalystSql:
             else:
                 self._idle.put(client)
 
-    async def run_async(self, sql: str, fmt: str = "JSONCompact") -> bytes:
-        """:meth:`run` on the runner's own threads."""
+    def run(self, sql: str, fmt: str | None = None) -> bytes:
+        """Check and run ``sql``; its result in format ``fmt`` (blocks the calling thread)."""
+        return self.execute(sql, fmt).data
+
+    async def execute_async(self, sql: str, fmt: str | None = None) -> SqlResult:
+        """:meth:`execute` on the runner's own threads."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.run, sql, fmt)
+        return await loop.run_in_executor(self._executor, self.execute, sql, fmt)
+
+    async def run_async(self, sql: str, fmt: str | None = None) -> bytes:
+        """:meth:`run` on the runner's own threads."""
+        return (await self.execute_async(sql, fmt)).data
 
     @staticmethod
     def _discard(client: Any) -> None:

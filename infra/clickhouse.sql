@@ -55,6 +55,23 @@ FROM {db}.beliefs AS b FINAL
 WHERE cumulative_probability = 0.5
 GROUP BY sensor, event_start, source;
 
+-- One value per event across sources: the most recent deterministic belief per
+-- (sensor, event_start), whichever source holds it. When two sources believed a
+-- value at the same belief_time, the source whose name sorts last wins
+-- (argMax over the pair belief_time, source), so the answer never depends on
+-- the order rows were stored in.
+CREATE VIEW IF NOT EXISTS {db}.latest_values AS
+SELECT
+    sensor,
+    event_start,
+    argMax(b.event_resolution, (b.belief_time, b.source)) AS event_resolution,
+    max(b.belief_time) AS belief_time,
+    argMax(b.source, (b.belief_time, b.source)) AS source,
+    argMax(b.event_value, (b.belief_time, b.source)) AS event_value
+FROM {db}.beliefs AS b FINAL
+WHERE cumulative_probability = 0.5
+GROUP BY sensor, event_start;
+
 -- Assets as registered (the registry topic is the source of truth; this is its mirror).
 CREATE TABLE IF NOT EXISTS {db}.assets
 (

@@ -26,7 +26,12 @@ from typing import Any
 import faust
 from mode import CrashingSupervisor
 
-from connectors.analyst_sql import AnalystSql, open_analyst_sql
+from connectors.analyst_sql import (
+    FORMAT_HEADER,
+    OWN_FORMAT_HEADER,
+    AnalystSql,
+    open_analyst_sql,
+)
 from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
@@ -226,6 +231,10 @@ def create_app(cfg: WorkerConfig) -> faust.App:
     class SqlView(faust.web.View):
         """Run an analyst's query: POST {"sql": ..., "format": ...} as application/json.
 
+        ``format`` is optional: without it the SQL's own FORMAT clause, else
+        JSONCompact. The response's headers name the format and whether the
+        SQL named it.
+
         Needs the data folder's token (see :mod:`streams.sql_auth`); refuses
         cross-origin requests. The query passes the gates of
         :mod:`connectors.analyst_sql` and runs on its read-only clients and
@@ -238,7 +247,8 @@ def create_app(cfg: WorkerConfig) -> faust.App:
                 return self.error(*refused)
             try:
                 body = await request.json()
-                sql, fmt = str(body["sql"]), str(body.get("format", "JSONCompact"))
+                sql, fmt = str(body["sql"]), body.get("format")
+                fmt = None if fmt is None else str(fmt)
             except (ValueError, KeyError, TypeError, AttributeError):
                 return self.error(400, 'send a JSON object {"sql": ..., "format": ...}')
             if ctx.store is None:
@@ -246,10 +256,14 @@ def create_app(cfg: WorkerConfig) -> faust.App:
             try:
                 if "runner" not in analysts:
                     analysts["runner"] = open_analyst_sql(s)
-                data = await analysts["runner"].run_async(sql, fmt)
+                result = await analysts["runner"].execute_async(sql, fmt)
             except ConnectorError as exc:  # refused, or the engine's message
                 return self.error(400, str(exc))
-            return self.bytes(data, content_type="application/octet-stream")
+            return self.bytes(
+                result.data,
+                content_type="application/octet-stream",
+                headers={FORMAT_HEADER: result.format, OWN_FORMAT_HEADER: str(result.own_format)},
+            )
 
     @app.page("/health")
     @app.page("/health/")

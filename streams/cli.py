@@ -106,18 +106,29 @@ def worker(sensors_file: str | None, loglevel: str) -> None:
     "--format",
     "fmt",
     type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
+    default=None,
+    help="How to print the rows (default: table, or as the QUERY's own FORMAT clause says).",
 )
-def sql(query: str, fmt: str) -> None:
-    """Run a SQL QUERY on the history (through the running worker, or directly)."""
-    from streams.sqlaccess import query_rows, run_sql
+def sql(query: str, fmt: str | None) -> None:
+    """Run a SQL QUERY on the history (through the running worker, or directly).
+
+    Tables of the project's database need no prefix (``SELECT count() FROM beliefs``).
+    A FORMAT clause in the QUERY (one of the offered formats) prints its output as is.
+    """
+    from streams.sqlaccess import execute_sql
 
     s = _settings()
     if fmt == "csv":
-        sys.stdout.write(run_sql(s, query, "CSVWithNames").decode())
+        sys.stdout.write(execute_sql(s, query, "CSVWithNames").data.decode())
         return
-    names, rows = query_rows(s, query)
+    result = execute_sql(s, query, None if fmt is None else "JSONCompact")
+    if result.own_format:
+        out = click.get_binary_stream("stdout")
+        out.write(result.data)
+        out.flush()
+        return
+    data = json.loads(result.data)
+    names, rows = [m["name"] for m in data["meta"]], data["data"]
     if fmt == "json":
         click.echo(json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2))
         return

@@ -13,7 +13,13 @@ import json
 import urllib.error
 import urllib.request
 
-from connectors.analyst_sql import open_analyst_sql
+from connectors.analyst_sql import (
+    DEFAULT_FORMAT,
+    FORMAT_HEADER,
+    OWN_FORMAT_HEADER,
+    SqlResult,
+    open_analyst_sql,
+)
 from connectors.clickhouse import Store
 from connectors.settings import Settings
 from schemas.errors import ConnectorError
@@ -21,8 +27,21 @@ from streams import sql_auth
 from streams.app import worker_state
 
 
-def run_sql(settings: Settings, sql: str, fmt: str = "JSONCompact", timeout: float = 60) -> bytes:
-    """Run ``sql`` and return the result in ClickHouse format ``fmt``."""
+def run_sql(
+    settings: Settings, sql: str, fmt: str | None = DEFAULT_FORMAT, timeout: float = 60
+) -> bytes:
+    """Run ``sql`` and return the result in ClickHouse format ``fmt``.
+
+    ``fmt=None`` takes the SQL's own FORMAT clause (JSONCompact without one);
+    a format given here and a different one in the SQL are refused.
+    """
+    return execute_sql(settings, sql, fmt, timeout).data
+
+
+def execute_sql(
+    settings: Settings, sql: str, fmt: str | None = None, timeout: float = 60
+) -> SqlResult:
+    """Run ``sql``; the result with its format, as :func:`run_sql` describes."""
     url = settings.clickhouse.url.get_secret_value() if settings.clickhouse.url else None
     state = None if url else worker_state(settings.paths.root)
     if state:
@@ -41,7 +60,11 @@ def run_sql(settings: Settings, sql: str, fmt: str = "JSONCompact", timeout: flo
         )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.read()
+                return SqlResult(
+                    resp.read(),
+                    resp.headers.get(FORMAT_HEADER, fmt or DEFAULT_FORMAT),
+                    resp.headers.get(OWN_FORMAT_HEADER) == "True",
+                )
         except urllib.error.HTTPError as exc:
             body = exc.read().decode(errors="replace")
             try:
@@ -59,7 +82,7 @@ def run_sql(settings: Settings, sql: str, fmt: str = "JSONCompact", timeout: flo
     try:
         analysts = open_analyst_sql(settings)
         try:
-            return analysts.run(sql, fmt)
+            return analysts.execute(sql, fmt)
         except ConnectorError as exc:  # refused, or the engine's message
             raise ConnectorError(f"query failed: {exc}") from None
         finally:
