@@ -17,7 +17,6 @@ Every solve gets a 30 s time limit; a case that reaches it prints ``time-limit``
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -25,14 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_solver import plain_pyomo  # noqa: E402
+from bench_solver import json_roundtrip, plain_pyomo  # noqa: E402
 
-from schemas.flex_request import parse_site_problem  # noqa: E402
 from solvers import schedule  # noqa: E402
 from solvers.examples import (  # noqa: E402
     battery_fleet_problem,
     battery_problem,
-    battery_request,
     v2g_negative_evening_problem,
 )
 
@@ -55,22 +52,6 @@ def plain(problem: object, repeats: int) -> tuple[float, float]:
     """Median seconds (build and solve) and cost of the plain pyomo LP."""
     rows = [plain_pyomo(problem) for _ in range(repeats)]
     return statistics.median(b + s for b, s, _ in rows), rows[-1][2]
-
-
-def json_roundtrip(n: int, repeats: int) -> float:
-    """Median seconds for JSON text in to JSON text out, 1 battery x ``n`` steps."""
-    text = json.dumps(battery_request(n))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        req = json.loads(text)
-        problem = parse_site_problem(
-            req["flex_model"], req["flex_context"], req["start"], req["duration"], req["resolution"]
-        )
-        out = json.dumps(schedule(problem).to_json("kW"))
-        times.append(time.perf_counter() - t0)
-        assert '"status": "optimal"' in out
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
