@@ -33,12 +33,13 @@ class _FakeFiles:
 def test_shipped_ddl_splits_into_its_statements():
     stmts = ddl_statements("flexstream")
     heads = [re.match(r"CREATE \w+ IF NOT EXISTS (\S+)", s).group(1) for s in stmts]
-    assert heads[:6] == [
+    assert heads[:7] == [
         "flexstream",
         "flexstream.beliefs",
         "flexstream.sensors",
         "flexstream.sources",
         "flexstream.latest_beliefs",
+        "flexstream.latest_values",
         "flexstream.assets",
     ]
     assert len(heads) == len(set(heads))
