@@ -84,11 +84,13 @@ def dead_letter(
     now: datetime,
     max_bytes: int = Limits.max_dead_letter_bytes,
     carry_value: bool = True,
+    digest: str | None = None,
 ) -> dict:
     """A ``DeadLetter`` record for ``rej`` about ``msg``, bounded in size.
 
     ``carry_value=False`` leaves the original bytes out (an earlier dead letter
-    of the same message carries them); size and digest are always given.
+    of the same message carries them); size and digest are always given
+    (``digest``: the value's SHA-256 when the caller computed it already).
     """
     key, _ = _bounded(msg.key, max_bytes)
     value, truncated = _bounded(msg.value, max_bytes) if carry_value else (None, True)
@@ -108,9 +110,13 @@ def dead_letter(
         "rejected_at": now,
         "key_size": None if msg.key is None else len(msg.key),
         "value_size": None if msg.value is None else len(msg.value),
-        "value_sha256": None if msg.value is None else hashlib.sha256(msg.value).hexdigest(),
+        "value_sha256": digest or _digest(msg.value),
         "value_truncated": truncated and msg.value is not None,
     }
+
+
+def _digest(value: bytes | None) -> str | None:
+    return None if value is None else hashlib.sha256(value).hexdigest()
 
 
 def _read_one(
@@ -171,9 +177,12 @@ def ingest(
             parts.append((i, cols))
             out.extend(cols)
             sources.update(cols.source)
-        dead.extend(
-            dead_letter(msg, r, now, limits.max_dead_letter_bytes, carry_value=j == 0)
-            for j, r in enumerate(rejections)
-        )
+        if rejections:
+            # One digest per message, however many of its items are rejected.
+            digest = _digest(msg.value)
+            dead.extend(
+                dead_letter(msg, r, now, limits.max_dead_letter_bytes, j == 0, digest)
+                for j, r in enumerate(rejections)
+            )
         outcomes.append(Outcome(len(cols), len(rejections)))
     return IngestResult(out, dead, sources, outcomes, parts)
