@@ -1,7 +1,7 @@
 """What became of published readings: stored by the worker, or dead-lettered.
 
 The worker commits the offset of a readings message (consumer group
-``<prefix>worker``) only after the message's beliefs are in ClickHouse and its
+``<prefix>worker.readings``) only after the message's beliefs are in ClickHouse and its
 dead letters are confirmed by Kafka. So a published message below its
 partition's committed offset has been handled, and the dead letters naming its
 topic, partition and offset tell whether (some of) it was rejected. Dead letters

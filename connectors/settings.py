@@ -92,6 +92,10 @@ class KafkaSettings(BaseSettings):
         """Full name of the project topic ``name`` (e.g. ``readings.meter``)."""
         return f"{self.topic_prefix}{name}"
 
+    def consumer_group(self, name: str) -> str:
+        """The worker's consumer group for ``name`` (``readings``, ``reports``)."""
+        return f"{self.topic('worker')}.{name}"
+
     def client_config(self, bootstrap: str) -> dict[str, str]:
         """confluent-kafka (librdkafka) configuration for ``bootstrap`` with security settings."""
         conf = {"bootstrap.servers": bootstrap, "security.protocol": self.security_protocol}

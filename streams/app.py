@@ -32,6 +32,7 @@ from connectors.analyst_sql import (
     AnalystSql,
     open_analyst_sql,
 )
+from connectors.batch_consumer import RawMessage
 from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
@@ -137,7 +138,6 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         producer_acks=-1,
         logging_config=None,
     )
-    readings = app.topic(k.topic("readings.meter"), k.topic("readings.price"))
     limits = Limits(
         s.worker.max_batch_values, s.worker.max_belief_time_ahead, s.worker.dead_letter_max_bytes
     )
@@ -198,22 +198,32 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         if assets_:
             await ctx.run_db(ctx.store.upsert_assets, assets_)
 
-    @app.agent(readings, concurrency=1)
-    async def ingest_readings(stream: faust.StreamT) -> None:
+    @app.task
+    async def ingest_readings() -> None:
+        """Store readings, dead-letter what is invalid, feed the stored beliefs to the features.
+
+        Readings are consumed in batches by a consumer of their own
+        (:class:`~connectors.batch_consumer.BatchConsumer`, group
+        ``<worker group>.readings``), not per event through faust's streams.
+        """
         await ctx.ready.wait()
         sink: BeliefSink = state["sink"]
+        consumer = ctx.batch_consumer(
+            "readings", [k.topic("readings.meter"), k.topic("readings.price")]
+        )
 
-        async def handle(events: list[Any]) -> None:
-            msgs, result = await ctx.store_batch(events, sink, limits)
-            # Hooks that write faust tables need the event that carried each sensor.
-            ctx.extra["batch_events"] = {
-                m.key.decode(errors="replace"): e
-                for m, e in zip(msgs, events, strict=True)
-                if m.key
-            }
+        async def handle(msgs: list[RawMessage]) -> None:
+            result = await ctx.store_batch(msgs, sink, limits)
+            # A sensor's state lives in the partition of the readings that carry it.
+            for m in msgs:
+                if m.key:
+                    ctx.sensor_partitions[m.key.decode(errors="replace")] = m.partition
             await ctx.on_beliefs(result.beliefs)
 
-        await ctx.consume_batches(stream, handle)
+        try:
+            await ctx.consume_batches(consumer, handle)
+        finally:
+            consumer.close()
 
     for install in FEATURES:
         install(ctx)

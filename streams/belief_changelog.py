@@ -45,10 +45,11 @@ class ChangelogPages(MutableMapping[PageKey, bytes]):
     with their offsets, in the order they were flushed, as a standby replica
     applies the changelog: the local store and its persisted offset never run
     ahead of the changelog, and a restarted worker recovers the rest of the
-    changelog on top of it. Faust flushes its producer before it commits the
-    readings' offsets, so a committed reading's state is in the changelog (the
-    guarantee of faust's own table writes); a write Kafka refused stops the
-    agent at the next flush. Reading iterates the local store of the partitions
+    changelog on top of it. The readings loop flushes the producer before it
+    commits the readings' offsets
+    (:meth:`~streams.context.WorkerContext.consume_batches`), so a committed
+    reading's state is in the changelog; a write Kafka refused stops the
+    worker at the next flush. Reading iterates the local store of the partitions
     this worker is active for.
     """
 
@@ -167,9 +168,9 @@ def install(ctx: Any) -> None:
         keyed to (the worker that consumes them recovers it). A sensor not in the
         current batch keeps the partition it had, or gets one by its name's hash.
         """
-        event = (ctx.extra.get("batch_events") or {}).get(sensor)
-        if event is not None:
-            homes[sensor] = int(event.message.partition) % partitions
+        carried = ctx.sensor_partitions.get(sensor)
+        if carried is not None:
+            homes[sensor] = carried % partitions
         elif sensor not in homes:
             homes[sensor] = zlib.crc32(sensor.encode()) % partitions
         return homes[sensor]
@@ -179,19 +180,26 @@ def install(ctx: Any) -> None:
     ctx.extra["belief_state"] = state
     ctx.extra["belief_changes"] = []
 
+    # An update and a rebuild never interleave: a rebuild in the middle of an update's
+    # flush would read the local store without the pages being written and lose them.
+    updating = asyncio.Lock()
+
     @table.on_recover
     async def _restore() -> None:
         """After each recovery (start, rebalance), rebuild the working structure."""
-        try:
-            await pages.settle()
-        except Exception:  # noqa: BLE001 - the agent raises it at its next flush
-            log.exception("a belief-state write was not acknowledged")
-        n = state.restore()
+        async with updating:
+            try:
+                await pages.settle()
+            except Exception:  # noqa: BLE001 - the readings loop raises it at its next flush
+                log.exception("a belief-state write was not acknowledged")
+            n = state.restore()
         log.info("belief state restored: %d page(s)", n)
+        ctx.tables_recovered.set()
 
     async def on_beliefs(cols: BeliefColumns) -> None:
-        changed = state.update(cols)
-        await pages.flush()
+        async with updating:
+            changed = state.update(cols)
+            await pages.flush()
         if changed:
             for listener in ctx.extra["belief_changes"]:
                 await listener(changed)

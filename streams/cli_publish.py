@@ -158,7 +158,7 @@ def publish(
 
     landing = follow(
         conf,
-        s.kafka.topic("worker"),
+        s.kafka.consumer_group("readings"),
         s.kafka.topic("dead-letters"),
         dead_start,
         producer.positions,

@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 
+from connectors.batch_consumer import BatchConsumer
 from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
@@ -52,7 +53,10 @@ class WorkerContext:
     health: Health = field(default_factory=Health)
     belief_hooks: list[BeliefHook] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The readings partition each sensor's latest message came from (its state's home).
+    sensor_partitions: dict[str, int] = field(default_factory=dict)
     _ready: asyncio.Event | None = None
+    _recovered: asyncio.Event | None = None
 
     @property
     def readings_partitions(self) -> int:
@@ -71,6 +75,28 @@ class WorkerContext:
         if self._ready is None:
             self._ready = asyncio.Event()
         return self._ready
+
+    @property
+    def tables_recovered(self) -> asyncio.Event:
+        """Set once the worker's tables recovered (set by the feature that owns them)."""
+        if self._recovered is None:
+            self._recovered = asyncio.Event()
+        return self._recovered
+
+    def batch_consumer(self, name: str, topics: list[str]) -> BatchConsumer:
+        """A consumer of ``topics`` in the group ``<worker group>.<name>``.
+
+        Where that group has not committed yet, it continues from the worker
+        group's own offsets (where faust's streams consumed these topics before).
+        """
+        k = self.settings.kafka
+        return BatchConsumer(
+            k.client_config(self.bootstrap),
+            k.consumer_group(name),
+            topics,
+            carry_offsets_from=k.topic("worker"),
+            session_timeout_s=10.0,
+        )
 
     async def run_db(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking store call on the store's thread."""
@@ -116,9 +142,7 @@ class WorkerContext:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    async def store_batch(
-        self, events: list[Any], sink: Any, limits: Limits
-    ) -> tuple[list[RawMessage], IngestResult]:
+    async def store_batch(self, msgs: list[RawMessage], sink: Any, limits: Limits) -> IngestResult:
         """Validate a batch of consumed events, store the beliefs, dead-letter the rest.
 
         Returns when the beliefs are in the store and the dead letters confirmed:
@@ -126,12 +150,6 @@ class WorkerContext:
         store refuses for good (it answers, but not to them) become dead letters
         of their message with reason ``store-rejected``.
         """
-        msgs = [
-            RawMessage(
-                e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value
-            )
-            for e in events
-        ]
         now = self.clock()
         result = ingest(msgs, self.sensors, now, limits)
         for i, cols in result.parts:
@@ -149,7 +167,7 @@ class WorkerContext:
                 d["reason"],
                 d["field"],
             )
-        return msgs, result
+        return result
 
     @staticmethod
     def _refused_to_dead_letters(
@@ -183,38 +201,49 @@ class WorkerContext:
         result.beliefs = kept
 
     async def consume_batches(
-        self, stream: Any, handle: Callable[[list[Any]], Awaitable[None]]
+        self, consumer: Any, handle: Callable[[list[RawMessage]], Awaitable[None]]
     ) -> None:
-        """Hand batches of ``stream``'s events to ``handle``; acknowledge each batch after it.
+        """Hand batches taken from ``consumer`` to ``handle``; commit each batch after it.
 
-        A batch is acknowledged (its offsets may be committed) only when
-        ``handle`` returned. If it raises, the batch stays unacknowledged, the
-        agent crashes and stops the worker, and the restarted worker replays it.
+        ``consumer`` is a :class:`~connectors.batch_consumer.BatchConsumer` (or
+        anything with its ``take``, ``commit`` and ``closed``). A batch's offsets
+        are committed only when ``handle`` returned and the worker's producer
+        has delivered what the batch caused (dead letters, state changelogs). If
+        ``handle`` raises, nothing more is committed and the failure propagates
+        (it stops the worker; the restarted worker reads the batch again).
 
         Batches are handled one at a time, in order, by a writer task, while
-        the next batch fills: collecting and writing overlap (at most one batch
-        waits beside the one being handled).
+        the next batch fills: taking and writing overlap (at most one batch
+        waits beside the one being handled). Each batch waits until the
+        worker's tables are in step (recovered, not rebalancing).
         """
         w = self.settings.worker
-        queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=1)
+        queue: asyncio.Queue[list[RawMessage]] = asyncio.Queue(maxsize=1)
 
         async def writer() -> None:
             while True:
-                events = await queue.get()
-                await handle(events)
-                for event in events:
-                    await stream.ack(event)
+                msgs = await queue.get()
+                await self.in_step()
+                await handle(msgs)
+                if self.app is not None:
+                    await self.app.producer.flush()
+                await consumer.commit(msgs)
                 queue.task_done()
 
         task = asyncio.ensure_future(writer())
         try:
-            async for events in stream.noack_take(w.batch_max, within=w.batch_within):
-                put = asyncio.ensure_future(queue.put(events))
+            while not consumer.closed:
+                msgs = await consumer.take(w.batch_max, w.batch_within)
+                if task.done():
+                    task.result()  # the writer's failure stops this loop
+                if not msgs:
+                    continue
+                put = asyncio.ensure_future(queue.put(msgs))
                 await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
                 if task.done():
                     put.cancel()
-                    task.result()  # the writer's failure stops this agent
-            # The stream ended: let the writer finish what it was given.
+                    task.result()
+            # The consumer closed: let the writer finish what it was given.
             done = asyncio.ensure_future(queue.join())
             await asyncio.wait({done, task}, return_when=asyncio.FIRST_COMPLETED)
             done.cancel()
@@ -222,6 +251,12 @@ class WorkerContext:
                 task.result()
         finally:
             task.cancel()
+
+    async def in_step(self) -> None:
+        """Wait until the worker's tables are recovered and no rebalance is under way."""
+        await self.tables_recovered.wait()
+        if self.app is not None:
+            await self.app.flow_control.acquire()
 
     async def on_beliefs(self, beliefs: BeliefColumns) -> None:
         """Fan validated, stored beliefs out to the features."""

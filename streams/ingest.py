@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from connectors.batch_consumer import RawMessage
 from schemas import serde
 from schemas.beliefs import BeliefColumns, Limits, Rejection, Sensor, validate
 from schemas.errors import InputError
@@ -33,22 +34,6 @@ log = logging.getLogger("flexstream.ingest")
 
 #: Longest reason text kept in a dead letter (an exception's text can be long).
 MAX_REASON_CHARS = 2000
-
-
-@dataclass(frozen=True)
-class RawMessage:
-    """A consumed message and where it came from."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-    @property
-    def where(self) -> str:
-        """``topic[partition]@offset`` for logs."""
-        return f"{self.topic}[{self.partition}]@{self.offset}"
 
 
 @dataclass(frozen=True)

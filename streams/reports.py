@@ -344,17 +344,21 @@ def install(ctx: WorkerContext) -> None:
                 if windows.prune() or changed:
                     save(report)
 
-    @app.agent(reports_topic, concurrency=1)
-    async def store_reports(stream: faust.StreamT) -> None:
-        """Store report results in ClickHouse, as the readings agent stores readings."""
+    @app.task
+    async def store_reports() -> None:
+        """Store report results in ClickHouse as readings are (a consumer of its own)."""
         await ctx.ready.wait()
         sink = BeliefSink(ctx.store, ctx.health)
+        consumer = ctx.batch_consumer("reports", [ctx.topic("reports")])
 
-        async def handle(events: list[Any]) -> None:
-            _, result = await ctx.store_batch(events, sink, limits)
+        async def handle(msgs: list[Any]) -> None:
+            result = await ctx.store_batch(msgs, sink, limits)
             await on_beliefs(result.beliefs)
 
-        await ctx.consume_batches(stream, handle)
+        try:
+            await ctx.consume_batches(consumer, handle)
+        finally:
+            consumer.close()
 
     @app.page("/reports/")
     class ReportsView(faust.web.View):

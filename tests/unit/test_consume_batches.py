@@ -1,4 +1,4 @@
-"""A batch is acknowledged only after its handler returned (no broker: a stand-in stream)."""
+"""A batch is committed only after its handler returned (no broker: a stand-in stream)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,27 @@ from connectors.settings import Settings
 from streams.context import WorkerContext
 
 
-class Stream:
-    """Yields fixed batches like faust's ``noack_take`` and records acknowledgements."""
+class Consumer:
+    """Hands out fixed batches like a ``BatchConsumer`` and records the commits."""
 
     def __init__(self, batches):
-        self.batches = batches
-        self.acked: list = []
+        self.batches = [list(b) for b in batches]
+        self.committed: list = []
+        self.closed = False
 
-    async def noack_take(self, max_, within):
-        for b in self.batches:
-            yield list(b)
+    async def take(self, n, within):
+        await asyncio.sleep(0)
+        if not self.batches:
+            self.closed = True
+            return []
+        return self.batches.pop(0)
 
-    async def ack(self, event):
-        self.acked.append(event)
-        return True
+    async def commit(self, msgs):
+        self.committed.extend(msgs)
 
 
 def ctx() -> WorkerContext:
-    return WorkerContext(
+    c = WorkerContext(
         app=None,
         settings=Settings(),
         bootstrap="",
@@ -37,29 +40,53 @@ def ctx() -> WorkerContext:
         db_executor=None,
         dead_letters=None,
     )
+    return c
 
 
-def test_batches_are_acked_after_they_were_handled():
-    stream, seen = Stream([[1, 2], [3]]), []
+async def consume(c: WorkerContext, consumer: Consumer, handle) -> None:
+    c.tables_recovered.set()
+    await c.consume_batches(consumer, handle)
 
-    async def handle(events):
-        seen.append((list(events), list(stream.acked)))
 
-    asyncio.run(ctx().consume_batches(stream, handle))
+def test_batches_are_committed_after_they_were_handled():
+    consumer, seen = Consumer([[1, 2], [3]]), []
+
+    async def handle(msgs):
+        seen.append((list(msgs), list(consumer.committed)))
+
+    asyncio.run(consume(ctx(), consumer, handle))
     assert seen == [([1, 2], []), ([3], [1, 2])]
-    assert stream.acked == [1, 2, 3]
+    assert consumer.committed == [1, 2, 3]
 
 
-def test_a_failing_batch_is_not_acked_and_the_failure_propagates():
-    stream = Stream([[1, 2], [3, 4], [5]])
+def test_a_failing_batch_is_not_committed_and_the_failure_propagates():
+    consumer = Consumer([[1, 2], [3, 4], [5]])
 
-    async def handle(events):
-        if 3 in events:
+    async def handle(msgs):
+        if 3 in msgs:
             raise RuntimeError("the loop body failed")
 
     with pytest.raises(RuntimeError):
-        asyncio.run(ctx().consume_batches(stream, handle))
-    assert stream.acked == [1, 2]
+        asyncio.run(consume(ctx(), consumer, handle))
+    assert consumer.committed == [1, 2]
+
+
+def test_no_batch_is_handled_before_the_tables_are_recovered():
+    c, consumer, seen = ctx(), Consumer([[1]]), []
+
+    async def handle(msgs):
+        seen.append(msgs)
+
+    async def main():
+        task = asyncio.ensure_future(c.consume_batches(consumer, handle))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert seen == [] and consumer.committed == []
+        c.tables_recovered.set()
+        await task
+
+    asyncio.run(main())
+    assert seen == [[1]] and consumer.committed == [1]
 
 
 def test_dead_letters_unconfirmed_are_sent_again_until_confirmed(monkeypatch):
