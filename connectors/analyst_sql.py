@@ -39,8 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
-
 from connectors.settings import Settings
 from schemas.errors import ConnectorError
 
@@ -324,6 +322,7 @@ class AnalystSql:
         The classifier is chdb's: on the embedded engine's own folder, or in
         memory when the history lives on a server (no embedded engine is open then).
         """
+        import clickhouse_connect  # here: the worker's SQL path needs no client library
         from chdb import _chdb
 
         settings = limits.client_settings()

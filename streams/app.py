@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -40,10 +39,9 @@ from schemas.errors import ConnectorError
 from streams import belief_changelog, reports, scheduling_agent, sql_auth
 from streams.context import WorkerContext
 from streams.sink import BeliefSink
+from streams.worker_file import WORKER_STATE
 
 log = logging.getLogger("flexstream.worker")
-
-WORKER_STATE = "worker.json"
 
 
 def utc_now() -> datetime:
@@ -299,14 +297,3 @@ def create_app(cfg: WorkerConfig) -> faust.App:
 
     app.flexstream_context = ctx  # type: ignore[attr-defined]
     return app
-
-
-def worker_state(data_dir: Path) -> dict[str, Any] | None:
-    """The running worker of ``data_dir`` (pid, web port), or None."""
-    path = Path(data_dir) / WORKER_STATE
-    try:
-        info = json.loads(path.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, ProcessLookupError):
-        return None
-    return info

@@ -20,11 +20,10 @@ from connectors.analyst_sql import (
     SqlResult,
     open_analyst_sql,
 )
-from connectors.clickhouse import Store
 from connectors.settings import Settings
 from schemas.errors import ConnectorError
 from streams import sql_auth
-from streams.app import worker_state
+from streams.worker_file import worker_state
 
 
 def run_sql(
@@ -78,6 +77,8 @@ def execute_sql(
                 f"127.0.0.1:{state['web_port']} ({exc}); wait for it to start or stop it"
             ) from None
     # The store makes sure the tables exist; the query runs on a read-only client.
+    from connectors.clickhouse import Store
+
     store = Store.open(url, settings.clickhouse.database, settings.paths.root)
     try:
         analysts = open_analyst_sql(settings)
