@@ -230,8 +230,9 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         """Run an analyst's query: POST {"sql": ..., "format": ...} as application/json.
 
         ``format`` is optional: without it the SQL's own FORMAT clause, else
-        JSONCompact. The response's headers name the format and whether the
-        SQL named it.
+        JSONCompact. ``parameters`` (optional) are the values of the SQL's
+        ``{name:Type}`` placeholders, bound by the engine. The response's
+        headers name the format and whether the SQL named it.
 
         Needs the data folder's token (see :mod:`streams.sql_auth`); refuses
         cross-origin requests. The query passes the gates of
@@ -247,6 +248,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
                 body = await request.json()
                 sql, fmt = str(body["sql"]), body.get("format")
                 fmt = None if fmt is None else str(fmt)
+                params = body.get("parameters")
             except (ValueError, KeyError, TypeError, AttributeError):
                 return self.error(400, 'send a JSON object {"sql": ..., "format": ...}')
             if ctx.store is None:
@@ -254,7 +256,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
             try:
                 if "runner" not in analysts:
                     analysts["runner"] = open_analyst_sql(s)
-                result = await analysts["runner"].execute_async(sql, fmt)
+                result = await analysts["runner"].execute_async(sql, fmt, params)
             except ConnectorError as exc:  # refused, or the engine's message
                 return self.error(400, str(exc))
             return self.bytes(

@@ -170,7 +170,7 @@ def add() -> None:
 
 @main.group()
 def show() -> None:
-    """List sensors, assets, schedules, reports or dead letters."""
+    """List sensors, assets, beliefs, schedules, reports or dead letters."""
 
 
 def _register() -> None:
@@ -200,6 +200,9 @@ def _register() -> None:
 
     add.add_command(add_schedule)
     show.add_command(show_schedules)
+    from streams.cli_beliefs import show_beliefs
+
+    show.add_command(show_beliefs)
 
 
 _register()

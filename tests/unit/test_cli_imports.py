@@ -39,6 +39,7 @@ def loaded_after(code: str) -> list[str]:
         ["--version"],
         ["sql", "--help"],
         ["show", "--help"],
+        ["show", "beliefs", "--help"],
         ["add", "sensor", "--help"],
         ["worker", "--help"],
     ],
