@@ -25,6 +25,10 @@ Both at once must agree.
 
 Queries run in the project's database (``CLICKHOUSE_DATABASE``): its tables
 need no ``flexstream.`` prefix.
+
+Values travel apart from the text as query parameters: the statement names
+them as ``{name:Type}`` and the engine binds them (``parameters``, checked by
+:func:`check_parameters`), so a value never becomes SQL.
 """
 
 from __future__ import annotations
@@ -38,8 +42,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import clickhouse_connect
 
 from connectors.settings import Settings
 from schemas.errors import ConnectorError
@@ -199,6 +201,50 @@ class SqlResult:
     own_format: bool = False
 
 
+_PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: Types a query parameter's value may have (the engine parses it as the
+#: placeholder's type).
+ParameterValue = str | int | float
+
+
+def check_parameters(
+    sql: str, parameters: Mapping[str, Any] | None
+) -> dict[str, ParameterValue] | None:
+    """``parameters`` once each is a name used as ``{name:Type}`` in ``sql`` with a plain value.
+
+    None when there are none. Anything else is refused: names that are not
+    identifiers, values other than strings and numbers, and a name the
+    statement does not use as a placeholder (only the engine binds values).
+    """
+    if not parameters:
+        return None
+    if not isinstance(parameters, Mapping):
+        raise ConnectorError("refused: parameters must be an object of names and values")
+    out: dict[str, ParameterValue] = {}
+    for name, value in parameters.items():
+        if not isinstance(name, str) or not _PARAMETER_NAME.match(name):
+            raise ConnectorError(f"refused: parameter name {name!r} is not an identifier")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConnectorError(
+                f"refused: parameter {name} must be a string or a number, not "
+                f"{type(value).__name__}"
+            )
+        if "{" + name + ":" not in sql:
+            raise ConnectorError(
+                f"refused: parameter {name} is not used in the SQL; write it as {{{name}:Type}}"
+            )
+        out[name] = value
+    return out
+
+
+def _raw(client: Any, sql: str, parameters: Mapping[str, ParameterValue] | None) -> bytes:
+    """``client.raw_query``, with the engine binding ``parameters`` when there are any."""
+    if parameters:
+        return client.raw_query(sql, parameters=parameters)
+    return client.raw_query(sql)
+
+
 def statement_text(sql: str) -> str:
     """``sql`` without surrounding blanks and trailing semicolons."""
     text = sql.strip()
@@ -324,6 +370,7 @@ class AnalystSql:
         The classifier is chdb's: on the embedded engine's own folder, or in
         memory when the history lives on a server (no embedded engine is open then).
         """
+        import clickhouse_connect  # here: the worker's SQL path needs no client library
         from chdb import _chdb
 
         settings = limits.client_settings()
@@ -344,13 +391,20 @@ class AnalystSql:
             raise ConnectorError(f"cannot open the query classifier on {where}: {exc}") from None
         return cls(connect, engine.classify_query, database, threads, engine.close)
 
-    def check(self, client: Any, sql: str, fmt: str | None = None) -> tuple[str, str, bool]:
+    def check(
+        self,
+        client: Any,
+        sql: str,
+        fmt: str | None = None,
+        parameters: Mapping[str, ParameterValue] | None = None,
+    ) -> tuple[str, str, bool]:
         """Statement, format name and whether the SQL named it, once ``sql`` passed every gate.
 
         ``fmt`` is a format asked for apart (None: the SQL's own, else
         :data:`DEFAULT_FORMAT`). A statement that no longer parses once a
         FORMAT clause is appended already ends in one: the engine's tree names
         it, and the text runs exactly as it was classified, nothing appended.
+        ``parameters`` (see :func:`check_parameters`) are bound for the tree too.
         """
         if fmt is not None:
             check_format(fmt)
@@ -358,7 +412,7 @@ class AnalystSql:
         with self._classify_lock:
             first = self._classify(text, self.database)
         check_classification(first)
-        tree = client.raw_query(f"EXPLAIN AST {text}").decode(errors="replace")
+        tree = _raw(client, f"EXPLAIN AST {text}", parameters).decode(errors="replace")
         check_functions(tree)
         name = choose_format(None, fmt)
         query = f"{text}\nFORMAT {name}"
@@ -370,16 +424,22 @@ class AnalystSql:
         check_classification(final, hint=" once a FORMAT clause is added")
         return query, name, False
 
-    def execute(self, sql: str, fmt: str | None = None) -> SqlResult:
-        """Check and run ``sql``; its result and format (blocks the calling thread)."""
+    def execute(
+        self, sql: str, fmt: str | None = None, parameters: Mapping[str, Any] | None = None
+    ) -> SqlResult:
+        """Check and run ``sql``; its result and format (blocks the calling thread).
+
+        ``parameters`` are the values of the statement's ``{name:Type}`` placeholders.
+        """
         if self._closed:
             raise ConnectorError("the analysts' query runner is closed")
+        bound = check_parameters(sql, parameters)
         client = self._idle.get()
         try:
             if client is None:
                 client = self._connect()
-            query, name, own = self.check(client, sql, fmt)
-            return SqlResult(client.raw_query(query), name, own)
+            query, name, own = self.check(client, sql, fmt, bound)
+            return SqlResult(_raw(client, query, bound), name, own)
         except ConnectorError:
             raise
         except Exception as exc:  # noqa: BLE001 - the engine's message goes to the analyst
@@ -396,10 +456,12 @@ class AnalystSql:
         """Check and run ``sql``; its result in format ``fmt`` (blocks the calling thread)."""
         return self.execute(sql, fmt).data
 
-    async def execute_async(self, sql: str, fmt: str | None = None) -> SqlResult:
+    async def execute_async(
+        self, sql: str, fmt: str | None = None, parameters: Mapping[str, Any] | None = None
+    ) -> SqlResult:
         """:meth:`execute` on the runner's own threads."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.execute, sql, fmt)
+        return await loop.run_in_executor(self._executor, self.execute, sql, fmt, parameters)
 
     async def run_async(self, sql: str, fmt: str | None = None) -> bytes:
         """:meth:`run` on the runner's own threads."""

@@ -15,12 +15,14 @@ import threading
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import clickhouse_connect
 
-from schemas.beliefs import Sensor
 from schemas.errors import ConnectorError
+
+if TYPE_CHECKING:
+    from schemas.beliefs import Sensor
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

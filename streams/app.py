@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -41,10 +40,9 @@ from schemas.errors import ConnectorError
 from streams import belief_changelog, reports, scheduling_agent, sql_auth
 from streams.context import WorkerContext
 from streams.sink import BeliefSink
+from streams.worker_file import WORKER_STATE
 
 log = logging.getLogger("flexstream.worker")
-
-WORKER_STATE = "worker.json"
 
 
 def utc_now() -> datetime:
@@ -242,8 +240,9 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         """Run an analyst's query: POST {"sql": ..., "format": ...} as application/json.
 
         ``format`` is optional: without it the SQL's own FORMAT clause, else
-        JSONCompact. The response's headers name the format and whether the
-        SQL named it.
+        JSONCompact. ``parameters`` (optional) are the values of the SQL's
+        ``{name:Type}`` placeholders, bound by the engine. The response's
+        headers name the format and whether the SQL named it.
 
         Needs the data folder's token (see :mod:`streams.sql_auth`); refuses
         cross-origin requests. The query passes the gates of
@@ -259,6 +258,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
                 body = await request.json()
                 sql, fmt = str(body["sql"]), body.get("format")
                 fmt = None if fmt is None else str(fmt)
+                params = body.get("parameters")
             except (ValueError, KeyError, TypeError, AttributeError):
                 return self.error(400, 'send a JSON object {"sql": ..., "format": ...}')
             if ctx.store is None:
@@ -266,7 +266,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
             try:
                 if "runner" not in analysts:
                     analysts["runner"] = open_analyst_sql(s)
-                result = await analysts["runner"].execute_async(sql, fmt)
+                result = await analysts["runner"].execute_async(sql, fmt, params)
             except ConnectorError as exc:  # refused, or the engine's message
                 return self.error(400, str(exc))
             return self.bytes(
@@ -309,14 +309,3 @@ def create_app(cfg: WorkerConfig) -> faust.App:
 
     app.flexstream_context = ctx  # type: ignore[attr-defined]
     return app
-
-
-def worker_state(data_dir: Path) -> dict[str, Any] | None:
-    """The running worker of ``data_dir`` (pid, web port), or None."""
-    path = Path(data_dir) / WORKER_STATE
-    try:
-        info = json.loads(path.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, ProcessLookupError):
-        return None
-    return info

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from schemas.errors import FlexStreamError
+from streams.log_format import LOG_FORMATS
 
 
 class _Group(click.Group):
@@ -71,7 +72,15 @@ def down() -> None:
 @click.option(
     "--loglevel", default="warning", show_default=True, envvar="FLEXSTREAM_WORKER_LOGLEVEL"
 )
-def worker(sensors_file: str | None, loglevel: str) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    envvar="FLEXSTREAM_WORKER_LOG_FORMAT",
+    help="json: one JSON object per line (time in UTC, level, logger, message, exception).",
+)
+def worker(sensors_file: str | None, loglevel: str, log_format: str) -> None:
     """Run the streaming worker: readings -> validation -> ClickHouse, dead letters to Kafka."""
     from faust.worker import Worker
 
@@ -80,15 +89,18 @@ def worker(sensors_file: str | None, loglevel: str) -> None:
     from streams import runtime
     from streams.app import WorkerConfig, create_app
     from streams.log_filters import install as limit_repeated_lines
+    from streams.log_format import use_json
 
     class _Worker(Worker):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            if not self.stdout.isatty():
-                self.spinner = None  # no terminal control codes in a log file
+            if log_format == "json" or not self.stdout.isatty():
+                self.spinner = None  # no terminal control codes in a log file or JSON lines
 
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
+            if log_format == "json":
+                use_json(logger)
             # The Kafka clients log every reconnect attempt; one line per kind and 30 s.
             limit_repeated_lines(logger)
 
@@ -158,7 +170,7 @@ def add() -> None:
 
 @main.group()
 def show() -> None:
-    """List sensors, assets, schedules, reports or dead letters."""
+    """List sensors, assets, beliefs, schedules, reports or dead letters."""
 
 
 def _register() -> None:
@@ -188,6 +200,9 @@ def _register() -> None:
 
     add.add_command(add_schedule)
     show.add_command(show_schedules)
+    from streams.cli_beliefs import show_beliefs
+
+    show.add_command(show_beliefs)
 
 
 _register()

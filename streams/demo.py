@@ -21,10 +21,10 @@ from infra import kafka_local
 from schemas import serde
 from schemas.errors import InfraError
 from streams import runtime
-from streams.app import worker_state
 from streams.demo_data import SENSORS, Series, demo_window, make_site
 from streams.demo_schedule import run_schedule_demo
 from streams.sqlaccess import query_rows
+from streams.worker_file import worker_state
 
 
 def _records(series: list[Series], chunk: int = 96) -> list[tuple[str, str, dict]]:

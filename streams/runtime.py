@@ -21,7 +21,7 @@ from connectors.kafka import ensure_topics
 from connectors.settings import Settings
 from infra import kafka_local
 from schemas.errors import InfraError
-from streams.app import worker_state
+from streams.worker_file import worker_state
 
 
 def broker_dir(settings: Settings) -> Path:

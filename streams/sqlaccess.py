@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
+from typing import Any
 
 from connectors.analyst_sql import (
     DEFAULT_FORMAT,
@@ -20,26 +22,35 @@ from connectors.analyst_sql import (
     SqlResult,
     open_analyst_sql,
 )
-from connectors.clickhouse import Store
 from connectors.settings import Settings
 from schemas.errors import ConnectorError
 from streams import sql_auth
-from streams.app import worker_state
+from streams.worker_file import worker_state
 
 
 def run_sql(
-    settings: Settings, sql: str, fmt: str | None = DEFAULT_FORMAT, timeout: float = 60
+    settings: Settings,
+    sql: str,
+    fmt: str | None = DEFAULT_FORMAT,
+    timeout: float = 60,
+    parameters: Mapping[str, Any] | None = None,
 ) -> bytes:
     """Run ``sql`` and return the result in ClickHouse format ``fmt``.
 
     ``fmt=None`` takes the SQL's own FORMAT clause (JSONCompact without one);
     a format given here and a different one in the SQL are refused.
+    ``parameters`` are the values of the SQL's ``{name:Type}`` placeholders,
+    bound by the engine (strings and numbers).
     """
-    return execute_sql(settings, sql, fmt, timeout).data
+    return execute_sql(settings, sql, fmt, timeout, parameters).data
 
 
 def execute_sql(
-    settings: Settings, sql: str, fmt: str | None = None, timeout: float = 60
+    settings: Settings,
+    sql: str,
+    fmt: str | None = None,
+    timeout: float = 60,
+    parameters: Mapping[str, Any] | None = None,
 ) -> SqlResult:
     """Run ``sql``; the result with its format, as :func:`run_sql` describes."""
     url = settings.clickhouse.url.get_secret_value() if settings.clickhouse.url else None
@@ -52,9 +63,12 @@ def execute_sql(
                 f"({sql_auth.TOKEN_FILE}) cannot be read there; wait for it to start, or run "
                 "as the user who started it"
             )
+        body: dict[str, Any] = {"sql": sql, "format": fmt}
+        if parameters:
+            body["parameters"] = dict(parameters)
         req = urllib.request.Request(
             f"http://127.0.0.1:{state['web_port']}/sql/",
-            data=json.dumps({"sql": sql, "format": fmt}).encode(),
+            data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
             method="POST",
         )
@@ -78,11 +92,13 @@ def execute_sql(
                 f"127.0.0.1:{state['web_port']} ({exc}); wait for it to start or stop it"
             ) from None
     # The store makes sure the tables exist; the query runs on a read-only client.
+    from connectors.clickhouse import Store
+
     store = Store.open(url, settings.clickhouse.database, settings.paths.root)
     try:
         analysts = open_analyst_sql(settings)
         try:
-            return analysts.execute(sql, fmt)
+            return analysts.execute(sql, fmt, parameters)
         except ConnectorError as exc:  # refused, or the engine's message
             raise ConnectorError(f"query failed: {exc}") from None
         finally:
@@ -91,7 +107,12 @@ def execute_sql(
         store.close()
 
 
-def query_rows(settings: Settings, sql: str) -> tuple[list[str], list[list]]:
-    """Run ``sql``; return column names and rows (values as JSON types)."""
-    data = json.loads(run_sql(settings, sql, "JSONCompact"))
+def query_rows(
+    settings: Settings, sql: str, parameters: Mapping[str, Any] | None = None
+) -> tuple[list[str], list[list]]:
+    """Run ``sql``; return column names and rows (values as JSON types).
+
+    ``parameters``: values of the SQL's ``{name:Type}`` placeholders.
+    """
+    data = json.loads(run_sql(settings, sql, "JSONCompact", parameters=parameters))
     return [m["name"] for m in data["meta"]], data["data"]
