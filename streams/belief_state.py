@@ -280,7 +280,8 @@ class BeliefState:
     """Most recent belief per (sensor, event_start, source) over a rolling window.
 
     ``table`` holds the persisted form (page key -> encoded page): a dict in
-    tests, the changelog-backed store in the worker (:class:`ChangelogPages`).
+    tests, the changelog-backed store in the worker
+    (:func:`streams.belief_changelog.changelog_pages`).
     The working structure is rebuilt from it by :meth:`restore`.
     """
 

@@ -41,9 +41,9 @@ input they had seen. ``ingested_at`` is the store's wall clock while belief
 times come from the worker's clock (injectable), and input written during a
 computation has ``ingested_at`` before that computation's belief time, so a
 rebuild would either miss such input or recompute windows needlessly. The
-table holds the exact state. Its writes need a faust event for their
-partition; the closer runs as a task, so each report's key is written as an
-event of a fixed changelog partition (a hash of the report name).
+table holds the exact state, written through its changelog from the readings
+loop and the closer task (:class:`~streams.changelog_map.ChangelogMap`), each
+report's key in a fixed partition (a hash of the report name).
 
 A report registered while the worker runs covers beliefs that arrive from
 then on; compute the history with a batch run. The state is per worker (the
@@ -54,28 +54,25 @@ the beliefs of its own partitions.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import statistics
 import time
-import weakref
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import faust
 import numpy as np
-from faust.streams import _current_event
 
 from connectors.report_definitions import TOPIC, ReportDefinitionView
 from schemas import serde
 from schemas.beliefs import BeliefColumns, Limits
 from schemas.errors import FlexStreamError
 from schemas.report_definition import ReportDefinition
+from streams.changelog_map import ChangelogMap
 from streams.context import WorkerContext
 from streams.report_compute import (
     PreparedReport,
@@ -189,43 +186,35 @@ def install(ctx: WorkerContext) -> None:
     )
     ctx.extra["reports"] = running
     partitions = ctx.readings_partitions
-    table = app.Table(
-        STATE_TABLE,
-        default=None,
-        partitions=partitions,
-        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+    # Keys and values are JSON, as in the table's changelog from the start.
+    saved_state = ChangelogMap(
+        app.Table(
+            STATE_TABLE,
+            default=None,
+            partitions=partitions,
+            key_type=bytes,
+            value_type=bytes,
+            schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
+        ),
+        lambda name: zlib.crc32(name.encode()) % partitions,  # a fixed partition per report
+        lambda name: json.dumps(name).encode(),
+        lambda raw: str(json.loads(raw)),
     )
 
-    class _Home:
-        """Stands in for the event that a table write takes its partition from."""
-
-        def __init__(self, partition: int) -> None:
-            self.message = SimpleNamespace(topic=table.changelog_topic_name, partition=partition)
-
-    homes = [_Home(p) for p in range(partitions)]
-
-    @contextlib.contextmanager
-    def as_event_of(name: str) -> Iterator[None]:
-        """Read and write a report's key in its own changelog partition, from any task."""
-        home = homes[zlib.crc32(name.encode()) % partitions]
-        token = _current_event.set(weakref.ref(home))
-        try:
-            yield
-        finally:
-            _current_event.reset(token)
-
     def save(report: RunningReport) -> None:
-        with as_event_of(report.definition.name):
-            table[report.definition.name] = report.state()
+        saved_state[report.definition.name] = json.dumps(report.state()).encode()
+
+    def load(name: str) -> dict | None:
+        raw = saved_state.get(name)
+        return None if raw is None else json.loads(raw)
 
     def current() -> list[RunningReport]:
         """The running reports, in step with the definitions view."""
         defs = dict(view.reports)
         for name in [n for n in running if n not in defs]:
             del running[name]
-            with as_event_of(name):
-                if table.get(name) is not None:
-                    del table[name]
+            if name in saved_state:
+                del saved_state[name]
         for name, defn in defs.items():
             r = running.get(name)
             if r is None or r.definition is not defn:
@@ -233,11 +222,7 @@ def install(ctx: WorkerContext) -> None:
         out = []
         for r in running.values():
             name = r.definition.name
-            if r.prepared is None:
-                with as_event_of(name):
-                    saved = table.get(name)
-            else:
-                saved = None
+            saved = load(name) if r.prepared is None else None
             if r.resolve(ctx.sensors, saved):
                 out.append(r)
         return out
@@ -248,6 +233,7 @@ def install(ctx: WorkerContext) -> None:
         touched = [r for r in current() if observe(r, cols, now)]
         for r in touched:
             save(r)
+        await saved_state.flush()
         if touched:
             wake.set()
 
@@ -343,6 +329,7 @@ def install(ctx: WorkerContext) -> None:
                         break
                 if windows.prune() or changed:
                     save(report)
+            await saved_state.flush()
 
     @app.task
     async def store_reports() -> None:

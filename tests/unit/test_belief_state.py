@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from schemas import serde
 from schemas.beliefs import BeliefColumns, Sensor, validate
-from streams.belief_changelog import ChangelogPages
+from streams.belief_changelog import changelog_pages
 from streams.belief_state import (
     DAY_S,
     HOUR_S,
@@ -351,7 +351,7 @@ class _FakeTable:
 def test_changelog_pages_go_to_the_sensors_partition_and_apply_in_order():
     async def run():
         table = _FakeTable()
-        pages = ChangelogPages(table, lambda sensor: {"price": 2}.get(sensor, 0))
+        pages = changelog_pages(table, lambda sensor: {"price": 2}.get(sensor, 0))
         st_ = BeliefState(pages, lambda: NOW, past=timedelta(days=2), future=timedelta(days=2))
         t = NOW.replace(hour=0)
         st_.update(cols("price", t, [1.0, 2.0], belief_time=NOW - timedelta(hours=1)))
@@ -363,7 +363,7 @@ def test_changelog_pages_go_to_the_sensors_partition_and_apply_in_order():
         assert [p for _, _, p in table.sent] == [2, 2, 0]
         assert [o for _, o, _, _ in table.applied] == [0, 1, 2]
         restored = BeliefState(
-            ChangelogPages(table, lambda s: 0), lambda: NOW, past=timedelta(days=2)
+            changelog_pages(table, lambda s: 0), lambda: NOW, past=timedelta(days=2)
         )
         assert restored.restore() == 2
         assert restored.series("price", t, t + timedelta(hours=2)).tolist() == [5.0, 2.0]
@@ -373,7 +373,7 @@ def test_changelog_pages_go_to_the_sensors_partition_and_apply_in_order():
 
 def test_a_changelog_write_kafka_refuses_stops_the_next_flush():
     async def run():
-        pages = ChangelogPages(_FakeTable(fail=True), lambda sensor: 0)
+        pages = changelog_pages(_FakeTable(fail=True), lambda sensor: 0)
         st_ = BeliefState(pages, lambda: NOW, past=timedelta(days=2), future=timedelta(days=2))
         st_.update(cols("price", NOW.replace(hour=0), [1.0], belief_time=NOW))
         await pages.flush()
