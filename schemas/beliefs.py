@@ -12,9 +12,12 @@ values are measurements known at event end (horizon 0).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
+from operator import attrgetter
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,6 +31,8 @@ from schemas.units import conversion_factor, is_convertible, unit
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
 _DAY_US = 24 * 3600 * _US
+_ONE_US = timedelta(microseconds=1)
+_ONE_MS = timedelta(milliseconds=1)
 #: Longest series span or belief horizon accepted (keeps times within int64 microseconds).
 _MAX_SPAN = timedelta(days=100 * 366)
 _MAX_SPAN_US = _MAX_SPAN // timedelta(microseconds=1)
@@ -117,6 +122,16 @@ class BeliefColumns:
         for name in self.__dataclass_fields__:
             getattr(self, name).extend(getattr(other, name))
 
+    @classmethod
+    def concat(cls, parts: Sequence[BeliefColumns]) -> BeliefColumns:
+        """Columns of all ``parts`` in order: as ``extend`` with each, in one pass per column."""
+        return cls(
+            *(
+                list(chain.from_iterable(map(attrgetter(name), parts)))
+                for name in cls.__dataclass_fields__
+            )
+        )
+
     def to_arrow(self) -> Any:
         """Return a pyarrow table in the column order of the beliefs table."""
         import pyarrow as pa
@@ -151,7 +166,11 @@ class Limits:
 
 
 def _to_us(dt: datetime) -> int:
-    return (dt - _EPOCH) // timedelta(microseconds=1)
+    return (dt - _EPOCH) // _ONE_US
+
+
+_TIME_MIN_US = _to_us(TIME_MIN)
+_TIME_MAX_US = _to_us(TIME_MAX)
 
 
 def _grid_offset_us(start_us: int, res_us: int, tz: str) -> int:
@@ -167,13 +186,18 @@ def _grid_offset_us(start_us: int, res_us: int, tz: str) -> int:
     return start_us % res_us
 
 
+def _in_local_days(res_us: int, tz: str) -> bool:
+    """Whether events of ``res_us`` step in local calendar days rather than fixed time."""
+    return res_us >= _DAY_US and res_us % _DAY_US == 0 and tz != "UTC"
+
+
 def _event_starts(start_us: int, res_us: int, n: int, tz: str) -> np.ndarray:
     """Starts of ``n`` consecutive events from ``start_us``.
 
     Events of whole days in a local timezone step in local calendar days, so
     each starts at local midnight also across DST (such days last 23 or 25 h).
     """
-    if res_us >= _DAY_US and res_us % _DAY_US == 0 and tz != "UTC":
+    if _in_local_days(res_us, tz):
         local = (_EPOCH + timedelta(microseconds=start_us)).astimezone(ZoneInfo(tz))
         step = timedelta(days=res_us // _DAY_US)
         return np.fromiter(
@@ -194,39 +218,50 @@ def validate(
     Returns the valid beliefs as columns and a rejection per invalid item (or one
     for the whole message). Values in a compatible unit are converted to the
     sensor's unit.
+
+    A ``Belief`` with a float value (as Avro decodes it) is checked with plain
+    Python numbers: numpy costs microseconds per call on one-element arrays, and
+    single readings arrive one message each. Both ways compute the same few
+    summaries (last event end, earliest belief time, how many values are
+    finite, how many beliefs lie too far ahead), which the rules below then share.
     """
-    out = BeliefColumns()
     if kind not in ("Belief", "BeliefBatch"):
-        return out, [Rejection("bad-schema", f"a {kind} is not a reading", "value")]
+        return BeliefColumns(), [Rejection("bad-schema", f"a {kind} is not a reading", "value")]
     name = record.get("sensor")
     sensor = sensors.get(name) if isinstance(name, str) else None
     if sensor is None:
-        return out, [
+        return BeliefColumns(), [
             Rejection(
                 "unknown-sensor",
                 f"sensor {name!r} is not registered; register it first, or fix the sensor name",
                 "sensor",
             )
         ]
+    values: float | np.ndarray
     if kind == "BeliefBatch":
         values = np.asarray(record["values"], dtype=np.float64)
+        n = len(values)
         res_ms = int(record["resolution_ms"])
         start = record["start"]
         res_field, start_field = "resolution_ms", "start"
         if res_ms <= 0:
-            return out, [Rejection("bad-resolution", "must be positive (milliseconds)", res_field)]
+            return BeliefColumns(), [
+                Rejection("bad-resolution", "must be positive (milliseconds)", res_field)
+            ]
     else:
-        values = np.asarray([record["event_value"]], dtype=np.float64)
+        value = record["event_value"]
+        # Exactly float: anything else takes numpy's conversion, as a batch value would.
+        values = value if type(value) is float else np.asarray([value], dtype=np.float64)
+        n = 1 if type(values) is float else len(values)
         res_ms = int(record["event_resolution_ms"])
         start = record["event_start"]
         res_field, start_field = "event_resolution_ms", "event_start"
-    n = len(values)
     if n == 0:
-        return out, [
+        return BeliefColumns(), [
             Rejection("empty-batch", "the batch has no values; send at least one", "values")
         ]
     if n > limits.max_batch_values:
-        return out, [
+        return BeliefColumns(), [
             Rejection(
                 "oversized-batch",
                 f"{n} values exceed the limit of {limits.max_batch_values} per message; "
@@ -234,11 +269,11 @@ def validate(
                 "values",
             )
         ]
-    sensor_res_ms = sensor.event_resolution // timedelta(milliseconds=1)
+    sensor_res_ms = sensor.event_resolution // _ONE_MS
     # Instantaneous sensors (e.g. state of charge) may come as a series at any spacing.
     instantaneous = sensor_res_ms == 0 and kind == "BeliefBatch"
     if res_ms != sensor_res_ms and not instantaneous:
-        return out, [
+        return BeliefColumns(), [
             Rejection(
                 "resolution-mismatch",
                 f"{res_ms} ms does not match sensor {sensor.name!r}'s event resolution of "
@@ -248,16 +283,18 @@ def validate(
         ]
     src = record.get("source") or ""
     if not src.strip():
-        return out, [Rejection("bad-source", "must name who holds the belief", "source")]
+        return BeliefColumns(), [
+            Rejection("bad-source", "must name who holds the belief", "source")
+        ]
     cp = float(record.get("cumulative_probability", 0.5))
     if not 0.0 <= cp <= 1.0:
-        return out, [
+        return BeliefColumns(), [
             Rejection("bad-probability", f"{cp} is outside [0, 1]", "cumulative_probability")
         ]
     rec_unit = record.get("unit")
     if rec_unit and rec_unit != sensor.unit:
         if not is_convertible(rec_unit, sensor.unit):
-            return out, [
+            return BeliefColumns(), [
                 Rejection(
                     "incompatible-unit",
                     f"unit {rec_unit!r} cannot be converted to sensor {sensor.name!r}'s unit "
@@ -265,12 +302,14 @@ def validate(
                     "unit",
                 )
             ]
-        with np.errstate(over="ignore"):  # overflow gives inf, rejected below as not finite
+        # Overflow gives inf (a Python float too), rejected below as not finite.
+        with np.errstate(over="ignore"):
             values = values * conversion_factor(rec_unit, sensor.unit)
 
-    for name, t in ((start_field, start), ("belief_time", record.get("belief_time"))):
+    belief_time = record.get("belief_time")
+    for name, t in ((start_field, start), ("belief_time", belief_time)):
         if t is not None and not TIME_MIN <= t <= TIME_MAX:
-            return out, [
+            return BeliefColumns(), [
                 Rejection(
                     "out-of-range",
                     f"{t.isoformat()} lies outside {TIME_MIN.date()}..{TIME_MAX.date()}, the "
@@ -285,7 +324,7 @@ def validate(
         if sensor.off_grid == "floor":
             start_us -= off
         else:
-            return out, [
+            return BeliefColumns(), [
                 Rejection(
                     "off-grid",
                     f"{start.isoformat()} is not on sensor {sensor.name!r}'s "
@@ -295,7 +334,7 @@ def validate(
             ]
     horizon_us = int(record.get("belief_horizon_ms") or 0) * 1000
     if abs(horizon_us) > _MAX_SPAN_US:
-        return out, [
+        return BeliefColumns(), [
             Rejection(
                 "bad-horizon",
                 f"{horizon_us // 1000} ms is more than {_MAX_SPAN.days} days; "
@@ -304,7 +343,7 @@ def validate(
             )
         ]
     if res_us * n > _MAX_SPAN_US:
-        return out, [
+        return BeliefColumns(), [
             Rejection(
                 "bad-resolution",
                 f"{n} events of {res_ms} ms span more than {_MAX_SPAN.days} days; "
@@ -312,32 +351,53 @@ def validate(
                 res_field,
             )
         ]
-    # Ends follow from the next start, so a local day across DST ends at local midnight.
-    edges = _event_starts(start_us, res_us, n + 1, "UTC" if instantaneous else sensor.timezone)
-    starts = edges[:-1]
+    tz = "UTC" if instantaneous else sensor.timezone
     duration_us = 0 if instantaneous else res_us
-    if record.get("belief_time") is not None:
-        bt = np.full(n, _to_us(record["belief_time"]), dtype=np.int64)
+    bt_us = None if belief_time is None else _to_us(belief_time)
+    starts: int | np.ndarray
+    bt: int | np.ndarray
+    if type(values) is float:
+        # One event, in Python numbers. Ends follow from the next start, so a local day
+        # across DST ends at local midnight.
+        starts = start_us
+        end_us = (
+            int(_event_starts(start_us, res_us, 2, tz)[-1])
+            if _in_local_days(res_us, tz)
+            else start_us + res_us
+        )
+        bt = bt_us if bt_us is not None else (starts if instantaneous else end_us) - horizon_us
+        bt_min = bt
+        n_finite = 1 if math.isfinite(values) else 0
     else:
-        bt = (starts if instantaneous else edges[1:]) - horizon_us
-    if edges[-1] > _to_us(TIME_MAX) or bt.min() < _to_us(TIME_MIN):
-        return out, [
+        edges = _event_starts(start_us, res_us, n + 1, tz)
+        starts = edges[:-1]
+        end_us = int(edges[-1])
+        if bt_us is not None:
+            bt = np.full(n, bt_us, dtype=np.int64)
+        else:
+            bt = (starts if instantaneous else edges[1:]) - horizon_us
+        bt_min = int(bt.min())
+        keep = np.isfinite(values)
+        n_finite = int(np.count_nonzero(keep))
+
+    if end_us > _TIME_MAX_US or bt_min < _TIME_MIN_US:
+        return BeliefColumns(), [
             Rejection(
                 "out-of-range",
                 f"the events or their belief times reach outside {TIME_MIN.date()}.."
                 f"{TIME_MAX.date()}, the range the history keeps; check the series' length, "
                 "resolution and belief horizon",
-                res_field if edges[-1] > _to_us(TIME_MAX) else "belief_horizon_ms",
+                res_field if end_us > _TIME_MAX_US else "belief_horizon_ms",
             )
         ]
     rejections: list[Rejection] = []
-    keep = np.isfinite(values)
     vfield = "values" if kind == "BeliefBatch" else "event_value"
-    if not keep.any():
-        return out, [
+    if n_finite == 0:
+        return BeliefColumns(), [
             Rejection("not-finite", "no value is a finite number; send finite values", vfield)
         ]
-    if not keep.all():
+    # Item by item only in a series with some good values (so in arrays: n > 1).
+    if n_finite < n:
         for i in np.flatnonzero(~keep):
             rejections.append(
                 Rejection(
@@ -348,40 +408,56 @@ def validate(
                     int(i) if kind == "BeliefBatch" else None,
                 )
             )
-    ahead = bt > _to_us(now + limits.max_belief_time_ahead)
-    if ahead.all():
-        return out, [
+    ahead = bt > _to_us(now + limits.max_belief_time_ahead)  # a bool for one Python int
+    n_ahead = int(ahead) if type(ahead) is bool else int(np.count_nonzero(ahead))
+    ahead_field = "belief_time" if belief_time is not None else "belief_horizon_ms"
+    if n_ahead == n:
+        return BeliefColumns(), [
             Rejection(
                 "belief-in-future",
                 f"every belief time is more than {limits.max_belief_time_ahead} after the "
                 "receiver's clock; check the producer's clock or the belief horizon",
-                "belief_time" if record.get("belief_time") is not None else "belief_horizon_ms",
+                ahead_field,
             )
         ]
-    if ahead.any():
+    if n_ahead:
         for i in np.flatnonzero(ahead & keep):
             rejections.append(
                 Rejection(
                     "belief-in-future",
                     f"belief time is more than {limits.max_belief_time_ahead} after the "
                     "receiver's clock; check the producer's clock or the belief horizon",
-                    "belief_time" if record.get("belief_time") is not None else "belief_horizon_ms",
+                    ahead_field,
                     int(i) if kind == "BeliefBatch" else None,
                 )
             )
         keep &= ~ahead
-    if not keep.all():
-        values, starts, bt = values[keep], starts[keep], bt[keep]
-    m = len(values)
-    if m:
-        out.sensor.append(sensor.name)
-        out.source.append(src)
-        out.counts.append(m)
-        out.event_value.append(values)
-        out.event_start_us.append(starts)
-        out.belief_time_us.append(bt)
-        out.event_resolution_s.append(np.full(m, duration_us // _US, dtype=np.uint32))
-        out.cumulative_probability.append(np.full(m, cp))
+    if type(values) is float:
+        # Nothing of one value was rejected if we got here.
+        m = 1
+        values = np.array([values])
+        starts = np.array([starts], dtype=np.int64)
+        bt = np.array([bt], dtype=np.int64)
+        res_s = np.array([duration_us // _US], dtype=np.uint32)
+        cps = np.array([cp])
+    else:
+        if n_finite < n or n_ahead:
+            values, starts, bt = values[keep], starts[keep], bt[keep]
+        m = len(values)
+        res_s = np.full(m, duration_us // _US, dtype=np.uint32)
+        cps = np.full(m, cp)
+    if not m:
+        return BeliefColumns(), rejections
+    out = BeliefColumns(
+        sensor=[sensor.name],
+        event_start_us=[starts],
+        event_resolution_s=[res_s],
+        belief_time_us=[bt],
+        source=[src],
+        cumulative_probability=[cps],
+        event_value=[values],
+        counts=[m],
+    )
     return out, rejections
 
 

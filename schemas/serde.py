@@ -69,6 +69,31 @@ def _by_id() -> dict[int, Schema]:
     return out
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """How to read what one schema id wrote: into the current version of its record."""
+
+    writer: Schema
+    #: The current version's parsed schema; None when the writer is the current version
+    #: (fastavro then reads without schema resolution).
+    reader: Any
+    #: Record name without namespace, as :func:`decode` returns it.
+    short_name: str
+
+
+@cache
+def _readings() -> dict[int, _Reading]:
+    out = {}
+    for sid, writer in _by_id().items():
+        reader = current(writer.name)
+        out[sid] = _Reading(
+            writer,
+            None if reader.id == sid else reader.parsed,
+            writer.name.rsplit(".", 1)[-1],
+        )
+    return out
+
+
 @cache
 def current(name: str) -> Schema:
     """The newest schema version of record ``name`` (e.g. ``io.flexstream.BeliefBatch``)."""
@@ -107,25 +132,32 @@ def schema_id_of(data: bytes) -> int:
 
 def decode(data: bytes) -> tuple[str, dict[str, Any]]:
     """Decode a framed message into (record name, record in the current schema version)."""
-    sid = schema_id_of(data)
-    writer = _by_id().get(sid)
-    if writer is None:
+    # Runs once per consumed message: lookups are precomputed in _readings().
+    if type(data) is bytes and len(data) >= _HEADER.size and data[0] == MAGIC:
+        sid = _HEADER.unpack_from(data)[1]
+        size = len(data)
+    else:
+        sid = schema_id_of(data)
+        size = memoryview(data).nbytes
+    reading = _readings().get(sid)
+    if reading is None:
         raise SerdeError(
             f"unknown schema id {sid}; known ids are {sorted(SCHEMA_IDS)}; "
             "upgrade the reader or encode with a known schema",
             "value",
         )
-    reader = current(writer.name)
-    body = memoryview(data)[_HEADER.size :]
-    payload = io.BytesIO(body)
+    writer = reading.writer
+    # BytesIO shares an immutable bytes object's buffer instead of copying it.
+    payload = io.BytesIO(data)
+    payload.seek(_HEADER.size)
     try:
-        rec = fastavro.schemaless_reader(payload, writer.parsed, reader.parsed)
+        rec = fastavro.schemaless_reader(payload, writer.parsed, reading.reader)
     except Exception as exc:  # noqa: BLE001 - fastavro raises many types on corrupt input
         raise SerdeError(
             f"payload does not match schema {writer.name} (id {sid}): {type(exc).__name__}: {exc}",
             "value",
         ) from None
-    extra = body.nbytes - payload.tell()
+    extra = size - payload.tell()
     if extra:
         # A record that ends early is not the message that was sent (e.g. two messages
         # glued together, or bytes written with another schema): refuse it whole.
@@ -135,4 +167,4 @@ def decode(data: bytes) -> tuple[str, dict[str, Any]]:
             "send exactly one framed Avro record per message",
             "value",
         )
-    return writer.name.rsplit(".", 1)[-1], rec
+    return reading.short_name, rec

@@ -136,9 +136,7 @@ def ingest(
     limits: Limits = Limits(),  # noqa: B008 - frozen dataclass
 ) -> IngestResult:
     """Decode and validate ``messages``; never raises."""
-    out = BeliefColumns()
     dead: list[dict] = []
-    sources: set[str] = set()
     outcomes: list[Outcome] = []
     parts: list[tuple[int, BeliefColumns]] = []
     for i, msg in enumerate(messages):
@@ -158,10 +156,9 @@ def ingest(
                     )
                 ],
             )
-        if len(cols):
+        stored = len(cols)
+        if stored:
             parts.append((i, cols))
-            out.extend(cols)
-            sources.update(cols.source)
         if rejections:
             # One digest per message, however many of its items are rejected.
             digest = _digest(msg.value)
@@ -169,5 +166,7 @@ def ingest(
                 dead_letter(msg, r, now, limits.max_dead_letter_bytes, j == 0, digest)
                 for j, r in enumerate(rejections)
             )
-        outcomes.append(Outcome(len(cols), len(rejections)))
-    return IngestResult(out, dead, sources, outcomes, parts)
+        outcomes.append(Outcome(stored, len(rejections)))
+    # Joined once at the end: one pass per column instead of one extend per message.
+    out = BeliefColumns.concat([cols for _, cols in parts])
+    return IngestResult(out, dead, set(out.source), outcomes, parts)

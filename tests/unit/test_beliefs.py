@@ -434,6 +434,26 @@ def test_to_arrow_has_the_tables_column_order_and_types():
     assert t.column("event_value").to_pylist() == [1.0, 2.0, 7.0]
 
 
+def test_concat_is_extend_with_each_part_in_order():
+    parts = [
+        run(batch(values=[1, 2]))[0],
+        run(belief(sensor="price", res=timedelta(hours=1), value=7.0), kind="Belief")[0],
+        BeliefColumns(),
+        run(belief(value=3.0, source="other"), kind="Belief")[0],
+    ]
+    one_by_one = BeliefColumns()
+    for p in parts:
+        one_by_one.extend(p)
+    joined = BeliefColumns.concat(parts)
+    assert joined.to_arrow().equals(one_by_one.to_arrow())
+    assert (joined.sensor, joined.source, joined.counts) == (
+        ["meter", "price", "meter"],
+        ["src", "src", "other"],
+        [2, 1, 1],
+    )
+    assert len(BeliefColumns.concat([])) == 0
+
+
 def test_empty_columns_make_an_empty_table_with_the_same_schema():
     t = BeliefColumns().to_arrow()
     assert t.num_rows == 0
