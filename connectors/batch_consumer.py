@@ -70,6 +70,7 @@ class BatchConsumer:
         *,
         carry_offsets_from: str | None = None,
         session_timeout_s: float = 10.0,
+        heartbeat_interval_s: float = 2.0,
     ) -> None:
         self.group = group
         self.topics = topics
@@ -83,7 +84,7 @@ class BatchConsumer:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": int(session_timeout_s * 1000),
-                "heartbeat.interval.ms": int(session_timeout_s * 200),
+                "heartbeat.interval.ms": int(heartbeat_interval_s * 1000),
                 "fetch.wait.max.ms": 50,
                 "log_level": 3,
             }

@@ -138,6 +138,30 @@ class WorkerSettings(BaseSettings):
         description="Seconds to wait to fill a batch (under load batches fill sooner; this "
         "bounds the latency a reading adds when the stream is quiet).",
     )
+    commit_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between commits of the offsets of faust's own streams (schedule "
+        "requests); readings and report results commit after every stored batch.",
+    )
+    session_timeout: float = Field(
+        default=10.0,
+        ge=6,
+        description="Seconds after which Kafka moves a silent worker's partitions to the "
+        "others (a killed worker's work resumes elsewhere after this).",
+    )
+    heartbeat_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between heartbeats to the consumer group (well under "
+        "session_timeout).",
+    )
+    table_partitions: int = Field(
+        default=3,
+        ge=1,
+        description="Partitions of the topics the worker creates for itself (changelogs of "
+        "tables not tied to the readings topics).",
+    )
     web_port: int = Field(
         default=6066, description="Port of the worker's web endpoint (127.0.0.1) for SQL."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import gc
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from connectors.settings import Settings
 from schemas.beliefs import Limits, Sensor
 from schemas.errors import ConnectorError
 from streams import belief_changelog, reports, scheduling_agent, sql_auth
-from streams.context import WorkerContext
+from streams.context import Validated, WorkerContext
 from streams.sink import BeliefSink
 from streams.worker_file import WORKER_STATE
 
@@ -106,7 +107,7 @@ FEATURES: list[Callable[[WorkerContext], None]] = [
 def create_app(cfg: WorkerConfig) -> faust.App:
     """Build the worker's faust app for ``cfg``."""
     s = cfg.settings
-    k = s.kafka
+    k, w = s.kafka, s.worker
     data_dir = s.paths.root
     data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -119,20 +120,20 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         topic_disable_leader=True,
         topic_allow_declare=True,  # faust's own changelog topics; ours exist already
         topic_replication_factor=_replication(cfg),
-        topic_partitions=3,
+        topic_partitions=w.table_partitions,
         web_enabled=True,
         web_host="127.0.0.1",
         web_bind="127.0.0.1",
         web_port=s.worker.web_port,
         datadir=str(data_dir / "faust"),
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
+        broker_commit_interval=w.commit_interval,
         # An agent that crashes stops the worker (to be restarted by its supervisor)
         # rather than leaving a worker that looks alive but no longer consumes.
         agent_supervisor=CrashingSupervisor,
-        # A killed worker's partitions move on after 10 s instead of faust's default 60 s.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
+        # A killed worker's partitions move on after seconds, not faust's default minute.
+        broker_session_timeout=w.session_timeout,
+        broker_heartbeat_interval=w.heartbeat_interval,
         producer_acks=-1,
         logging_config=None,
     )
@@ -175,6 +176,9 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         (data_dir / WORKER_STATE).write_text(
             json.dumps({"pid": os.getpid(), "web_port": s.worker.web_port, "app": app.conf.id})
         )
+        # What start-up made lives as long as the worker: keep it out of the collector's
+        # full passes, which the objects of each batch would otherwise trigger again and again.
+        gc.freeze()
         ctx.ready.set()
         ctx.health.started = True
         log.info("worker ready: store open, web on 127.0.0.1:%d", s.worker.web_port)
@@ -210,8 +214,8 @@ def create_app(cfg: WorkerConfig) -> faust.App:
             "readings", [k.topic("readings.meter"), k.topic("readings.price")]
         )
 
-        async def handle(msgs: list[RawMessage]) -> None:
-            result = await ctx.store_batch(msgs, sink, limits)
+        async def handle(msgs: list[RawMessage], validated: Validated) -> None:
+            result = await ctx.store_batch(msgs, validated, sink, limits)
             # A sensor's state lives in the partition of the readings that carry it.
             for m in msgs:
                 if m.key:
@@ -219,7 +223,9 @@ def create_app(cfg: WorkerConfig) -> faust.App:
             await ctx.on_beliefs(result.beliefs)
 
         try:
-            await ctx.consume_batches(consumer, handle)
+            await ctx.consume_batches(
+                consumer, handle, lambda msgs: ctx.validate_batch(msgs, limits)
+            )
         finally:
             consumer.close()
 

@@ -61,8 +61,7 @@ def install(ctx: Any) -> None:
 
     pages = changelog_pages(table, partition_of)
     state = BeliefState(pages, ctx.clock, past=w.state_past, future=w.state_future)
-    ctx.extra["belief_state"] = state
-    ctx.extra["belief_changes"] = []
+    ctx.belief_state = state
 
     # An update and a rebuild never interleave: a rebuild in the middle of an update's
     # flush would read the local store without the pages being written and lose them.
@@ -85,7 +84,7 @@ def install(ctx: Any) -> None:
             changed = state.update(cols)
             await pages.flush()
         if changed:
-            for listener in ctx.extra["belief_changes"]:
+            for listener in ctx.belief_change_listeners:
                 await listener(changed)
 
     ctx.belief_hooks.append(on_beliefs)

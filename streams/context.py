@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 
@@ -25,12 +25,24 @@ from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas import serde
 from schemas.beliefs import BeliefColumns, Limits, Rejection, Sensor
+from streams.belief_state import BeliefState
 from streams.health import Health
 from streams.ingest import IngestResult, Outcome, RawMessage, dead_letter, ingest
 
 log = logging.getLogger("flexstream.worker")
 
 BeliefHook = Callable[[BeliefColumns], Awaitable[None]]
+
+
+class Validated(NamedTuple):
+    """A batch's messages decoded and validated, and the time they were validated at."""
+
+    now: datetime
+    result: IngestResult
+
+
+#: Called with what an update changed in the belief state: sensor -> (first, last) µs.
+ChangeListener = Callable[[dict[str, tuple[int, int]]], Awaitable[None]]
 
 
 async def _failed(exc: BaseException) -> None:
@@ -52,7 +64,10 @@ class WorkerContext:
     store: Store | None = None
     health: Health = field(default_factory=Health)
     belief_hooks: list[BeliefHook] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The rolling belief state (set by the feature that keeps it).
+    belief_state: BeliefState | None = None
+    #: Told what each belief-state update changed, after it is persisted.
+    belief_change_listeners: list[ChangeListener] = field(default_factory=list)
     #: The readings partition each sensor's latest message came from (its state's home).
     sensor_partitions: dict[str, int] = field(default_factory=dict)
     _ready: asyncio.Event | None = None
@@ -95,7 +110,8 @@ class WorkerContext:
             k.consumer_group(name),
             topics,
             carry_offsets_from=k.topic("worker"),
-            session_timeout_s=10.0,
+            session_timeout_s=self.settings.worker.session_timeout,
+            heartbeat_interval_s=self.settings.worker.heartbeat_interval,
         )
 
     async def run_db(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -142,18 +158,23 @@ class WorkerContext:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    async def store_batch(self, msgs: list[RawMessage], sink: Any, limits: Limits) -> IngestResult:
-        """Validate a batch of consumed events, store the beliefs, dead-letter the rest.
+    def validate_batch(self, msgs: list[RawMessage], limits: Limits) -> Validated:
+        """Decode and validate a batch of consumed messages (pure; never raises)."""
+        now = self.clock()
+        return Validated(now, ingest(msgs, self.sensors, now, limits))
+
+    async def store_batch(
+        self, msgs: list[RawMessage], validated: Validated, sink: Any, limits: Limits
+    ) -> IngestResult:
+        """Store a validated batch's beliefs, dead-letter the rest.
 
         Returns when the beliefs are in the store and the dead letters confirmed:
-        only then may the caller acknowledge the batch's offsets. Beliefs the
+        only then may the caller commit the batch's offsets. Beliefs the
         store refuses for good (it answers, but not to them) become dead letters
         of their message with reason ``store-rejected``.
         """
-        now = self.clock()
-        result = ingest(msgs, self.sensors, now, limits)
-        for i, cols in result.parts:
-            sink.add(cols, set(cols.source), i)
+        now, result = validated
+        sink.add_parts(result.parts, result.sources)
         refused = await sink.flush(self.run_db, first=msgs[0].where, last=msgs[-1].where)
         if refused:
             self._refused_to_dead_letters(msgs, result, refused, now, limits)
@@ -201,9 +222,16 @@ class WorkerContext:
         result.beliefs = kept
 
     async def consume_batches(
-        self, consumer: Any, handle: Callable[[list[RawMessage]], Awaitable[None]]
+        self,
+        consumer: Any,
+        handle: Callable[[list[RawMessage], Any], Awaitable[None]],
+        prepare: Callable[[list[RawMessage]], Any] | None = None,
     ) -> None:
         """Hand batches taken from ``consumer`` to ``handle``; commit each batch after it.
+
+        ``handle(msgs, prepared)`` gets what ``prepare(msgs)`` returned (None
+        without ``prepare``): a pure step (e.g. validation) that runs as soon as
+        the batch is taken, while the batch before it is still being written.
 
         ``consumer`` is a :class:`~connectors.batch_consumer.BatchConsumer` (or
         anything with its ``take``, ``commit`` and ``closed``). A batch's offsets
@@ -218,13 +246,13 @@ class WorkerContext:
         worker's tables are in step (recovered, not rebalancing).
         """
         w = self.settings.worker
-        queue: asyncio.Queue[list[RawMessage]] = asyncio.Queue(maxsize=1)
+        queue: asyncio.Queue[tuple[list[RawMessage], Any]] = asyncio.Queue(maxsize=1)
 
         async def writer() -> None:
             while True:
-                msgs = await queue.get()
+                msgs, prepared = await queue.get()
                 await self.in_step()
-                await handle(msgs)
+                await handle(msgs, prepared)
                 if self.app is not None:
                     await self.app.producer.flush()
                 await consumer.commit(msgs)
@@ -238,7 +266,8 @@ class WorkerContext:
                     task.result()  # the writer's failure stops this loop
                 if not msgs:
                     continue
-                put = asyncio.ensure_future(queue.put(msgs))
+                prepared = prepare(msgs) if prepare is not None else None
+                put = asyncio.ensure_future(queue.put((msgs, prepared)))
                 await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
                 if task.done():
                     put.cancel()

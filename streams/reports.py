@@ -184,7 +184,6 @@ def install(ctx: WorkerContext) -> None:
     limits = Limits(
         s.worker.max_batch_values, s.worker.max_belief_time_ahead, s.worker.dead_letter_max_bytes
     )
-    ctx.extra["reports"] = running
     partitions = ctx.readings_partitions
     # Keys and values are JSON, as in the table's changelog from the start.
     saved_state = ChangelogMap(
@@ -338,12 +337,14 @@ def install(ctx: WorkerContext) -> None:
         sink = BeliefSink(ctx.store, ctx.health)
         consumer = ctx.batch_consumer("reports", [ctx.topic("reports")])
 
-        async def handle(msgs: list[Any]) -> None:
-            result = await ctx.store_batch(msgs, sink, limits)
+        async def handle(msgs: list[Any], validated: Any) -> None:
+            result = await ctx.store_batch(msgs, validated, sink, limits)
             await on_beliefs(result.beliefs)
 
         try:
-            await ctx.consume_batches(consumer, handle)
+            await ctx.consume_batches(
+                consumer, handle, lambda msgs: ctx.validate_batch(msgs, limits)
+            )
         finally:
             consumer.close()
 

@@ -50,11 +50,9 @@ def install(ctx: WorkerContext) -> None:
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="solver")
     time_limit = ctx.settings.worker.solver_time_limit
     pending: dict[str, float] = {}  # asset -> monotonic time of the last price belief
-    stats: dict[str, Any] = {"answered": 0}
-    ctx.extra["scheduler_stats"] = stats
 
     async def answer(request: dict[str, Any]) -> list[dict[str, Any]]:
-        state = ctx.extra["belief_state"]
+        state = ctx.belief_state
         assets = ctx.registry.assets
         prepared, failed = scheduling.prepare_or_fail(
             request, assets, ctx.sensors, state, ctx.clock()
@@ -106,7 +104,6 @@ def install(ctx: WorkerContext) -> None:
                 for r in records
             ]
             await asyncio.gather(*futs)
-            stats["answered"] += 1
             log.info(
                 "answered %s (%s) in %.1f ms: %s",
                 request["request_id"],
@@ -154,7 +151,7 @@ def install(ctx: WorkerContext) -> None:
             if any(end > lo and begin < hi for begin, end in spans):
                 pending[name] = time.monotonic()
 
-    ctx.extra.setdefault("belief_changes", []).append(on_changes)
+    ctx.belief_change_listeners.append(on_changes)
 
     @app.task
     async def replan_loop() -> None:

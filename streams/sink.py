@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 from connectors.clickhouse import Store
@@ -124,11 +124,13 @@ class BeliefSink(Sink):
             self._parts.append((tag, beliefs))
         self._sources |= (sources or set()) - self._known_sources
 
+    def add_parts(self, parts: Iterable[tuple[Hashable, BeliefColumns]], sources: set[str]) -> None:
+        """Buffer tagged parts at once (as ``add`` with each), with all their sources."""
+        self._parts.extend(p for p in parts if len(p[1]))
+        self._sources |= sources - self._known_sources
+
     def _columns(self) -> BeliefColumns:
-        out = BeliefColumns()
-        for _, cols in self._parts:
-            out.extend(cols)
-        return out
+        return BeliefColumns.concat([cols for _, cols in self._parts])
 
     def write(self) -> int:
         """Insert the buffered beliefs (one insert) and any new sources."""

@@ -51,7 +51,7 @@ async def consume(c: WorkerContext, consumer: Consumer, handle) -> None:
 def test_batches_are_committed_after_they_were_handled():
     consumer, seen = Consumer([[1, 2], [3]]), []
 
-    async def handle(msgs):
+    async def handle(msgs, prepared):
         seen.append((list(msgs), list(consumer.committed)))
 
     asyncio.run(consume(ctx(), consumer, handle))
@@ -62,7 +62,7 @@ def test_batches_are_committed_after_they_were_handled():
 def test_a_failing_batch_is_not_committed_and_the_failure_propagates():
     consumer = Consumer([[1, 2], [3, 4], [5]])
 
-    async def handle(msgs):
+    async def handle(msgs, prepared):
         if 3 in msgs:
             raise RuntimeError("the loop body failed")
 
@@ -74,7 +74,7 @@ def test_a_failing_batch_is_not_committed_and_the_failure_propagates():
 def test_no_batch_is_handled_before_the_tables_are_recovered():
     c, consumer, seen = ctx(), Consumer([[1]]), []
 
-    async def handle(msgs):
+    async def handle(msgs, prepared):
         seen.append(msgs)
 
     async def main():
@@ -127,3 +127,30 @@ def test_dead_letters_unconfirmed_are_sent_again_until_confirmed(monkeypatch):
     monkeypatch.setattr(asyncio, "sleep", no_sleep)
     asyncio.run(c.send_dead_letters([letter]))
     assert sent == [b"k", b"k", b"k"] and c.health.ready
+
+
+def test_the_next_batch_is_prepared_while_the_one_before_is_handled():
+    consumer, events = Consumer([[1], [2], [3]]), []
+
+    def prepare(msgs):
+        events.append(("prepare", msgs[0]))
+        return msgs[0] * 10
+
+    async def handle(msgs, prepared):
+        assert prepared == msgs[0] * 10
+        events.append(("handle", msgs[0]))
+        if msgs[0] == 1:
+            # Batch 2 is taken and prepared while batch 1 is still being handled.
+            while ("prepare", 2) not in events:
+                await asyncio.sleep(0)
+
+    async def main():
+        c = ctx()
+        c.tables_recovered.set()
+        # Without the overlap, handling batch 1 would wait for ever: bounded here.
+        await asyncio.wait_for(c.consume_batches(consumer, handle, prepare), 10)
+
+    asyncio.run(main())
+    assert events.index(("prepare", 2)) < events.index(("handle", 2))
+    assert [e for e in events if e[0] == "handle"] == [("handle", 1), ("handle", 2), ("handle", 3)]
+    assert consumer.committed == [1, 2, 3]
