@@ -4,7 +4,7 @@ By default the embedded engine (chdb) keeps its data on disk under the data
 folder; ``CLICKHOUSE_URL`` points at any ClickHouse server instead. The embedded
 engine admits one process per data folder: the worker owns it while it runs,
 and other processes reach the data through the worker (see
-:mod:`streams.sqlaccess`). Analysts' SQL never runs on this module's client:
+:mod:`streams.sql.access`). Analysts' SQL never runs on this module's client:
 see :mod:`connectors.analyst_sql`.
 """
 

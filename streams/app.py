@@ -1,6 +1,6 @@
 """The faust application, built by a factory (no import-time global).
 
-Agents are thin: decode and validate through :func:`streams.ingest.ingest`, write
+Agents are thin: decode and validate through :func:`streams.ingest.step.ingest`, write
 through the sink, produce dead letters. Offsets are acknowledged only after the
 batch's beliefs are in ClickHouse and its dead letters are confirmed by Kafka,
 so a crash loses nothing; the beliefs table's key absorbs the replay.
@@ -32,15 +32,17 @@ from connectors.analyst_sql import (
     AnalystSql,
     open_analyst_sql,
 )
-from connectors.batch_consumer import RawMessage
 from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
-from schemas.beliefs import Limits, Sensor
+from schemas.beliefs import Sensor
 from schemas.errors import ConnectorError
-from streams import belief_changelog, reports, scheduling_agent, sql_auth
-from streams.context import Validated, WorkerContext
-from streams.sink import BeliefSink
+from streams.beliefs import agent as beliefs_agent
+from streams.context import WorkerContext
+from streams.ingest import agent as ingest_agent
+from streams.reports import agent as reports_agent
+from streams.scheduling import agent as scheduling_agent
+from streams.sql import auth as sql_auth
 from streams.worker_file import WORKER_STATE
 
 log = logging.getLogger("flexstream.worker")
@@ -98,9 +100,10 @@ def _replication(cfg: WorkerConfig) -> int:
 
 #: Features installed into every worker, in order: each is ``install(ctx)``.
 FEATURES: list[Callable[[WorkerContext], None]] = [
-    belief_changelog.install,
+    ingest_agent.install,
+    beliefs_agent.install,
     scheduling_agent.install,
-    reports.install,
+    reports_agent.install,
 ]
 
 
@@ -137,9 +140,6 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         producer_acks=-1,
         logging_config=None,
     )
-    limits = Limits(
-        s.worker.max_batch_values, s.worker.max_belief_time_ahead, s.worker.dead_letter_max_bytes
-    )
     registry = RegistryView(k.client_config(cfg.bootstrap), k.topic("registry"))
     ctx = WorkerContext(
         app=app,
@@ -152,7 +152,6 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         db_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse"),
         dead_letters=app.topic(k.topic("dead-letters")),
     )
-    state: dict[str, Any] = {}
     mirror: queue.SimpleQueue = queue.SimpleQueue()
     registry.add_listener(lambda kind, name, model: mirror.put((kind, model)))
 
@@ -172,7 +171,6 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         store = await ctx.run_db(open_store)
         await ctx.run_db(store.upsert_sensors, list(cfg.sensors.values()))
         ctx.store = store
-        state["sink"] = BeliefSink(store, ctx.health)
         (data_dir / WORKER_STATE).write_text(
             json.dumps({"pid": os.getpid(), "web_port": s.worker.web_port, "app": app.conf.id})
         )
@@ -200,35 +198,6 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         if assets_:
             await ctx.run_db(ctx.store.upsert_assets, assets_)
 
-    @app.task
-    async def ingest_readings() -> None:
-        """Store readings, dead-letter what is invalid, feed the stored beliefs to the features.
-
-        Readings are consumed in batches by a consumer of their own
-        (:class:`~connectors.batch_consumer.BatchConsumer`, group
-        ``<worker group>.readings``), not per event through faust's streams.
-        """
-        await ctx.ready.wait()
-        sink: BeliefSink = state["sink"]
-        consumer = ctx.batch_consumer(
-            "readings", [k.topic("readings.meter"), k.topic("readings.price")]
-        )
-
-        async def handle(msgs: list[RawMessage], validated: Validated) -> None:
-            result = await ctx.store_batch(msgs, validated, sink, limits)
-            # A sensor's state lives in the partition of the readings that carry it.
-            for m in msgs:
-                if m.key:
-                    ctx.sensor_partitions[m.key.decode(errors="replace")] = m.partition
-            await ctx.on_beliefs(result.beliefs)
-
-        try:
-            await ctx.consume_batches(
-                consumer, handle, lambda msgs: ctx.validate_batch(msgs, limits)
-            )
-        finally:
-            consumer.close()
-
     for install in FEATURES:
         install(ctx)
 
@@ -250,7 +219,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         ``{name:Type}`` placeholders, bound by the engine. The response's
         headers name the format and whether the SQL named it.
 
-        Needs the data folder's token (see :mod:`streams.sql_auth`); refuses
+        Needs the data folder's token (see :mod:`streams.sql.auth`); refuses
         cross-origin requests. The query passes the gates of
         :mod:`connectors.analyst_sql` and runs on its read-only clients and
         threads, never on the worker's writer.
@@ -287,7 +256,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         """Liveness: started, ready (nothing failing), problems, beliefs written so far."""
 
         async def get(self, request: faust.web.Request) -> faust.web.Response:
-            sink = state.get("sink")
+            sink = ctx.readings_sink
             return self.json({**ctx.health.report(), "written": sink.written if sink else 0})
 
     @app.page("/ready")

@@ -25,9 +25,10 @@ from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas import serde
 from schemas.beliefs import BeliefColumns, Limits, Rejection, Sensor
-from streams.belief_state import BeliefState
+from streams.beliefs.state import BeliefState
 from streams.health import Health
-from streams.ingest import IngestResult, Outcome, RawMessage, dead_letter, ingest
+from streams.ingest.sink import BeliefSink
+from streams.ingest.step import IngestResult, Outcome, RawMessage, dead_letter, ingest
 
 log = logging.getLogger("flexstream.worker")
 
@@ -64,6 +65,8 @@ class WorkerContext:
     store: Store | None = None
     health: Health = field(default_factory=Health)
     belief_hooks: list[BeliefHook] = field(default_factory=list)
+    #: The sink of the readings (set by the ingesting agent once the store is open).
+    readings_sink: BeliefSink | None = None
     #: The rolling belief state (set by the feature that keeps it).
     belief_state: BeliefState | None = None
     #: Told what each belief-state update changed, after it is persisted.
@@ -158,13 +161,19 @@ class WorkerContext:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    def validate_batch(self, msgs: list[RawMessage], limits: Limits) -> Validated:
+    @property
+    def limits(self) -> Limits:
+        """Validation limits of readings, from the settings."""
+        w = self.settings.worker
+        return Limits(w.max_batch_values, w.max_belief_time_ahead, w.dead_letter_max_bytes)
+
+    def validate_batch(self, msgs: list[RawMessage]) -> Validated:
         """Decode and validate a batch of consumed messages (pure; never raises)."""
         now = self.clock()
-        return Validated(now, ingest(msgs, self.sensors, now, limits))
+        return Validated(now, ingest(msgs, self.sensors, now, self.limits))
 
     async def store_batch(
-        self, msgs: list[RawMessage], validated: Validated, sink: Any, limits: Limits
+        self, msgs: list[RawMessage], validated: Validated, sink: Any
     ) -> IngestResult:
         """Store a validated batch's beliefs, dead-letter the rest.
 
@@ -177,7 +186,7 @@ class WorkerContext:
         sink.add_parts(result.parts, result.sources)
         refused = await sink.flush(self.run_db, first=msgs[0].where, last=msgs[-1].where)
         if refused:
-            self._refused_to_dead_letters(msgs, result, refused, now, limits)
+            self._refused_to_dead_letters(msgs, result, refused, now, self.limits)
         await self.send_dead_letters(result.dead_letters)
         for d in result.dead_letters:
             log.warning(

@@ -45,7 +45,7 @@ from schemas.beliefs import Sensor  # noqa: E402
 from schemas.report_definition import build_definition  # noqa: E402
 from schemas.reporters import load_parameters  # noqa: E402
 from streams import runtime  # noqa: E402
-from streams.sqlaccess import query_rows  # noqa: E402
+from streams.sql.access import query_rows  # noqa: E402
 
 DIST = REPO / "data" / "kafka-dist"
 T0 = datetime(2015, 1, 1, tzinfo=UTC)  # readings lie in the past

@@ -36,8 +36,8 @@ from infra import kafka_local  # noqa: E402
 from schemas.assets import Asset  # noqa: E402
 from schemas.beliefs import Sensor  # noqa: E402
 from streams import runtime  # noqa: E402
-from streams.scheduling_agent import floor_time  # noqa: E402
-from streams.sqlaccess import query_rows  # noqa: E402
+from streams.scheduling.agent import floor_time  # noqa: E402
+from streams.sql.access import query_rows  # noqa: E402
 
 DIST = REPO / "data" / "kafka-dist"
 STEP = timedelta(minutes=15)

@@ -25,7 +25,7 @@ from infra import kafka_local
 from schemas import serde
 from schemas.beliefs import Sensor
 from streams import runtime
-from streams.sqlaccess import query_rows
+from streams.sql.access import query_rows
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = Path(os.environ.get("FLEXSTREAM_KAFKA_DIST_DIR", REPO / "data" / "kafka-dist"))

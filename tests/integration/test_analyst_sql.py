@@ -17,7 +17,7 @@ from connectors.settings import PathSettings, Settings
 from schemas import serde
 from schemas.beliefs import Sensor, validate
 from schemas.errors import ConnectorError
-from streams.sqlaccess import execute_sql, query_rows, run_sql
+from streams.sql.access import execute_sql, query_rows, run_sql
 from tests.integration.conftest import batch, wait_for
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)

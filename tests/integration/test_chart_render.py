@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streams.charts import build_chart, save_chart
+from streams.cli.charts import build_chart, save_chart
 
 pytestmark = pytest.mark.integration
 

@@ -356,10 +356,10 @@ def test_chart_command_draws_beliefs_and_reports_in_a_browser(fs, tmp_path, chro
 
 
 def test_demo_kpis_are_registered_computed_stored_and_printed_with_a_chart(fs):
-    from streams.demo import _records
-    from streams.demo_data import SENSORS as DEMO_SENSORS
-    from streams.demo_data import make_site
-    from streams.demo_reports import demo_reports
+    from streams.demo.data import SENSORS as DEMO_SENSORS
+    from streams.demo.data import make_site
+    from streams.demo.reports import demo_reports
+    from streams.demo.run import _records
 
     register_sensors(fs, *DEMO_SENSORS)
     fs.start_worker()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from schemas import serde
-from streams.scheduling_agent import floor_time
+from streams.scheduling.agent import floor_time
 from tests.integration.conftest import batch, wait_for
 from tests.integration.test_cli import run
 

@@ -234,7 +234,7 @@ def test_the_cli_exits_3_when_no_schedule_comes(fs):
 
 
 def test_trigger_and_get_schedule_end_to_end_through_the_scheduling_agent(fs, tmp_path):
-    from streams.scheduling_agent import floor_time
+    from streams.scheduling.agent import floor_time
     from tests.integration.test_scheduling import register
 
     register(fs, tmp_path)  # sensors bat-power, bat-soc, da-price; asset "home"

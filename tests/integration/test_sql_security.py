@@ -24,8 +24,8 @@ from connectors.settings import PathSettings, Settings, WorkerSettings
 from schemas import serde
 from schemas.beliefs import Sensor, validate
 from schemas.errors import ConnectorError
-from streams import sql_auth
-from streams.sqlaccess import query_rows, run_sql
+from streams.sql import auth as sql_auth
+from streams.sql.access import query_rows, run_sql
 from tests.integration.conftest import batch, wait_for
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)

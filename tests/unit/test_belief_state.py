@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from schemas import serde
 from schemas.beliefs import BeliefColumns, Sensor, validate
-from streams.belief_changelog import changelog_pages
-from streams.belief_state import (
+from streams.beliefs.agent import changelog_pages
+from streams.beliefs.state import (
     DAY_S,
     HOUR_S,
     MINUTE_S,

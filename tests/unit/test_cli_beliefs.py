@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from connectors.analyst_sql import check_parameters
 from schemas.errors import ConnectorError, InputError
 from streams.cli import main
-from streams.cli_beliefs import belief_query, belief_records, parse_time
+from streams.cli.beliefs import belief_query, belief_records, parse_time
 
 
 def test_values_from_the_command_line_are_parameters_never_sql_text():

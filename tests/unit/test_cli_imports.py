@@ -56,7 +56,7 @@ def test_help_loads_no_heavy_library(args):
 
 @pytest.mark.parametrize(
     "module",
-    ["streams.sqlaccess", "streams.runtime", "streams.cli_registry", "connectors.registry"],
+    ["streams.sql.access", "streams.runtime", "streams.cli.registry", "connectors.registry"],
 )
 def test_modules_of_sql_show_and_add_sensor_load_no_faust(module):
     assert "faust" not in loaded_after(f"import {module}")

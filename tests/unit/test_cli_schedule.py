@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from streams.cli_schedule import schedule
+from streams.cli.schedule import schedule
 
 START = "2024-05-01T00:00+00:00"
 FM = [

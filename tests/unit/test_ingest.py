@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from schemas import serde
 from schemas.beliefs import Limits, Sensor
-from streams.ingest import Outcome, RawMessage, ingest
+from streams.ingest.step import Outcome, RawMessage, ingest
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 2, 1, tzinfo=UTC)
@@ -185,7 +185,7 @@ def test_series_running_past_the_range_is_rejected():
 
 
 def test_an_unexpected_exception_dead_letters_only_its_message(monkeypatch):
-    import streams.ingest as ingest_mod
+    import streams.ingest.step as ingest_mod
 
     real = ingest_mod.validate
 

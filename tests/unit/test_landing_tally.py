@@ -13,9 +13,9 @@ from connectors.reading_check import check_readings
 from schemas import serde
 from schemas.beliefs import Rejection, Sensor
 from schemas.errors import InputError
-from streams.cli_dead_letters import parse_since, select
-from streams.cli_publish import landing_lines, parse_belief_time
-from streams.ingest import RawMessage, dead_letter
+from streams.cli.dead_letters import parse_since, select
+from streams.cli.publish import landing_lines, parse_belief_time
+from streams.ingest.step import RawMessage, dead_letter
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SENSORS = {

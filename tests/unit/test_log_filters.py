@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from streams.log_filters import RepeatFilter, install
+from streams.cli.log_filters import RepeatFilter, install
 
 
 class Clock:
@@ -114,7 +114,7 @@ def _record(name: str, level: int, msg: str) -> logging.LogRecord:
 
 
 def test_the_coordinator_error_of_a_normal_start_is_info_and_hidden_at_warning_level():
-    from streams.log_filters import TransientFilter
+    from streams.cli.log_filters import TransientFilter
 
     rec = _record(
         "aiokafka.consumer.group_coordinator",

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from click.testing import CliRunner
 
 from streams.cli import main
-from streams.log_format import JsonFormatter, use_json
+from streams.cli.log_format import JsonFormatter, use_json
 
 CREATED = datetime(2026, 4, 1, 10, 15, 2, 125000, tzinfo=UTC).timestamp()
 

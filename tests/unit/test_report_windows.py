@@ -11,8 +11,8 @@ import pandas as pd
 from schemas.beliefs import Sensor
 from schemas.report_definition import build_definition
 from schemas.reporters import load_parameters
-from streams.report_compute import prepare, result_records
-from streams.report_windows import ReportWindows, WindowSpec, from_us, to_us
+from streams.reports.compute import prepare, result_records
+from streams.reports.windows import ReportWindows, WindowSpec, from_us, to_us
 
 H = 3_600_000_000
 T0 = datetime(2026, 4, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 from reporting_frames import beliefs, day_hours, local_day
 
 from schemas.errors import InputError
-from streams.reporting import AggregatorReporter
+from streams.reports.reporters import AggregatorReporter
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 

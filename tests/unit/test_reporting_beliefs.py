@@ -10,8 +10,8 @@ import pytest
 from reporting_frames import AMS, beliefs, day_hours, local_day
 
 from schemas.errors import InputError
-from streams.reporting.beliefs import current_values
-from streams.reporting.grid import Grid, convert, is_extensive, output_edges
+from streams.reports.reporters.beliefs import current_values
+from streams.reports.reporters.grid import Grid, convert, is_extensive, output_edges
 
 
 def test_most_recent_belief_per_event_wins_whatever_the_row_order():

@@ -10,7 +10,7 @@ import pytest
 from reporting_frames import beliefs
 
 from schemas.errors import InputError
-from streams.charts import build_chart, chart_data, save_chart, source_kind
+from streams.cli.charts import build_chart, chart_data, save_chart, source_kind
 
 T0 = "2026-06-01T00:00Z"
 

@@ -11,7 +11,7 @@ from reporting_frames import beliefs, day_hours, local_day
 
 from schemas.errors import InputError
 from schemas.reporters import MAX_RESAMPLE_ROWS, PandasReporterConfig, Transformation
-from streams.reporting import PandasReporter
+from streams.reports.reporters import PandasReporter
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from reporting_frames import beliefs, day_hours, local_day
 
 from schemas.errors import InputError
 from schemas.reporters import load_parameters
-from streams.reporting import compute_report
-from streams.reporting.presets import PRESETS, load_preset
+from streams.reports.reporters import compute_report
+from streams.reports.reporters.presets import PRESETS, load_preset
 
 TZ = "Europe/Amsterdam"
 

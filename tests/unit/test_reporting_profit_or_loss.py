@@ -9,7 +9,7 @@ import pytest
 from reporting_frames import beliefs, day_hours, local_day
 
 from schemas.errors import InputError
-from streams.reporting import ProfitOrLossReporter
+from streams.reports.reporters import ProfitOrLossReporter
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -13,8 +13,14 @@ from reporting_frames import beliefs
 
 from schemas.errors import InputError
 from schemas.reporters import load_parameters
-from streams.reporting import REPORTERS, AggregatorReporter, compute_report, describe, make_reporter
-from streams.reporting.grid import Grid
+from streams.reports.reporters import (
+    REPORTERS,
+    AggregatorReporter,
+    compute_report,
+    describe,
+    make_reporter,
+)
+from streams.reports.reporters.grid import Grid
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 

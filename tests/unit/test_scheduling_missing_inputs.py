@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from schemas.assets import Asset
 from schemas.beliefs import Sensor
-from streams import scheduling
+from streams.scheduling import problem as scheduling
 
 T0 = datetime(2026, 6, 10, tzinfo=UTC)
 HOURS = 6

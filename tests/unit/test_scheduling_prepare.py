@@ -12,7 +12,7 @@ from schemas.assets import Asset, effective_flex_context, parent_cycle
 from schemas.beliefs import Sensor
 from schemas.errors import InputError
 from solvers import Status
-from streams import scheduling
+from streams.scheduling import problem as scheduling
 
 T0 = datetime(2026, 6, 10, tzinfo=UTC)
 SENSORS = {

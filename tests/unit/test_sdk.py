@@ -23,7 +23,7 @@ from connectors.settings import KafkaSettings, Settings
 from schemas import serde
 from schemas.errors import ConnectorError, InputError
 from streams.cli import main
-from streams.cli_schedules import exit_code, parse_start
+from streams.cli.schedules import exit_code, parse_start
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 Q = timedelta(minutes=15)

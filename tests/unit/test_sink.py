@@ -11,7 +11,7 @@ import pyarrow as pa
 from connectors.clickhouse import split_by_months
 from schemas.beliefs import BeliefColumns
 from streams.health import Health
-from streams.sink import BeliefSink
+from streams.ingest.sink import BeliefSink
 
 
 def cols(start_us: int, n: int, step_us: int = 3_600_000_000, value: float = 1.0) -> BeliefColumns:

@@ -18,7 +18,7 @@ from connectors.analyst_sql import (
     statement_text,
 )
 from schemas.errors import ConnectorError
-from streams import sql_auth
+from streams.sql import auth as sql_auth
 
 # What the engine prints for:
 #   SELECT FiLe('/etc/passwd') AS x, "Function url", a.b FROM numbers(3) AS a

@@ -1,0 +1,215 @@
+"""Batch reports and charts over the ClickHouse history, with or without a running worker.
+
+Queries go through :func:`streams.sql.access.query_rows` (through the worker
+while it runs, else straight to the store). A batch report computes the same
+windows as the streaming report would, with the same code
+(:mod:`streams.reports.compute`), and publishes its results to the ``reports``
+topic, from which the worker stores them in ClickHouse (now, or when it next
+starts).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from connectors.settings import Settings
+from schemas import serde
+from schemas.beliefs import Sensor
+from schemas.errors import FlexStreamError, InputError
+from schemas.report_definition import ReportDefinition
+from streams.reports.compute import (
+    PreparedReport,
+    compute_windows,
+    frame_from_rows,
+    load_inputs,
+    prepare,
+    quote,
+    result_records,
+)
+from streams.reports.reporters.beliefs import BELIEF_COLUMNS
+from streams.sql.access import query_rows
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """An aware ISO 8601 time from the command line, in UTC."""
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"cannot read {text!r} as an ISO 8601 time", option) from None
+    if t.tzinfo is None:
+        raise InputError("give a UTC offset, e.g. 2026-04-01T00:00+02:00 or ...Z", option)
+    return t.astimezone(UTC)
+
+
+def known_sensors(settings: Settings, with_registry: bool = True) -> dict[str, Sensor]:
+    """Sensors as ClickHouse knows them (mirrored by the worker), the registry's on top."""
+    db = settings.clickhouse.database
+    out: dict[str, Sensor] = {}
+    try:
+        _, rows = query_rows(
+            settings,
+            f"SELECT name, unit, event_resolution, timezone, off_grid, description "
+            f"FROM {db}.sensors FINAL",
+        )
+    except FlexStreamError:
+        rows = []
+    for name, unit, res, tz, off_grid, desc in rows:
+        out[name] = Sensor(
+            name=name,
+            unit=unit,
+            event_resolution=timedelta(seconds=int(res)),
+            timezone=tz,
+            off_grid=off_grid or "reject",
+            description=desc or "",
+        )
+    if with_registry:
+        try:
+            from connectors.registry import read_registry
+            from streams import runtime
+
+            bs = runtime.bootstrap(settings, start=False)
+            view = read_registry(
+                settings.kafka.client_config(bs), settings.kafka.topic("registry"), 15
+            )
+            out.update(view.sensors)
+        except FlexStreamError:
+            pass
+    return out
+
+
+def run_batch(
+    settings: Settings,
+    defn: ReportDefinition,
+    start: datetime,
+    end: datetime,
+    sensors: Mapping[str, Sensor] | None = None,
+    belief_time: datetime | None = None,
+) -> tuple[PreparedReport, list[dict[str, Any]]]:
+    """Compute the report's windows in ``[start, end)``; return ``BeliefBatch`` records."""
+    prep = prepare(defn, sensors if sensors is not None else known_sensors(settings))
+    try:
+        windows = prep.spec.between(start, end)
+    except ValueError as exc:
+        which = str(exc)
+        raise InputError(
+            f"the {which} is not a window bound of this report (window "
+            f"{prep.parameters.window}, timezone {prep.parameters.timezone}); "
+            "align it, e.g. to a local midnight for daily windows",
+            f"--{which}",
+        ) from None
+    frames = load_inputs(
+        prep,
+        lambda sql: query_rows(settings, sql)[1],
+        settings.clickhouse.database,
+        start,
+        end,
+    )
+    results = compute_windows(prep, frames, windows)
+    bt = belief_time or datetime.now(UTC)
+    records: list[dict[str, Any]] = []
+    for idx in windows:
+        records.extend(result_records(prep, results.get(idx, {}), bt))
+    return prep, records
+
+
+def publish_records(settings: Settings, records: list[dict[str, Any]]) -> int:
+    """Publish result records to the reports topic; returns messages confirmed."""
+    from connectors.kafka import ConfirmingProducer
+    from streams import runtime
+
+    bs = runtime.bootstrap(settings, start=False)
+    producer = ConfirmingProducer(settings.kafka.client_config(bs))
+    topic = settings.kafka.topic("reports")
+    for rec in records:
+        producer.send(topic, serde.encode("BeliefBatch", rec), key=rec["sensor"])
+    return producer.flush()
+
+
+def record_rows(records: Iterable[dict[str, Any]], timezone: str = "UTC") -> list[dict[str, Any]]:
+    """One row per value: sensor, event start (UTC), value, belief time, source."""
+    from streams.reports.reporters.grid import is_calendar
+
+    rows = []
+    for rec in records:
+        res = timedelta(milliseconds=rec["resolution_ms"])
+        starts = [rec["start"] + i * res for i in range(len(rec["values"]))]
+        if is_calendar(res) and timezone != "UTC":
+            local = pd.Timestamp(rec["start"]).tz_convert(timezone)
+            starts = [
+                (local + pd.DateOffset(days=i * (res // timedelta(days=1)))).tz_convert("UTC")
+                for i in range(len(rec["values"]))
+            ]
+        for t, v in zip(starts, rec["values"], strict=True):
+            rows.append(
+                {
+                    "sensor": rec["sensor"],
+                    "event_start": pd.Timestamp(t).tz_convert("UTC").isoformat(),
+                    "event_value": v,
+                    "belief_time": rec["belief_time"].isoformat(),
+                    "source": rec["source"],
+                }
+            )
+    return rows
+
+
+def write_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write result rows as CSV (a header, one row per value)."""
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(
+            f, fieldnames=["sensor", "event_start", "event_value", "belief_time", "source"]
+        )
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _ts(t: datetime) -> str:
+    return f"toDateTime64({quote(t.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 6, 'UTC')"
+
+
+def history_frames(
+    settings: Settings, sensors: list[str], start: datetime, end: datetime
+) -> dict[str, pd.DataFrame]:
+    """Every belief of each sensor with events in ``[start, end)`` (all sources)."""
+    db = settings.clickhouse.database
+    out = {}
+    for name in sensors:
+        sql = (
+            f"SELECT {', '.join(BELIEF_COLUMNS)} FROM {db}.beliefs FINAL "
+            f"WHERE sensor = {quote(name)} AND event_start >= {_ts(start)} "
+            f"AND event_start < {_ts(end)} ORDER BY event_start"
+        )
+        out[name] = frame_from_rows(query_rows(settings, sql)[1])
+    return out
+
+
+def write_chart(
+    settings: Settings,
+    sensors: list[str],
+    start: datetime,
+    end: datetime,
+    path: str | Path,
+    title: str | None = None,
+) -> Path:
+    """Chart the beliefs, schedules and reports of ``sensors`` in ``[start, end)``."""
+    from streams.cli.charts import build_chart, save_chart
+
+    frames = history_frames(settings, sensors, start, end)
+    empty = [n for n, f in frames.items() if f.empty]
+    if len(empty) == len(frames):
+        raise InputError(
+            f"no beliefs for {', '.join(sensors)} between {start:%Y-%m-%d %H:%M} and "
+            f"{end:%Y-%m-%d %H:%M} UTC; check the sensor names and the period",
+            "--sensor",
+        )
+    known = known_sensors(settings, with_registry=False)
+    units = {n: known[n].unit for n in sensors if n in known}
+    chart = build_chart({n: f for n, f in frames.items() if not f.empty}, units, title=title)
+    return save_chart(chart, path)

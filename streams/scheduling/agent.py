@@ -1,0 +1,189 @@
+"""The scheduling agent: requests in, one schedule per device out, and re-planning on prices.
+
+Thin: decode the request, resolve it against the registry and the belief state
+(:mod:`streams.scheduling.problem`), solve off the event loop, produce the answers to
+the schedules topic keyed by device sensor, and store them in ClickHouse as
+beliefs from the scheduler source. A request is acknowledged only after its
+answers are confirmed, so a crash may answer a request twice (recognisable by
+the request id) but never not at all.
+
+Re-planning: an asset whose ``replan.on-new-prices`` is set is re-planned when
+new beliefs arrive for a price sensor of its flex-context that fall within its
+horizon. A burst of price beliefs gives one re-plan: the request is sent once
+no new price has arrived for the asset's ``replan.debounce``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+import faust
+
+from schemas import serde
+from schemas.assets import effective_flex_context, price_sensors
+from schemas.beliefs import Rejection
+from schemas.errors import InputError
+from streams.context import WorkerContext
+from streams.ingest.step import RawMessage, dead_letter
+from streams.scheduling import problem as scheduling
+
+log = logging.getLogger("flexstream.scheduler")
+
+
+def floor_time(t: datetime, step: timedelta) -> datetime:
+    """``t`` floored to a multiple of ``step`` since the epoch."""
+    epoch = datetime(1970, 1, 1, tzinfo=t.tzinfo)
+    return t - (t - epoch) % step
+
+
+def install(ctx: WorkerContext) -> None:
+    """Add the scheduling agent and the re-planning timer to the worker."""
+    app = ctx.app
+    requests = app.topic(ctx.topic("schedule-requests"))
+    schedules = app.topic(ctx.topic("schedules"))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="solver")
+    time_limit = ctx.settings.worker.solver_time_limit
+    pending: dict[str, float] = {}  # asset -> monotonic time of the last price belief
+
+    async def answer(request: dict[str, Any]) -> list[dict[str, Any]]:
+        state = ctx.belief_state
+        assets = ctx.registry.assets
+        prepared, failed = scheduling.prepare_or_fail(
+            request, assets, ctx.sensors, state, ctx.clock()
+        )
+        if prepared is None:
+            return failed
+        loop = asyncio.get_running_loop()
+        result, ms = await loop.run_in_executor(
+            pool, scheduling.solve, prepared, "highs", time_limit
+        )
+        records = scheduling.answer(request, prepared, result, ms, ctx.clock())
+        beliefs = scheduling.as_beliefs(records, prepared.soc_sensors)
+        if len(beliefs) and ctx.store is not None:
+            await ctx.run_db(ctx.store.insert_beliefs, beliefs.to_arrow())
+        return records
+
+    @app.agent(requests, concurrency=1)
+    async def schedule_requests(stream: faust.StreamT) -> None:
+        await ctx.ready.wait()
+        async for event in stream.events():
+            m = event.message
+            raw = RawMessage(m.topic, m.partition, m.offset, m.key, event.value)
+            try:
+                if raw.value is None:
+                    raise InputError("the message has no value", "value")
+                kind, request = serde.decode(raw.value)
+                if kind != "ScheduleRequest":
+                    raise InputError(f"a {kind} is not a schedule request", "value")
+            except InputError as exc:
+                await ctx.send_dead_letters(
+                    [dead_letter(raw, Rejection("bad-request", str(exc), exc.field), ctx.clock())]
+                )
+                log.warning("dead letter %s: %s", raw.where, exc)
+                continue
+            t = time.perf_counter()
+            try:
+                records = await answer(request)
+            except Exception as exc:  # noqa: BLE001 - every request gets an answer
+                log.exception("scheduling %s failed", request.get("request_id"))
+                records = scheduling.failure(
+                    request,
+                    scheduling.devices_of(request, ctx.registry.assets),
+                    "error",
+                    f"the scheduler failed: {type(exc).__name__}: {exc}",
+                    ctx.clock(),
+                )
+            futs = [
+                await schedules.send(key=r["sensor"].encode(), value=serde.encode("Schedule", r))
+                for r in records
+            ]
+            await asyncio.gather(*futs)
+            log.info(
+                "answered %s (%s) in %.1f ms: %s",
+                request["request_id"],
+                request["asset"],
+                (time.perf_counter() - t) * 1000,
+                ", ".join(sorted({r["status"] for r in records})),
+            )
+
+    # Which re-planning assets each price sensor concerns; rebuilt when the registry changes,
+    # not on every stored batch.
+    index: dict[str, set[str]] = {}
+    index_stale = [True]
+    ctx.registry.add_listener(lambda kind, name, model: index_stale.__setitem__(0, True))
+
+    def replan_index() -> dict[str, set[str]]:
+        if index_stale[0]:
+            index_stale[0] = False
+            index.clear()
+            assets = dict(ctx.registry.assets)
+            for name, asset in assets.items():
+                if not asset.replan.on_new_prices or not asset.flex_model:
+                    continue
+                try:
+                    prices = price_sensors(effective_flex_context(name, assets))
+                except InputError:
+                    continue
+                for sensor in prices:
+                    index.setdefault(sensor, set()).add(name)
+        return index
+
+    async def on_changes(changed: dict[str, tuple[int, int]]) -> None:
+        concerned = replan_index()
+        names = {a for sensor in changed for a in concerned.get(sensor, ())}
+        if not names:
+            return
+        now = ctx.clock()
+        epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
+        for name in names:
+            asset = ctx.registry.assets.get(name)
+            if asset is None:
+                continue
+            lo = int((floor_time(now, asset.replan.resolution) - epoch).total_seconds() * 1e6)
+            hi = lo + int(asset.replan.duration.total_seconds() * 1e6)
+            spans = [changed[s] for s in changed if name in concerned.get(s, ())]
+            if any(end > lo and begin < hi for begin, end in spans):
+                pending[name] = time.monotonic()
+
+    ctx.belief_change_listeners.append(on_changes)
+
+    @app.task
+    async def replan_loop() -> None:
+        """Check for due re-plans every 20 ms; one round at a time, so rounds never overlap."""
+        while True:
+            await asyncio.sleep(0.02)
+            await replan()
+
+    async def replan() -> None:
+        if not pending:
+            return
+        mono = time.monotonic()
+        for name in list(pending):
+            asset = ctx.registry.assets.get(name)
+            if asset is None:
+                pending.pop(name, None)
+                continue
+            if mono - pending[name] < asset.replan.debounce.total_seconds():
+                continue
+            pending.pop(name, None)
+            now = ctx.clock()
+            rec = {
+                "request_id": f"replan-{name}-{uuid.uuid4().hex[:12]}",
+                "asset": name,
+                "devices": [],
+                "start": floor_time(now, asset.replan.resolution),
+                "duration_ms": int(asset.replan.duration.total_seconds() * 1000),
+                "resolution_ms": int(asset.replan.resolution.total_seconds() * 1000),
+                "flex_model": None,
+                "flex_context": None,
+                "requested_at": now,
+                "origin": "replan",
+            }
+            await requests.send(key=name.encode(), value=serde.encode("ScheduleRequest", rec))
+            log.info("re-planning %s after new prices", name)
