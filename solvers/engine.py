@@ -111,8 +111,11 @@ def schedule(
 
     if raw.termination is Termination.OPTIMAL and raw.x is not None and clp.has_secondary:
         tol = _face_tolerance(raw.objective)
+        # After a MILP, the tie-break keeps its binaries (which device charges or discharges
+        # at the steps that needed them) and orders the rest: an LP, not a second search.
+        face_lp = clp if relaxed_solve else clp.with_integers_fixed(raw.x)
         second = solve_on_face(
-            backend, clp, raw, tol, relax_integrality=relaxed_solve, time_limit=remaining()
+            backend, face_lp, raw, tol, relax_integrality=True, time_limit=remaining()
         )
         build_s += second.build_seconds
         solve_s += second.solve_seconds

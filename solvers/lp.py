@@ -24,6 +24,7 @@ slack in its optimum are the conflicting constraints.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -148,6 +149,13 @@ class CompiledLP:
             elastic=self.elastic,
             c2=None,
         )
+
+    def with_integers_fixed(self, x: np.ndarray) -> CompiledLP:
+        """The same model with every integer column fixed at its value in ``x``: an LP."""
+        ints = np.flatnonzero(self.integer)
+        lb, ub = self.lb.copy(), self.ub.copy()
+        lb[ints] = ub[ints] = np.round(x[ints])
+        return dataclasses.replace(self, lb=lb, ub=ub, integer=np.zeros_like(self.integer))
 
     @property
     def num_col(self) -> int:
