@@ -32,6 +32,8 @@ class DeadLetterInfo:
     """The readable part of one dead letter."""
 
     rejected_at: datetime
+    #: The code (a ``schemas.rejections.RejectionCode`` value), kept as the string read,
+    #: so a code written by a newer version still shows.
     error: str
     field: str | None
     topic: str

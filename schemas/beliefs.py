@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas import units
 from schemas.errors import InputError
+from schemas.rejections import Rejection, RejectionCode
 from schemas.units import conversion_factor, is_convertible, unit
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -89,16 +90,6 @@ class Sensor(BaseModel):
                 f"unknown timezone {v!r}; use an IANA name such as Europe/Amsterdam"
             ) from None
         return v
-
-
-@dataclass
-class Rejection:
-    """One rejected message or item, with the reason and the field as the producer wrote it."""
-
-    error: str
-    reason: str
-    field: str | None = None
-    item: int | None = None
 
 
 @dataclass
@@ -226,13 +217,15 @@ def validate(
     finite, how many beliefs lie too far ahead), which the rules below then share.
     """
     if kind not in ("Belief", "BeliefBatch"):
-        return BeliefColumns(), [Rejection("bad-schema", f"a {kind} is not a reading", "value")]
+        return BeliefColumns(), [
+            Rejection(RejectionCode.BAD_SCHEMA, f"a {kind} is not a reading", "value")
+        ]
     name = record.get("sensor")
     sensor = sensors.get(name) if isinstance(name, str) else None
     if sensor is None:
         return BeliefColumns(), [
             Rejection(
-                "unknown-sensor",
+                RejectionCode.UNKNOWN_SENSOR,
                 f"sensor {name!r} is not registered; register it first, or fix the sensor name",
                 "sensor",
             )
@@ -246,7 +239,9 @@ def validate(
         res_field, start_field = "resolution_ms", "start"
         if res_ms <= 0:
             return BeliefColumns(), [
-                Rejection("bad-resolution", "must be positive (milliseconds)", res_field)
+                Rejection(
+                    RejectionCode.BAD_RESOLUTION, "must be positive (milliseconds)", res_field
+                )
             ]
     else:
         value = record["event_value"]
@@ -258,12 +253,14 @@ def validate(
         res_field, start_field = "event_resolution_ms", "event_start"
     if n == 0:
         return BeliefColumns(), [
-            Rejection("empty-batch", "the batch has no values; send at least one", "values")
+            Rejection(
+                RejectionCode.EMPTY_BATCH, "the batch has no values; send at least one", "values"
+            )
         ]
     if n > limits.max_batch_values:
         return BeliefColumns(), [
             Rejection(
-                "oversized-batch",
+                RejectionCode.OVERSIZED_BATCH,
                 f"{n} values exceed the limit of {limits.max_batch_values} per message; "
                 "split the series into smaller batches",
                 "values",
@@ -275,7 +272,7 @@ def validate(
     if res_ms != sensor_res_ms and not instantaneous:
         return BeliefColumns(), [
             Rejection(
-                "resolution-mismatch",
+                RejectionCode.RESOLUTION_MISMATCH,
                 f"{res_ms} ms does not match sensor {sensor.name!r}'s event resolution of "
                 f"{sensor_res_ms} ms; resample to the sensor's resolution before sending",
                 res_field,
@@ -284,19 +281,21 @@ def validate(
     src = record.get("source") or ""
     if not src.strip():
         return BeliefColumns(), [
-            Rejection("bad-source", "must name who holds the belief", "source")
+            Rejection(RejectionCode.BAD_SOURCE, "must name who holds the belief", "source")
         ]
     cp = float(record.get("cumulative_probability", 0.5))
     if not 0.0 <= cp <= 1.0:
         return BeliefColumns(), [
-            Rejection("bad-probability", f"{cp} is outside [0, 1]", "cumulative_probability")
+            Rejection(
+                RejectionCode.BAD_PROBABILITY, f"{cp} is outside [0, 1]", "cumulative_probability"
+            )
         ]
     rec_unit = record.get("unit")
     if rec_unit and rec_unit != sensor.unit:
         if not is_convertible(rec_unit, sensor.unit):
             return BeliefColumns(), [
                 Rejection(
-                    "incompatible-unit",
+                    RejectionCode.INCOMPATIBLE_UNIT,
                     f"unit {rec_unit!r} cannot be converted to sensor {sensor.name!r}'s unit "
                     f"{sensor.unit!r}; send values in a compatible unit",
                     "unit",
@@ -311,7 +310,7 @@ def validate(
         if t is not None and not TIME_MIN <= t <= TIME_MAX:
             return BeliefColumns(), [
                 Rejection(
-                    "out-of-range",
+                    RejectionCode.OUT_OF_RANGE,
                     f"{t.isoformat()} lies outside {TIME_MIN.date()}..{TIME_MAX.date()}, the "
                     "range the history keeps; check the producer's clock and time unit",
                     name,
@@ -326,7 +325,7 @@ def validate(
         else:
             return BeliefColumns(), [
                 Rejection(
-                    "off-grid",
+                    RejectionCode.OFF_GRID,
                     f"{start.isoformat()} is not on sensor {sensor.name!r}'s "
                     f"{sensor.event_resolution} grid; align event starts to the grid",
                     start_field,
@@ -336,7 +335,7 @@ def validate(
     if abs(horizon_us) > _MAX_SPAN_US:
         return BeliefColumns(), [
             Rejection(
-                "bad-horizon",
+                RejectionCode.BAD_HORIZON,
                 f"{horizon_us // 1000} ms is more than {_MAX_SPAN.days} days; "
                 "send the horizon in milliseconds",
                 "belief_horizon_ms",
@@ -345,7 +344,7 @@ def validate(
     if res_us * n > _MAX_SPAN_US:
         return BeliefColumns(), [
             Rejection(
-                "bad-resolution",
+                RejectionCode.BAD_RESOLUTION,
                 f"{n} events of {res_ms} ms span more than {_MAX_SPAN.days} days; "
                 "send the resolution in milliseconds",
                 res_field,
@@ -383,7 +382,7 @@ def validate(
     if end_us > _TIME_MAX_US or bt_min < _TIME_MIN_US:
         return BeliefColumns(), [
             Rejection(
-                "out-of-range",
+                RejectionCode.OUT_OF_RANGE,
                 f"the events or their belief times reach outside {TIME_MIN.date()}.."
                 f"{TIME_MAX.date()}, the range the history keeps; check the series' length, "
                 "resolution and belief horizon",
@@ -394,14 +393,16 @@ def validate(
     vfield = "values" if kind == "BeliefBatch" else "event_value"
     if n_finite == 0:
         return BeliefColumns(), [
-            Rejection("not-finite", "no value is a finite number; send finite values", vfield)
+            Rejection(
+                RejectionCode.NOT_FINITE, "no value is a finite number; send finite values", vfield
+            )
         ]
     # Item by item only in a series with some good values (so in arrays: n > 1).
     if n_finite < n:
         for i in np.flatnonzero(~keep):
             rejections.append(
                 Rejection(
-                    "not-finite",
+                    RejectionCode.NOT_FINITE,
                     f"{values[i]} is not a finite number; send only finite values "
                     "(leave a gap out of the batch instead of NaN)",
                     f"{vfield}[{i}]" if kind == "BeliefBatch" else vfield,
@@ -414,7 +415,7 @@ def validate(
     if n_ahead == n:
         return BeliefColumns(), [
             Rejection(
-                "belief-in-future",
+                RejectionCode.BELIEF_IN_FUTURE,
                 f"every belief time is more than {limits.max_belief_time_ahead} after the "
                 "receiver's clock; check the producer's clock or the belief horizon",
                 ahead_field,
@@ -424,7 +425,7 @@ def validate(
         for i in np.flatnonzero(ahead & keep):
             rejections.append(
                 Rejection(
-                    "belief-in-future",
+                    RejectionCode.BELIEF_IN_FUTURE,
                     f"belief time is more than {limits.max_belief_time_ahead} after the "
                     "receiver's clock; check the producer's clock or the belief horizon",
                     ahead_field,

@@ -1,53 +1,26 @@
 """What a schedule request returns: a status, schedules, costs, breaches, conflicts.
 
-``ScheduleResult.to_json(unit)`` is the CLI's (and the schedules topic's) JSON.
+``ScheduleResult.to_json(unit)`` is the ``flexstream schedule`` command's JSON;
+``ScheduleResult.to_schedules(context)`` the schedules topic's ``Schedule`` records.
 Powers are kW and energies kWh inside; ``to_json("MW")`` reports MW and MWh.
+``Status`` is defined with the ``Schedule`` record in ``schemas.schedule``; the
+solver gives all of its statuses but ``invalid`` and ``error`` (the scheduler's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from schemas.errors import InputError
 from schemas.flex_problem import TimeGrid
+from schemas.schedule import Schedule, ScheduleRequestContext, Status
 
 #: Factor from kW (kWh) to the reporting unit, and the matching energy unit.
 UNITS = {"kW": (1.0, "kWh"), "MW": (1e-3, "MWh")}
-
-
-class Status(StrEnum):
-    """Outcome of a schedule request.
-
-    - ``optimal``: proven optimal, every constraint met (hard ones within 1e-6).
-    - ``relaxed``: proven optimal after breaching soft constraints at their
-      breach prices; every breach is listed.
-    - ``infeasible``: no schedule meets the hard constraints; the conflicting
-      constraints are listed.
-    - ``unbounded``: the cost can fall without limit (a power limit is missing).
-    - ``time-limit``: the time limit ended the search; a schedule is returned
-      when one was found, but its optimality is not proven.
-    - ``unknown``: anything else the solver reported.
-    """
-
-    OPTIMAL = "optimal"
-    RELAXED = "relaxed"
-    INFEASIBLE = "infeasible"
-    UNBOUNDED = "unbounded"
-    TIME_LIMIT = "time-limit"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def parse(cls, text: str) -> Status:
-        """Map a status string to a ``Status``; strings not known map to ``UNKNOWN``."""
-        try:
-            return cls(text)
-        except ValueError:
-            return cls.UNKNOWN
 
 
 @dataclass
@@ -131,7 +104,7 @@ class ScheduleResult:
     @property
     def ok(self) -> bool:
         """Whether a schedule proven optimal (possibly with priced breaches) is returned."""
-        return self.status in (Status.OPTIMAL, Status.RELAXED)
+        return self.status.usable
 
     def schedule_of(self, sensor: str) -> DeviceSchedule:
         """The schedule of one device by its sensor name."""
@@ -139,6 +112,56 @@ class ScheduleResult:
             if s.sensor == sensor:
                 return s
         raise KeyError(sensor)
+
+    def _costs_json(self) -> dict[str, Any]:
+        """The costs as the JSON object of both contracts (total and currency null without)."""
+        if self.costs is None:
+            return {"total": None, "currency": None}
+        c = self.costs
+        return {
+            "total": c.total,
+            "currency": c.currency,
+            "energy": c.energy,
+            "consumption": c.consumption,
+            "production-revenue": c.production_revenue,
+            "breaches": c.breaches,
+        }
+
+    def _breaches_json(self, unit: str) -> list[dict[str, Any]]:
+        """The breaches (the conflicts when infeasible) with amounts in ``unit``."""
+        factor, energy_unit = UNITS[unit]
+        listed = self.breaches if self.status is not Status.INFEASIBLE else self.conflicts
+        return [b.to_json(factor, energy_unit, unit) for b in listed]
+
+    def to_schedules(
+        self, context: ScheduleRequestContext, solver_time_ms: float = 0.0
+    ) -> list[Schedule]:
+        """One ``Schedule`` per device of ``context`` (kW, kWh), in its order.
+
+        Every record carries the status, message, request costs and breaches; the
+        power and SOC only when the status is usable and the device was scheduled.
+        """
+        costs = self._costs_json()
+        common: dict[str, Any] = {
+            "message": self.message or "",
+            "unit": "kW",
+            "soc_unit": "kWh",
+            "costs_total": costs["total"],
+            "currency": costs["currency"] or "",
+            "costs": costs,
+            "breaches": self._breaches_json("kW"),
+            "solver_time_ms": solver_time_ms,
+        }
+        by_sensor = {s.sensor: s for s in self.schedules} if self.ok else {}
+        out = []
+        for device in context.devices:
+            s = by_sensor.get(device)
+            values = [float(v) for v in s.power] if s is not None else []
+            soc = [float(v) for v in s.soc] if s is not None and s.soc is not None else []
+            out.append(
+                context.schedule(device, self.status, values=values, state_of_charge=soc, **common)
+            )
+        return out
 
     def to_json(self, unit: str = "kW") -> dict[str, Any]:
         """The CLI contract's JSON object, with powers in ``unit`` (kW or MW)."""
@@ -152,26 +175,14 @@ class ScheduleResult:
                 item["state-of-charge"] = _clean(s.soc * factor)
                 item["state-of-charge-unit"] = energy_unit
             schedules.append(item)
-        costs: dict[str, Any] = {"total": None, "currency": None}
-        if self.costs is not None:
-            c = self.costs
-            costs = {
-                "total": c.total,
-                "currency": c.currency,
-                "energy": c.energy,
-                "consumption": c.consumption,
-                "production-revenue": c.production_revenue,
-                "breaches": c.breaches,
-            }
-        listed = self.breaches if self.status is not Status.INFEASIBLE else self.conflicts
         return {
             "status": str(self.status),
             "start": self.grid.start.isoformat(),
             "resolution": _iso_duration(self.grid.resolution.total_seconds()),
             "unit": unit,
             "schedules": schedules,
-            "costs": costs,
-            "breaches": [b.to_json(factor, energy_unit, unit) for b in listed],
+            "costs": self._costs_json(),
+            "breaches": self._breaches_json(unit),
             "conflicts": [b.to_json(factor, energy_unit, unit) for b in self.conflicts],
             "optimality-proven": self.proven_optimal,
             "solver": self.solver,

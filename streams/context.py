@@ -24,7 +24,8 @@ from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas import serde
-from schemas.beliefs import BeliefColumns, Limits, Rejection, Sensor
+from schemas.beliefs import BeliefColumns, Limits, Sensor
+from schemas.rejections import Rejection, RejectionCode
 from streams.beliefs.state import BeliefState
 from streams.health import Health
 from streams.ingest.sink import BeliefSink
@@ -214,7 +215,7 @@ class WorkerContext:
         for i, cols in result.parts:
             if i in errors:
                 rej = Rejection(
-                    "store-rejected",
+                    RejectionCode.STORE_REJECTED,
                     f"the history store refuses these beliefs: {errors[i]}; nothing of this "
                     "message was stored, fix what the error names and send it again",
                     None,

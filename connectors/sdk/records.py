@@ -1,4 +1,6 @@
-"""The pure parts of the SDK: argument checks, record builders, schedules, answer collapsing.
+"""The pure parts of the SDK: argument checks, record builders, answer collapsing.
+
+:class:`Schedule` (what controllers receive) is the record of ``schemas.schedule``.
 
 Usable and tested without Kafka.
 """
@@ -6,19 +8,16 @@ Usable and tested without Kafka.
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import isodate
-
-from schemas import serde
 from schemas.errors import InputError
+from schemas.schedule import USABLE, Schedule
 
-OK_STATUSES = frozenset({"optimal", "relaxed"})
+#: The statuses whose schedule can be followed.
+OK_STATUSES = USABLE
 #: Values per BeliefBatch message at most (the worker accepts 50,000 by default).
 MAX_VALUES = 5000
 _MS = timedelta(milliseconds=1)
@@ -221,137 +220,12 @@ def build_request(
     }
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """The schedule of one device (``schedule.avsc``); power: consumption positive."""
-
-    request_id: str
-    asset: str
-    sensor: str
-    status: str
-    start: datetime
-    resolution: timedelta
-    belief_time: datetime
-    values: list[float] = field(default_factory=list)
-    unit: str = "kW"
-    state_of_charge: list[float] = field(default_factory=list)
-    soc_unit: str = "kWh"
-    costs_total: float | None = None
-    currency: str = ""
-    costs: dict[str, Any] = field(default_factory=dict)
-    breaches: list[dict[str, Any]] = field(default_factory=list)
-    message: str = ""
-    solver_time_ms: float = 0.0
-    origin: str = "request"
-    answered_devices: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when the schedule can be followed (status optimal or relaxed)."""
-        return self.status in OK_STATUSES
-
-    @property
-    def timestamps(self) -> list[datetime]:
-        """The start of each step of ``values``."""
-        return [self.start + i * self.resolution for i in range(len(self.values))]
-
-    @property
-    def end(self) -> datetime:
-        """The end of the last step."""
-        return self.start + len(self.values) * self.resolution
-
-    @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> Schedule:
-        """Build from a decoded ``Schedule`` record (``costs`` and ``breaches`` are JSON)."""
-
-        def _load(text: str, default: Any) -> Any:
-            try:
-                return json.loads(text) if text else default
-            except json.JSONDecodeError:
-                return default
-
-        return cls(
-            request_id=rec["request_id"],
-            asset=rec["asset"],
-            sensor=rec["sensor"],
-            status=rec["status"],
-            start=_aware(rec["start"], "start"),
-            resolution=timedelta(milliseconds=rec["resolution_ms"]),
-            belief_time=_aware(rec["belief_time"], "belief_time"),
-            values=[float(v) for v in rec.get("values", [])],
-            unit=rec.get("unit", "kW"),
-            state_of_charge=[float(v) for v in rec.get("state_of_charge", [])],
-            soc_unit=rec.get("soc_unit", "kWh"),
-            costs_total=rec.get("costs_total"),
-            currency=rec.get("currency", ""),
-            costs=_load(rec.get("costs", "{}"), {}),
-            breaches=_load(rec.get("breaches", "[]"), []),
-            message=rec.get("message", ""),
-            solver_time_ms=float(rec.get("solver_time_ms", 0.0)),
-            origin=rec.get("origin", "request"),
-            answered_devices=list(rec.get("answered_devices") or []),
-        )
-
-    def to_record(self) -> dict[str, Any]:
-        """The Avro record (for ``serde.encode("Schedule", ...)``)."""
-        return {
-            "request_id": self.request_id,
-            "asset": self.asset,
-            "sensor": self.sensor,
-            "status": self.status,
-            "message": self.message,
-            "start": self.start,
-            "resolution_ms": self.resolution // _MS,
-            "values": list(self.values),
-            "unit": self.unit,
-            "state_of_charge": list(self.state_of_charge),
-            "soc_unit": self.soc_unit,
-            "costs_total": self.costs_total,
-            "currency": self.currency,
-            "costs": json.dumps(self.costs),
-            "breaches": json.dumps(self.breaches),
-            "solver_time_ms": self.solver_time_ms,
-            "belief_time": self.belief_time,
-            "origin": self.origin,
-            "answered_devices": list(self.answered_devices),
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict with ISO 8601 times and durations (NaN becomes null)."""
-
-        def num(v: float | None) -> float | None:
-            return v if v is not None and math.isfinite(v) else None
-
-        return {
-            "request_id": self.request_id,
-            "asset": self.asset,
-            "sensor": self.sensor,
-            "status": self.status,
-            "message": self.message,
-            "start": self.start.isoformat(),
-            "resolution": isodate.duration_isoformat(self.resolution),
-            "unit": self.unit,
-            "values": [num(v) for v in self.values],
-            "soc_unit": self.soc_unit,
-            "state_of_charge": [num(v) for v in self.state_of_charge],
-            "costs_total": num(self.costs_total),
-            "currency": self.currency,
-            "costs": self.costs,
-            "breaches": self.breaches,
-            "solver_time_ms": self.solver_time_ms,
-            "belief_time": self.belief_time.isoformat(),
-            "origin": self.origin,
-            "answered_devices": list(self.answered_devices),
-        }
-
-
 def decode_schedule(value: bytes | None) -> Schedule | None:
     """A message of the schedules topic as a :class:`Schedule`; None if it is not one."""
     if not value:
         return None
     try:
-        kind, rec = serde.decode(value)
-        return Schedule.from_record(rec) if kind == "Schedule" else None
+        return Schedule.from_avro(value)
     except (InputError, KeyError, TypeError):
         return None
 

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from schemas.errors import FlexStreamError, InputError
+from schemas.schedule import Status
 
 EXIT_OK = 0
 EXIT_INFEASIBLE = 2
@@ -39,7 +40,7 @@ def _fail(message: str, unit: str, start: str, resolution: str) -> None:
     click.echo(
         json.dumps(
             {
-                "status": "invalid",
+                "status": str(Status.INVALID),
                 "start": start,
                 "resolution": resolution,
                 "unit": unit,
@@ -79,7 +80,6 @@ def schedule(
 ) -> None:
     """Schedule the devices of one site and print the schedule as JSON."""
     from schemas.flex_request import parse_site_problem
-    from solvers import Status
     from solvers import schedule as run_schedule
 
     try:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from schemas.errors import InputError
+
+if TYPE_CHECKING:
+    from schemas.schedule import Schedule
 
 EXIT_OK = 0
 EXIT_FAILED = 2
@@ -51,11 +54,11 @@ def parse_start(value: str, resolution: timedelta, now: datetime | None = None) 
     return t
 
 
-def exit_code(schedules: list) -> int:
+def exit_code(schedules: list[Schedule]) -> int:
     """0 when every schedule is usable, 2 for a failed one, 3 for an unproven one."""
-    if all(s.ok for s in schedules):
+    if all(s.status.usable for s in schedules):
         return EXIT_OK
-    if any(s.status in ("infeasible", "invalid", "error") for s in schedules):
+    if any(s.status.failed for s in schedules):
         return EXIT_FAILED
     return EXIT_TIMEOUT
 
@@ -70,7 +73,7 @@ def _fmt(v: float | None) -> str:
     return "" if v is None else f"{v:.3f}"
 
 
-def print_schedule(schedule, console=None) -> None:  # noqa: ANN001
+def print_schedule(schedule: Schedule, console=None) -> None:  # noqa: ANN001
     """A table of one device's schedule (time, power, SOC) and a summary line."""
     from rich.table import Table
 
@@ -96,7 +99,7 @@ def print_schedule(schedule, console=None) -> None:  # noqa: ANN001
     )
 
 
-def _emit(schedules: list, fmt: str) -> None:
+def _emit(schedules: list[Schedule], fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps([s.to_json() for s in schedules], indent=2))
         return
@@ -176,7 +179,7 @@ def show_schedules(sensors: tuple[str, ...], follow: bool, fmt: str) -> None:
         console = _console()
         seen = {(s.sensor, s.request_id, s.belief_time) for s in latest}
 
-        def show(s: Any) -> None:
+        def show(s: Schedule) -> None:
             if fmt == "json":
                 click.echo(json.dumps(s.to_json()))
             else:

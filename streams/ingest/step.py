@@ -27,8 +27,9 @@ from datetime import datetime
 
 from connectors.batch_consumer import RawMessage
 from schemas import serde
-from schemas.beliefs import BeliefColumns, Limits, Rejection, Sensor, validate
+from schemas.beliefs import BeliefColumns, Limits, Sensor, validate
 from schemas.errors import InputError
+from schemas.rejections import Rejection, RejectionCode
 
 log = logging.getLogger("flexstream.ingest")
 
@@ -113,13 +114,13 @@ def _read_one(
             raise InputError("the message has no value (a tombstone is not a reading)", "value")
         kind, record = serde.decode(msg.value)
     except InputError as exc:
-        return BeliefColumns(), [Rejection("bad-bytes", str(exc), exc.field)]
+        return BeliefColumns(), [Rejection(RejectionCode.BAD_BYTES, str(exc), exc.field)]
     if msg.key is not None and kind in ("Belief", "BeliefBatch"):
         key = msg.key.decode("utf-8", errors="replace")
         if key != record.get("sensor"):
             return BeliefColumns(), [
                 Rejection(
-                    "key-mismatch",
+                    RejectionCode.KEY_MISMATCH,
                     f"the message key {key[:200]!r} is not its sensor {record.get('sensor')!r}; "
                     "key each reading message by its sensor name (or send it without a key), "
                     "so one sensor's readings stay in order on one partition",
@@ -148,7 +149,7 @@ def ingest(
                 BeliefColumns(),
                 [
                     Rejection(
-                        "internal-error",
+                        RejectionCode.INTERNAL_ERROR,
                         f"{type(exc).__name__}: {exc}; the message could not be read (a defect "
                         "in the receiver, kept here so nothing is lost): report it with this "
                         "dead letter",

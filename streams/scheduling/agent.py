@@ -27,8 +27,9 @@ import faust
 
 from schemas import serde
 from schemas.assets import effective_flex_context, price_sensors
-from schemas.beliefs import Rejection
 from schemas.errors import InputError
+from schemas.rejections import Rejection, RejectionCode
+from schemas.schedule import Schedule, Status
 from streams.context import WorkerContext
 from streams.ingest.step import RawMessage, dead_letter
 from streams.scheduling import problem as scheduling
@@ -51,7 +52,7 @@ def install(ctx: WorkerContext) -> None:
     time_limit = ctx.settings.worker.solver_time_limit
     pending: dict[str, float] = {}  # asset -> monotonic time of the last price belief
 
-    async def answer(request: dict[str, Any]) -> list[dict[str, Any]]:
+    async def answer(request: dict[str, Any]) -> list[Schedule]:
         state = ctx.belief_state
         assets = ctx.registry.assets
         prepared, failed = scheduling.prepare_or_fail(
@@ -63,11 +64,11 @@ def install(ctx: WorkerContext) -> None:
         result, ms = await loop.run_in_executor(
             pool, scheduling.solve, prepared, "highs", time_limit
         )
-        records = scheduling.answer(request, prepared, result, ms, ctx.clock())
-        beliefs = scheduling.as_beliefs(records, prepared.soc_sensors)
+        answers = scheduling.answer(request, prepared, result, ms, ctx.clock())
+        beliefs = scheduling.as_beliefs(answers, prepared.soc_sensors)
         if len(beliefs) and ctx.store is not None:
             await ctx.run_db(ctx.store.insert_beliefs, beliefs.to_arrow())
-        return records
+        return answers
 
     @app.agent(requests, concurrency=1)
     async def schedule_requests(stream: faust.StreamT) -> None:
@@ -83,33 +84,36 @@ def install(ctx: WorkerContext) -> None:
                     raise InputError(f"a {kind} is not a schedule request", "value")
             except InputError as exc:
                 await ctx.send_dead_letters(
-                    [dead_letter(raw, Rejection("bad-request", str(exc), exc.field), ctx.clock())]
+                    [
+                        dead_letter(
+                            raw,
+                            Rejection(RejectionCode.BAD_REQUEST, str(exc), exc.field),
+                            ctx.clock(),
+                        )
+                    ]
                 )
                 log.warning("dead letter %s: %s", raw.where, exc)
                 continue
             t = time.perf_counter()
             try:
-                records = await answer(request)
+                answers = await answer(request)
             except Exception as exc:  # noqa: BLE001 - every request gets an answer
                 log.exception("scheduling %s failed", request.get("request_id"))
-                records = scheduling.failure(
+                answers = scheduling.failure(
                     request,
                     scheduling.devices_of(request, ctx.registry.assets),
-                    "error",
+                    Status.ERROR,
                     f"the scheduler failed: {type(exc).__name__}: {exc}",
                     ctx.clock(),
                 )
-            futs = [
-                await schedules.send(key=r["sensor"].encode(), value=serde.encode("Schedule", r))
-                for r in records
-            ]
+            futs = [await schedules.send(key=a.sensor.encode(), value=a.to_avro()) for a in answers]
             await asyncio.gather(*futs)
             log.info(
                 "answered %s (%s) in %.1f ms: %s",
                 request["request_id"],
                 request["asset"],
                 (time.perf_counter() - t) * 1000,
-                ", ".join(sorted({r["status"] for r in records})),
+                ", ".join(sorted({a.status for a in answers})),
             )
 
     # Which re-planning assets each price sensor concerns; rebuilt when the registry changes,

@@ -1,4 +1,4 @@
-"""From a schedule request to schedule records: resolve inputs, solve, describe the answer.
+"""From a schedule request to ``Schedule`` records: resolve inputs, solve, describe the answer.
 
 Pure (no Kafka, ClickHouse or faust): the agent passes the registry's assets
 and sensors and a belief lookup (the belief state). Sensor references in the
@@ -39,7 +39,8 @@ from schemas.beliefs import BeliefColumns, Sensor
 from schemas.errors import InputError
 from schemas.flex_problem import SiteProblem
 from schemas.flex_request import parse_site_problem
-from solvers import ScheduleResult, Status, schedule
+from schemas.schedule import Schedule, ScheduleRequestContext, Status
+from solvers import ScheduleResult, schedule
 
 SCHEDULER_SOURCE = "flexstream-scheduler"
 _US = 1_000_000
@@ -245,7 +246,7 @@ def prepare_or_fail(
     sensors: Mapping[str, Sensor],
     lookup: Lookup,
     now: datetime,
-) -> tuple[Prepared | None, list[dict[str, Any]]]:
+) -> tuple[Prepared | None, list[Schedule]]:
     """``prepare``, or the answers of a request that cannot be prepared (one per device).
 
     Missing beliefs answer with status ``error`` (publish them and ask again); any
@@ -254,9 +255,9 @@ def prepare_or_fail(
     try:
         return prepare(request, assets, sensors, lookup), []
     except MissingInput as exc:
-        status, message = "error", str(exc)
+        status, message = Status.ERROR, str(exc)
     except InputError as exc:
-        status, message = "invalid", str(exc)
+        status, message = Status.INVALID, str(exc)
     return None, failure(request, devices_of(request, assets), status, message, now)
 
 
@@ -269,69 +270,37 @@ def solve(
     return result, (time.perf_counter() - t) * 1000.0
 
 
+def context_of(
+    request: Mapping[str, Any], devices: list[str], now: datetime
+) -> ScheduleRequestContext:
+    """What every answer to ``request`` carries: ids, window, devices and belief time ``now``."""
+    return ScheduleRequestContext(
+        request_id=request.get("request_id") or "",
+        asset=request.get("asset") or "",
+        devices=tuple(devices),
+        start=request.get("start") or now,
+        resolution=timedelta(milliseconds=int(request.get("resolution_ms") or 0)),
+        belief_time=now,
+        origin=request.get("origin", "request"),
+    )
+
+
 def answer(
     request: Mapping[str, Any],
     prepared: Prepared,
     result: ScheduleResult,
     solver_ms: float,
     now: datetime,
-) -> list[dict[str, Any]]:
-    """One ``Schedule`` record per device of a solved request."""
-    doc = result.to_json("kW")
-    costs = doc.get("costs") or {}
-    base = {
-        "request_id": request["request_id"],
-        "asset": request["asset"],
-        "status": str(result.status),
-        "message": result.message or "",
-        "start": request["start"],
-        "resolution_ms": int(request["resolution_ms"]),
-        "unit": "kW",
-        "soc_unit": "kWh",
-        "costs_total": costs.get("total"),
-        "currency": costs.get("currency") or "",
-        "costs": json.dumps(costs),
-        "breaches": json.dumps(doc.get("breaches") or []),
-        "solver_time_ms": solver_ms,
-        "belief_time": now,
-        "origin": request.get("origin", "request"),
-        "answered_devices": list(prepared.devices),
-    }
-    usable = result.status in (Status.OPTIMAL, Status.RELAXED)
-    out = []
-    by_sensor = {s.sensor: s for s in result.schedules}
-    for device in prepared.devices:
-        s = by_sensor.get(device)
-        rec = {**base, "sensor": device, "values": [], "state_of_charge": []}
-        if usable and s is not None:
-            rec["values"] = [float(v) for v in s.power]
-            if s.soc is not None:
-                rec["state_of_charge"] = [float(v) for v in s.soc]
-        out.append(rec)
-    return out
+) -> list[Schedule]:
+    """One ``Schedule`` per device of a solved request."""
+    return result.to_schedules(context_of(request, prepared.devices, now), solver_ms)
 
 
 def failure(
-    request: Mapping[str, Any], devices: list[str], status: str, message: str, now: datetime
-) -> list[dict[str, Any]]:
-    """Records that answer a request which could not be scheduled, one per device."""
-    return [
-        {
-            "request_id": request.get("request_id", ""),
-            "asset": request.get("asset", ""),
-            "sensor": d,
-            "status": status,
-            "message": message,
-            "start": request.get("start") or now,
-            "resolution_ms": int(request.get("resolution_ms") or 0),
-            "values": [],
-            "state_of_charge": [],
-            "belief_time": now,
-            "origin": request.get("origin", "request"),
-            "answered_devices": list(devices),
-        }
-        for d in devices
-    ]
+    request: Mapping[str, Any], devices: list[str], status: Status, message: str, now: datetime
+) -> list[Schedule]:
+    """Answers to a request which could not be scheduled, one per device."""
+    return context_of(request, devices, now).failed(status, message)
 
 
 def devices_of(request: Mapping[str, Any], assets: Mapping[str, Asset]) -> list[str]:
@@ -342,18 +311,18 @@ def devices_of(request: Mapping[str, Any], assets: Mapping[str, Asset]) -> list[
     return asset.devices if asset and asset.devices else [request.get("asset") or "unknown"]
 
 
-def as_beliefs(records: list[dict[str, Any]], soc_sensors: Mapping[str, str]) -> BeliefColumns:
+def as_beliefs(answers: list[Schedule], soc_sensors: Mapping[str, str]) -> BeliefColumns:
     """Schedules as beliefs from the scheduler source: power per step, SOC per boundary."""
     cols = BeliefColumns()
-    for r in records:
-        if not r["values"]:
+    for a in answers:
+        if not a.values:
             continue
-        start_us = int(pd.Timestamp(r["start"]).value // 1000)
-        step_us = int(r["resolution_ms"]) * 1000
-        bt_us = int(pd.Timestamp(r["belief_time"]).value // 1000)
-        series = [(r["sensor"], np.asarray(r["values"]), step_us // _US)]
-        if r["state_of_charge"] and r["sensor"] in soc_sensors:
-            series.append((soc_sensors[r["sensor"]], np.asarray(r["state_of_charge"]), 0))
+        start_us = int(pd.Timestamp(a.start).value // 1000)
+        step_us = a.resolution // timedelta(microseconds=1)
+        bt_us = int(pd.Timestamp(a.belief_time).value // 1000)
+        series = [(a.sensor, np.asarray(a.values), step_us // _US)]
+        if a.state_of_charge and a.sensor in soc_sensors:
+            series.append((soc_sensors[a.sensor], np.asarray(a.state_of_charge), 0))
         for sensor, values, res_s in series:
             n = len(values)
             cols.sensor.append(sensor)

@@ -109,8 +109,8 @@ def test_every_missing_input_is_answered_with_error_naming_the_sensor(keep, soc_
         return
     assert prepared is None
     [answer] = failed
-    assert answer["status"] == "error", answer
-    message = answer["message"]
+    assert answer.status == "error", answer
+    message = answer.message
     assert any(f"'{n}'" in message for n in missing), message
     if "steps" in message:
         assert " from " in message and " to " in message  # the missing span

@@ -82,8 +82,8 @@ def test_prices_from_the_parent_context_and_soc_from_the_lookup_make_a_problem()
     assert result.status == Status.OPTIMAL and ms > 0
     records = scheduling.answer(request(), p, result, ms, T0)
     [rec] = records
-    assert rec["state_of_charge"][0] == pytest.approx(3.0)
-    assert rec["answered_devices"] == ["bat"]
+    assert rec.state_of_charge[0] == pytest.approx(3.0)
+    assert rec.answered_devices == ["bat"]
     beliefs = scheduling.as_beliefs(records, p.soc_sensors)
     assert beliefs.sensor == ["bat", "bat-soc"] and beliefs.counts == [16, 17]
     assert set(beliefs.source) == {scheduling.SCHEDULER_SOURCE}
@@ -108,7 +108,7 @@ def test_state_of_charge_as_flexmeasures_users_write_it_gives_soc_at_start_and_r
     assert p.soc_sensors == {"bat": "bat-soc"}
     result, ms = scheduling.solve(p)
     [rec] = scheduling.answer(request(), p, result, ms, T0)
-    assert rec["state_of_charge"][0] == pytest.approx(4.0)
+    assert rec.state_of_charge[0] == pytest.approx(4.0)
     with pytest.raises(scheduling.MissingInput) as exc:
         scheduling.prepare(request(), reg, SENSORS, Lookup(prices(4), None))
     assert exc.value.field == "flex-model[0].state-of-charge"
@@ -131,8 +131,8 @@ def test_overrides_and_bad_requests():
 
 
 def test_failures_answer_every_device():
-    recs = scheduling.failure(request(), ["a", "b"], "error", "no prices", T0)
-    assert [(r["sensor"], r["status"], r["answered_devices"]) for r in recs] == [
+    recs = scheduling.failure(request(), ["a", "b"], Status.ERROR, "no prices", T0)
+    assert [(r.sensor, r.status, r.answered_devices) for r in recs] == [
         ("a", "error", ["a", "b"]),
         ("b", "error", ["a", "b"]),
     ]
@@ -175,8 +175,8 @@ def test_a_bad_override_is_answered_invalid_naming_the_field(override, field, sa
         request(**override), assets(), SENSORS, lookup, T0
     )
     assert prepared is None
-    assert [(a["sensor"], a["status"]) for a in answers] == [("bat", "invalid")]
-    assert answers[0]["message"].startswith(f"{field}: ")
+    assert [(a.sensor, a.status) for a in answers] == [("bat", "invalid")]
+    assert answers[0].message.startswith(f"{field}: ")
 
 
 @pytest.mark.parametrize("rid", ["", "   "])
@@ -187,15 +187,15 @@ def test_a_request_without_an_id_is_answered_invalid_naming_request_id(rid):
     )
     assert prepared is None
     [answer] = answers
-    assert answer["status"] == "invalid" and answer["request_id"] == rid
-    assert answer["message"].startswith("request_id: the request has no id")
+    assert answer.status == "invalid" and answer.request_id == rid
+    assert answer.message.startswith("request_id: the request has no id")
 
 
 def test_prepare_or_fail_answers_missing_beliefs_with_error_and_prepares_the_rest():
     prepared, answers = scheduling.prepare_or_fail(
         request(), assets(), SENSORS, Lookup(prices(4), None), T0
     )
-    assert prepared is None and [a["status"] for a in answers] == ["error"]
+    assert prepared is None and [a.status for a in answers] == ["error"]
     prepared, answers = scheduling.prepare_or_fail(
         request(), assets(), SENSORS, Lookup(prices(4), (T0, 3.0)), T0
     )
@@ -243,5 +243,5 @@ def test_a_registry_with_a_parent_loop_gets_an_invalid_answer_not_an_endless_wal
     prepared, answers = scheduling.prepare_or_fail(
         request(), a, SENSORS, Lookup(prices(4), (T0, 3.0)), T0
     )
-    assert prepared is None and [x["status"] for x in answers] == ["invalid"]
-    assert answers[0]["message"].startswith("parent: asset 'home' is its own ancestor")
+    assert prepared is None and [x.status for x in answers] == ["invalid"]
+    assert answers[0].message.startswith("parent: asset 'home' is its own ancestor")
