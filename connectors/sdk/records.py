@@ -13,27 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import isodate
-
 from schemas import serde
 from schemas.errors import InputError
+from schemas.times import aware, format_duration
 
 OK_STATUSES = frozenset({"optimal", "relaxed"})
 #: Values per BeliefBatch message at most (the worker accepts 50,000 by default).
 MAX_VALUES = 5000
 _MS = timedelta(milliseconds=1)
-
-
-def _aware(value: Any, name: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise InputError(f"expected a datetime, got {type(value).__name__}", name)
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError(
-            f"{value.isoformat()} has no UTC offset; pass an aware datetime, "
-            "e.g. datetime(..., tzinfo=UTC)",
-            name,
-        )
-    return value.astimezone(UTC)
 
 
 def _duration(value: Any, name: str, positive: bool = True) -> timedelta:
@@ -88,7 +75,7 @@ def _common(
         _duration(belief_horizon, "belief_horizon", positive=False) if belief_horizon else None
     )
     return {
-        "belief_time": _aware(belief_time, "belief_time") if belief_time is not None else None,
+        "belief_time": aware(belief_time, "belief_time") if belief_time is not None else None,
         "belief_horizon_ms": horizon // _MS if horizon is not None else None,
         "source": _name(source, "source"),
         "cumulative_probability": float(cumulative_probability),
@@ -129,7 +116,7 @@ def batch_records(
     dead-letters each of them alone and stores the rest.
     """
     sensor = _name(sensor, "sensor")
-    start = _aware(start, "start")
+    start = aware(start, "start")
     resolution = _duration(resolution, "resolution")
     common = _common(source, belief_time, belief_horizon, unit, cumulative_probability)
     series = _floats(values)
@@ -168,7 +155,7 @@ def belief_record(
         raise InputError(f"{value!r} is not a number", "value") from None
     return {
         "sensor": _name(sensor, "sensor"),
-        "event_start": _aware(event_start, "event_start"),
+        "event_start": aware(event_start, "event_start"),
         "event_resolution_ms": _duration(resolution, "resolution", positive=False) // _MS,
         "event_value": event_value,
         **_common(source, belief_time, belief_horizon, unit, cumulative_probability),
@@ -211,7 +198,7 @@ def build_request(
         "request_id": _request_id(request_id),
         "asset": _name(asset, "asset"),
         "devices": [_name(d, f"devices[{i}]") for i, d in enumerate(devices)],
-        "start": _aware(start, "start"),
+        "start": aware(start, "start"),
         "duration_ms": duration // _MS,
         "resolution_ms": resolution // _MS,
         "flex_model": _json_text(flex_model, "flex_model", allow_list=True),
@@ -275,9 +262,9 @@ class Schedule:
             asset=rec["asset"],
             sensor=rec["sensor"],
             status=rec["status"],
-            start=_aware(rec["start"], "start"),
+            start=aware(rec["start"], "start"),
             resolution=timedelta(milliseconds=rec["resolution_ms"]),
-            belief_time=_aware(rec["belief_time"], "belief_time"),
+            belief_time=aware(rec["belief_time"], "belief_time"),
             values=[float(v) for v in rec.get("values", [])],
             unit=rec.get("unit", "kW"),
             state_of_charge=[float(v) for v in rec.get("state_of_charge", [])],
@@ -329,7 +316,7 @@ class Schedule:
             "status": self.status,
             "message": self.message,
             "start": self.start.isoformat(),
-            "resolution": isodate.duration_isoformat(self.resolution),
+            "resolution": format_duration(self.resolution, zero="P0D"),
             "unit": self.unit,
             "values": [num(v) for v in self.values],
             "soc_unit": self.soc_unit,

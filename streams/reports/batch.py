@@ -23,6 +23,7 @@ from schemas import serde
 from schemas.beliefs import Sensor
 from schemas.errors import FlexStreamError, InputError
 from schemas.report_definition import ReportDefinition
+from schemas.times import parse_aware
 from streams.reports.compute import (
     PreparedReport,
     compute_windows,
@@ -38,13 +39,13 @@ from streams.sql.access import query_rows
 
 def parse_time(text: str, option: str) -> datetime:
     """An aware ISO 8601 time from the command line, in UTC."""
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"cannot read {text!r} as an ISO 8601 time", option) from None
-    if t.tzinfo is None:
-        raise InputError("give a UTC offset, e.g. 2026-04-01T00:00+02:00 or ...Z", option)
-    return t.astimezone(UTC)
+    return parse_aware(
+        text,
+        option,
+        utc=True,
+        unreadable="cannot read {value!r} as an ISO 8601 time",
+        naive="give a UTC offset, e.g. 2026-04-01T00:00+02:00 or ...Z",
+    )
 
 
 def known_sensors(settings: Settings, with_registry: bool = True) -> dict[str, Sensor]:

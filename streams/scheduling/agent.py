@@ -20,7 +20,6 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
 from typing import Any
 
 import faust
@@ -29,17 +28,12 @@ from schemas import serde
 from schemas.assets import effective_flex_context, price_sensors
 from schemas.beliefs import Rejection
 from schemas.errors import InputError
+from schemas.times import US, floor_time, to_us
 from streams.context import WorkerContext
 from streams.ingest.step import RawMessage, dead_letter
 from streams.scheduling import problem as scheduling
 
 log = logging.getLogger("flexstream.scheduler")
-
-
-def floor_time(t: datetime, step: timedelta) -> datetime:
-    """``t`` floored to a multiple of ``step`` since the epoch."""
-    epoch = datetime(1970, 1, 1, tzinfo=t.tzinfo)
-    return t - (t - epoch) % step
 
 
 def install(ctx: WorkerContext) -> None:
@@ -140,13 +134,12 @@ def install(ctx: WorkerContext) -> None:
         if not names:
             return
         now = ctx.clock()
-        epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
         for name in names:
             asset = ctx.registry.assets.get(name)
             if asset is None:
                 continue
-            lo = int((floor_time(now, asset.replan.resolution) - epoch).total_seconds() * 1e6)
-            hi = lo + int(asset.replan.duration.total_seconds() * 1e6)
+            lo = to_us(floor_time(now, asset.replan.resolution))
+            hi = lo + asset.replan.duration // US
             spans = [changed[s] for s in changed if name in concerned.get(s, ())]
             if any(end > lo and begin < hi for begin, end in spans):
                 pending[name] = time.monotonic()
