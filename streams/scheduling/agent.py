@@ -7,6 +7,11 @@ beliefs from the scheduler source. A request is acknowledged only after its
 answers are confirmed, so a crash may answer a request twice (recognisable by
 the request id) but never not at all.
 
+Schedules reach ClickHouse as readings do, through a
+:class:`~streams.ingest.sink.BeliefSink`: a write that fails is retried with
+backoff until it lands (meanwhile ``/ready`` says why), and only schedules the
+store refuses for good, while it answers otherwise, fail the request.
+
 Re-planning: an asset whose ``replan.on-new-prices`` is set is re-planned when
 new beliefs arrive for a price sensor of its flex-context that fall within its
 horizon. A burst of price beliefs gives one re-plan: the request is sent once
@@ -26,14 +31,31 @@ import faust
 
 from schemas import serde
 from schemas.assets import effective_flex_context, price_sensors
-from schemas.beliefs import Rejection
-from schemas.errors import InputError
+from schemas.beliefs import BeliefColumns, Rejection
+from schemas.errors import ConnectorError, InputError
 from schemas.times import US, floor_time, to_us
 from streams.context import WorkerContext
+from streams.ingest.sink import BeliefSink, RunDb
 from streams.ingest.step import RawMessage, dead_letter
 from streams.scheduling import problem as scheduling
 
 log = logging.getLogger("flexstream.scheduler")
+
+
+async def store_schedules(
+    sink: BeliefSink, run: RunDb, beliefs: BeliefColumns, request_id: str
+) -> None:
+    """Write a request's schedules (as beliefs) through ``sink``; return once they are stored.
+
+    Raises :class:`ConnectorError` with the store's error when it refuses them
+    for good.
+    """
+    sink.add(beliefs, tag=request_id)
+    refused = await sink.flush(run, first=request_id, last=request_id)
+    if refused:
+        raise ConnectorError(
+            f"the store refuses the schedules of request {request_id}: {refused[0][1]}"
+        )
 
 
 def install(ctx: WorkerContext) -> None:
@@ -60,7 +82,8 @@ def install(ctx: WorkerContext) -> None:
         records = scheduling.answer(request, prepared, result, ms, ctx.clock())
         beliefs = scheduling.as_beliefs(records, prepared.soc_sensors)
         if len(beliefs) and ctx.store is not None:
-            await ctx.run_db(ctx.store.insert_beliefs, beliefs.to_arrow())
+            sink = BeliefSink(ctx.store, ctx.health, name="schedules")
+            await store_schedules(sink, ctx.run_db, beliefs, str(request["request_id"]))
         return records
 
     @app.agent(requests, concurrency=1)
