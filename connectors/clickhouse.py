@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,13 +27,30 @@ if TYPE_CHECKING:
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def ddl_statements(database: str) -> list[str]:
-    """The project's DDL (``infra/clickhouse.sql``) for ``database``, one statement each."""
-    if not _IDENT.match(database):
+def identifier(name: str) -> str:
+    """``name`` (the database from settings), checked to be a plain identifier.
+
+    Values reach the engine as bound parameters; a name of a database or table
+    cannot, so it is written into the SQL text, and only after this check
+    (letters, digits and underscores, not starting with a digit).
+    """
+    if not isinstance(name, str) or not _IDENT.match(name):
         raise ConnectorError(
-            f"CLICKHOUSE_DATABASE {database!r} is not a plain identifier; use letters, "
+            f"CLICKHOUSE_DATABASE {name!r} is not a plain identifier; use letters, "
             "digits and underscores"
         )
+    return name
+
+
+def in_list(name: str, values: Iterable[str]) -> tuple[str, dict[str, str]]:
+    """``({name0:String}, {name1:String}, ...)`` and its parameters: a bound ``IN`` list."""
+    params = {f"{name}{i}": v for i, v in enumerate(values)}
+    return "(" + ", ".join("{" + p + ":String}" for p in params) + ")", params
+
+
+def ddl_statements(database: str) -> list[str]:
+    """The project's DDL (``infra/clickhouse.sql``) for ``database``, one statement each."""
+    identifier(database)
     text = resources.files("infra").joinpath("clickhouse.sql").read_text()
     text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     # A statement ends with a semicolon at the end of a line (comments may hold others).
@@ -65,7 +82,7 @@ class Store:
 
     def __init__(self, client: Any, database: str, embedded: bool) -> None:
         self.client = client
-        self.database = database
+        self.database = identifier(database)
         self.embedded = embedded
         self._lock = threading.Lock()
 
@@ -171,15 +188,19 @@ class Store:
             with self._lock:
                 self.client.insert(f"{self.database}.sources", rows, column_names=["name"])
 
-    def raw(self, sql: str, fmt: str = "JSONCompact") -> bytes:
+    def raw(
+        self, sql: str, fmt: str = "JSONCompact", parameters: Mapping[str, Any] | None = None
+    ) -> bytes:
         """Run the project's own ``sql`` and return the result in ClickHouse format ``fmt``.
+
+        ``parameters`` are the values of the SQL's ``{name:Type}`` placeholders.
 
         For trusted SQL of the worker's features only: it runs on the writer's
         client, unchecked. Analysts' SQL goes through
         :class:`connectors.analyst_sql.AnalystSql`, on read-only clients of its own.
         """
         with self._lock:
-            return self.client.raw_query(sql, fmt=fmt)
+            return self.client.raw_query(sql, parameters=parameters, fmt=fmt)
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
         """Run ``sql`` and return its rows."""

@@ -34,8 +34,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from schemas.beliefs import parse_duration
 from schemas.errors import InputError
+from schemas.times import parse_duration
 
 _GROUP = ["sensor", "source", "belief_time", "belief_horizon", "unit", "cumulative_probability"]
 _TEXT_COLUMNS = {"sensor": str, "source": str, "unit": str}

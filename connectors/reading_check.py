@@ -14,6 +14,7 @@ from datetime import timedelta
 from connectors.files import Reading
 from schemas.beliefs import Sensor
 from schemas.errors import InputError
+from schemas.times import format_duration
 from schemas.units import is_convertible
 
 
@@ -44,20 +45,11 @@ def check_readings(readings: Iterable[Reading], sensors: Mapping[str, Sensor]) -
         res = timedelta(milliseconds=rec["resolution_ms" if batch else "event_resolution_ms"])
         instantaneous = sensor.event_resolution == timedelta(0) and batch
         if res != sensor.event_resolution and not instantaneous:
+            apart = format_duration(res, zero="PT0M")
+            wanted = format_duration(sensor.event_resolution, zero="PT0M")
             raise InputError(
-                f"the readings of {name!r} from row {r.row} are {_iso(res)} apart, but the "
-                f"sensor's event resolution is {_iso(sensor.event_resolution)}; resample "
+                f"the readings of {name!r} from row {r.row} are {apart} apart, but the "
+                f"sensor's event resolution is {wanted}; resample "
                 "to the sensor's resolution, or pass --resolution for single readings",
                 "event_resolution",
             )
-
-
-def _iso(d: timedelta) -> str:
-    """A duration as ISO 8601 (days, hours, minutes, seconds)."""
-    secs = int(d.total_seconds())
-    days, rest = divmod(secs, 86400)
-    h, rest = divmod(rest, 3600)
-    m, s = divmod(rest, 60)
-    time = "".join(f"{v}{u}" for v, u in ((h, "H"), (m, "M"), (s, "S")) if v)
-    out = f"P{days}D" if days else "P"
-    return out + (f"T{time}" if time else "" if days else "T0M")

@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.beliefs import parse_duration
 from schemas.errors import InputError
+from schemas.times import parse_duration
 
 
 class ReplanPolicy(BaseModel):

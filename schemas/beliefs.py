@@ -24,15 +24,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas import units
 from schemas.errors import InputError
 from schemas.rejections import Rejection, RejectionCode
+from schemas.times import EPOCH as _EPOCH
+from schemas.times import parse_duration, to_us
 from schemas.units import conversion_factor, is_convertible, unit
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = 1_000_000
 _DAY_US = 24 * 3600 * _US
-_ONE_US = timedelta(microseconds=1)
 _ONE_MS = timedelta(milliseconds=1)
 #: Longest series span or belief horizon accepted (keeps times within int64 microseconds).
 _MAX_SPAN = timedelta(days=100 * 366)
@@ -40,11 +39,6 @@ _MAX_SPAN_US = _MAX_SPAN // timedelta(microseconds=1)
 #: Event and belief times accepted: the range of the history's DateTime64 columns.
 TIME_MIN = datetime(1900, 1, 1, tzinfo=UTC)
 TIME_MAX = datetime(2299, 12, 31, tzinfo=UTC)
-
-
-def parse_duration(value: Any, field_name: str) -> timedelta:
-    """Parse an ISO 8601 duration (``PT15M``) or a timedelta; name the field on error."""
-    return units.parse_duration(value, field_name)
 
 
 class Sensor(BaseModel):
@@ -156,12 +150,8 @@ class Limits:
     max_dead_letter_bytes: int = 256 * 1024
 
 
-def _to_us(dt: datetime) -> int:
-    return (dt - _EPOCH) // _ONE_US
-
-
-_TIME_MIN_US = _to_us(TIME_MIN)
-_TIME_MAX_US = _to_us(TIME_MAX)
+_TIME_MIN_US = to_us(TIME_MIN)
+_TIME_MAX_US = to_us(TIME_MAX)
 
 
 def _grid_offset_us(start_us: int, res_us: int, tz: str) -> int:
@@ -171,7 +161,7 @@ def _grid_offset_us(start_us: int, res_us: int, tz: str) -> int:
     if res_us >= 3600 * _US and tz != "UTC" and (24 * 3600 * _US) % res_us == 0:
         local = (_EPOCH + timedelta(microseconds=start_us)).astimezone(ZoneInfo(tz))
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        since_midnight = _to_us(local.astimezone(UTC)) - _to_us(midnight.astimezone(UTC))
+        since_midnight = to_us(local.astimezone(UTC)) - to_us(midnight.astimezone(UTC))
         # A local day lasts 23 or 25 h across DST: a daily grid has only local midnight.
         return since_midnight if res_us == _DAY_US else since_midnight % res_us
     return start_us % res_us
@@ -192,7 +182,7 @@ def _event_starts(start_us: int, res_us: int, n: int, tz: str) -> np.ndarray:
         local = (_EPOCH + timedelta(microseconds=start_us)).astimezone(ZoneInfo(tz))
         step = timedelta(days=res_us // _DAY_US)
         return np.fromiter(
-            (_to_us((local + i * step).astimezone(UTC)) for i in range(n)), np.int64, count=n
+            (to_us((local + i * step).astimezone(UTC)) for i in range(n)), np.int64, count=n
         )
     return start_us + res_us * np.arange(n, dtype=np.int64)
 
@@ -316,7 +306,7 @@ def validate(
                     name,
                 )
             ]
-    start_us = _to_us(start)
+    start_us = to_us(start)
     res_us = res_ms * 1000
     off = _grid_offset_us(start_us, sensor_res_ms * 1000, sensor.timezone)
     if off:
@@ -352,7 +342,7 @@ def validate(
         ]
     tz = "UTC" if instantaneous else sensor.timezone
     duration_us = 0 if instantaneous else res_us
-    bt_us = None if belief_time is None else _to_us(belief_time)
+    bt_us = None if belief_time is None else to_us(belief_time)
     starts: int | np.ndarray
     bt: int | np.ndarray
     if type(values) is float:
@@ -409,7 +399,7 @@ def validate(
                     int(i) if kind == "BeliefBatch" else None,
                 )
             )
-    ahead = bt > _to_us(now + limits.max_belief_time_ahead)  # a bool for one Python int
+    ahead = bt > to_us(now + limits.max_belief_time_ahead)  # a bool for one Python int
     n_ahead = int(ahead) if type(ahead) is bool else int(np.count_nonzero(ahead))
     ahead_field = "belief_time" if belief_time is not None else "belief_horizon_ms"
     if n_ahead == n:

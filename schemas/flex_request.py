@@ -59,15 +59,15 @@ from schemas.flex_problem import (
     TimeGrid,
 )
 from schemas.flex_series import (
+    DATETIME_MESSAGES,
     Resolver,
     SeriesReader,
     convert,
     is_sensor_ref,
     magnitude,
-    parse_datetime,
-    parse_duration,
     step_times,
 )
+from schemas.times import parse_aware, parse_duration
 from schemas.units import Q_, parse_quantity
 
 #: Default SOC breach price with relax-constraints, currency per kWh.
@@ -80,9 +80,9 @@ DEFAULT_DEVICE_BREACH_PRICE = 100.0
 
 def make_grid(start: Any, duration: Any, resolution: Any) -> TimeGrid:
     """The window: an aware start and whole steps of ``resolution`` over ``duration``."""
-    t0 = parse_datetime(start, "start")
-    span = parse_duration(duration, "duration")
-    res = parse_duration(resolution, "resolution")
+    t0 = parse_aware(start, "start", **DATETIME_MESSAGES)
+    span = parse_duration(duration, "duration", positive=True)
+    res = parse_duration(resolution, "resolution", positive=True)
     steps = span / res
     if abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
         raise InputError(
@@ -162,7 +162,7 @@ def _soc_at_start(m: StorageFlexModel, f: str, reader: SeriesReader, bare: str) 
             if not isinstance(point, dict):
                 raise InputError('expected {"datetime": ..., "value": ...}', f"{field}[{i}]")
             key = "datetime" if "datetime" in point else "start"
-            when = parse_datetime(point.get(key), f"{field}[{i}].{key}")
+            when = parse_aware(point.get(key), f"{field}[{i}].{key}", **DATETIME_MESSAGES)
             if when <= start and (latest is None or when >= latest[0]):
                 v = magnitude(point.get("value"), "kWh", f"{field}[{i}].value", bare)
                 latest = (when, v)
@@ -389,13 +389,13 @@ def _storage_efficiency(value: Any, field: str, reader: SeriesReader) -> np.ndar
     dt = reader.grid.resolution
     stated: timedelta | None = None
     if isinstance(value, dict) and "resolution" in value and not is_sensor_ref(value):
-        stated = parse_duration(value["resolution"], f"{field}.resolution")
+        stated = parse_duration(value["resolution"], f"{field}.resolution", positive=True)
         value = value.get("value")
     if is_sensor_ref(value):
         resolved = reader._resolve(value, field)
         res = getattr(resolved, "attrs", {}).get("resolution")
         if res is not None:
-            stated = parse_duration(res, f"{field}.resolution")
+            stated = parse_duration(res, f"{field}.resolution", positive=True)
         reader = SeriesReader(reader.grid, lambda ref, fld: resolved)
     e = reader.steps(value, field, "", 1.0)
     if np.any(e <= 0) or np.any(e > 1):
@@ -411,7 +411,7 @@ def _process(m: ProcessFlexModel, f: str, reader: SeriesReader) -> ProcessDevice
         raise InputError("a process's power is one quantity, e.g. '20 kW'", f"{f}.power")
     # FlexMeasures takes a bare number in the sensor's unit; offline that is kW.
     power = magnitude(m.power, "kW", f"{f}.power", "kW")
-    duration = parse_duration(m.duration, f"{f}.duration")
+    duration = parse_duration(m.duration, f"{f}.duration", positive=True)
     # A process longer than the window fills the window, as in FlexMeasures.
     steps = min(math.ceil(duration / grid.resolution - 1e-9), grid.n)
     allowed = np.ones(grid.n, dtype=bool)

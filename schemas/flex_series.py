@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -40,16 +40,16 @@ import numpy as np
 import pandas as pd
 import pint
 
-from schemas import units
 from schemas.errors import InputError
 from schemas.flex_problem import TimeGrid
-from schemas.segments import US, instants_us, paint, utc_us
+from schemas.segments import instants_us, paint
+from schemas.times import US, parse_aware, parse_duration, to_us
 from schemas.units import Q_, parse_quantity
 
 Resolver = Callable[[Any, str], Any]
 
 #: Segments ending after this (microseconds since 1970 UTC) are read one by one.
-_LATEST_US = utc_us(datetime(9000, 1, 1, tzinfo=UTC))
+_LATEST_US = to_us(datetime(9000, 1, 1, tzinfo=UTC))
 
 
 def step_times(grid: TimeGrid, n: int) -> pd.DatetimeIndex:
@@ -60,28 +60,11 @@ def step_times(grid: TimeGrid, n: int) -> pd.DatetimeIndex:
     return pd.DatetimeIndex([grid.step_start(k) for k in range(n)])
 
 
-def parse_datetime(value: Any, field: str) -> datetime:
-    """Parse an ISO 8601 datetime; naive datetimes are rejected."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise InputError(
-                f"cannot read {value!r} as an ISO 8601 datetime, e.g. 2024-05-01T12:00+02:00",
-                field,
-            ) from None
-    else:
-        raise InputError(f"expected an ISO 8601 datetime string, got {value!r}", field)
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise InputError(f"{value!r} has no timezone; add an offset such as +00:00 or Z", field)
-    return dt
-
-
-def parse_duration(value: Any, field: str) -> timedelta:
-    """Parse an ISO 8601 duration (``PT15M``, ``P2D``); it must be positive."""
-    return units.parse_duration(value, field, positive=True)
+#: How a flex-model or flex-context datetime that cannot be read, or has no offset, is told.
+DATETIME_MESSAGES = {
+    "unreadable": "cannot read {value!r} as an ISO 8601 datetime, e.g. 2024-05-01T12:00+02:00",
+    "naive": "{value!r} has no timezone; add an offset such as +00:00 or Z",
+}
 
 
 def convert(q: pint.Quantity, target: str, field: str) -> float:
@@ -312,12 +295,12 @@ class SeriesReader:
             if not all(isinstance(t, str) for t in texts):
                 return None
             try:
-                lengths = {t: parse_duration(t, field) // US for t in set(texts)}
+                lengths = {t: parse_duration(t, field, positive=True) // US for t in set(texts)}
             except InputError:
                 return None
             hi[rows] = lo[rows] + np.array([lengths[t] for t in texts], dtype=np.int64)
             # Far beyond any window: leave overflowing dates to the per-segment reader.
-            if hi[rows].max() > _LATEST_US - utc_us(self.grid.start):
+            if hi[rows].max() > _LATEST_US - to_us(self.grid.start):
                 return None
         if np.any(hi < lo):
             return None
@@ -340,11 +323,11 @@ class SeriesReader:
             )
         if "start" not in seg:
             raise InputError("a segment needs a 'start'", field)
-        start = parse_datetime(seg["start"], f"{field}.start")
+        start = parse_aware(seg["start"], f"{field}.start", **DATETIME_MESSAGES)
         if "end" in seg:
-            end = parse_datetime(seg["end"], f"{field}.end")
+            end = parse_aware(seg["end"], f"{field}.end", **DATETIME_MESSAGES)
         elif "duration" in seg:
-            end = start + parse_duration(seg["duration"], f"{field}.duration")
+            end = start + parse_duration(seg["duration"], f"{field}.duration", positive=True)
         else:
             raise InputError("a segment needs a 'duration' or an 'end'", field)
         if end < start:
@@ -392,7 +375,7 @@ class SeriesReader:
             )
             if instant:
                 key = "datetime" if "datetime" in point else "start"
-                when = parse_datetime(point[key], f"{f}.{key}")
+                when = parse_aware(point[key], f"{f}.{key}", **DATETIME_MESSAGES)
                 pos = (when - grid.start).total_seconds() / res
                 if abs(pos - round(pos)) > 1e-6 and off_grid is not None:
                     if 0 < pos < grid.n:

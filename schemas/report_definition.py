@@ -28,9 +28,9 @@ from schemas.reporters import (
     ReporterConfig,
     ReportParameters,
     load_parameters,
-    parse_duration,
     validate_config,
 )
+from schemas.times import parse_duration
 
 #: Source of every belief a report emits: ``flexstream-reporter:<report name>``.
 SOURCE_PREFIX = "flexstream-reporter:"

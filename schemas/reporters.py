@@ -50,9 +50,9 @@ from pydantic import (
     model_validator,
 )
 
-from schemas import units
 from schemas.documents import field_path
 from schemas.errors import InputError
+from schemas.times import parse_duration
 from schemas.units import Q_, parse_quantity, unit
 
 #: Pandas methods a PandasReporter transformation may call (on a Series, or on
@@ -129,14 +129,6 @@ def check_primitive(value: Any, field: str) -> None:
         f"got {type(value).__name__!r}; refer to another frame with '@name'",
         field,
     )
-
-
-def parse_duration(value: Any, field: str) -> timedelta:
-    """Parse an ISO 8601 duration (``PT15M``, ``PT1H``, ``P1D``) or a timedelta.
-
-    Months and years are refused (they have no fixed length); use days.
-    """
-    return units.parse_duration(value, field)
 
 
 def resample_rule(args: list[Any], kwargs: Mapping[str, Any]) -> tuple[Any, str]:

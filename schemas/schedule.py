@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import isodate
-
 from schemas import serde
 from schemas.errors import InputError
+from schemas.times import aware, format_duration
 
 _MS = timedelta(milliseconds=1)
 
@@ -134,14 +133,7 @@ class Schedule:
         if type(self.status) is not Status:
             object.__setattr__(self, "status", Status(self.status))
         for name in ("start", "belief_time"):
-            t = getattr(self, name)
-            if not isinstance(t, datetime) or t.utcoffset() is None:
-                raise InputError(
-                    f"expected a datetime with a UTC offset, got {t!r}; pass an aware "
-                    "datetime, e.g. datetime(..., tzinfo=UTC)",
-                    name,
-                )
-            object.__setattr__(self, name, t.astimezone(UTC))
+            object.__setattr__(self, name, aware(getattr(self, name), name))
 
     @property
     def ok(self) -> bool:
@@ -236,7 +228,7 @@ class Schedule:
             "status": str(self.status),
             "message": self.message,
             "start": self.start.isoformat(),
-            "resolution": isodate.duration_isoformat(self.resolution),
+            "resolution": format_duration(self.resolution, zero="P0D"),
             "unit": self.unit,
             "values": [num(v) for v in self.values],
             "soc_unit": self.soc_unit,

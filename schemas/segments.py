@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-#: One microsecond: the resolution of Python datetimes.
-US = timedelta(microseconds=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from schemas.times import to_us
 
 # Datetimes that pandas and ``datetime.fromisoformat`` read alike (both refuse or
 # both accept the same calendar fields); one per line of the joined text.
@@ -37,11 +35,6 @@ _STRICT_INSTANTS = re.compile(
 
 # Segments expanded at once; longer lists are painted in chunks of this many steps.
 _CHUNK = 1 << 20
-
-
-def utc_us(dt: datetime) -> int:
-    """Microseconds from 1970-01-01 UTC to the aware datetime ``dt``."""
-    return (dt - _EPOCH) // US
 
 
 def instants_us(texts: list[object], origin: datetime) -> np.ndarray | None:
@@ -63,7 +56,7 @@ def instants_us(texts: list[object], origin: datetime) -> np.ndarray | None:
         us = np.asarray(index.as_unit("us").asi8, dtype=np.int64)
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
         return None
-    return us - utc_us(origin)
+    return us - to_us(origin)
 
 
 def first_step_at_or_after(offset_us: np.ndarray, res_us: int) -> np.ndarray:

@@ -8,11 +8,8 @@ of its own: EUR and USD never convert into each other.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import lru_cache
-from typing import Any
 
-import isodate
 import pint
 
 from schemas.errors import InputError
@@ -90,32 +87,3 @@ def conversion_factor(from_unit: str, to_unit: str, field: str = "unit") -> floa
             f"send values in a unit compatible with {to_unit!r}",
             field,
         ) from None
-
-
-def parse_duration(value: Any, field: str, positive: bool = False) -> timedelta:
-    """Parse an ISO 8601 duration (``PT15M``, ``PT1H``, ``P1D``) or pass a timedelta through.
-
-    Months and years are refused (they have no fixed length); with ``positive``,
-    so are zero and negative durations. Errors name ``field``.
-    """
-    td: Any = value
-    if not isinstance(value, timedelta):
-        try:
-            td = isodate.parse_duration(str(value).strip()) if isinstance(value, str) else None
-        except (isodate.ISO8601Error, ValueError):
-            td = None
-        if td is None:
-            raise InputError(
-                f"cannot read {value!r} as a duration; write ISO 8601 such as 'PT15M', "
-                "'PT1H' or 'P1D'",
-                field,
-            )
-        if not isinstance(td, timedelta):
-            raise InputError(
-                f"{value!r} uses months or years, which have no fixed length; "
-                "use days or hours (P1D, PT15M)",
-                field,
-            )
-    if positive and td <= timedelta(0):
-        raise InputError(f"the duration must be positive, got {value!r}", field)
-    return td

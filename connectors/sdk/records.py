@@ -15,24 +15,13 @@ from typing import Any
 
 from schemas.errors import InputError
 from schemas.schedule import USABLE, Schedule
+from schemas.times import aware
 
 #: The statuses whose schedule can be followed.
 OK_STATUSES = USABLE
 #: Values per BeliefBatch message at most (the worker accepts 50,000 by default).
 MAX_VALUES = 5000
 _MS = timedelta(milliseconds=1)
-
-
-def _aware(value: Any, name: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise InputError(f"expected a datetime, got {type(value).__name__}", name)
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError(
-            f"{value.isoformat()} has no UTC offset; pass an aware datetime, "
-            "e.g. datetime(..., tzinfo=UTC)",
-            name,
-        )
-    return value.astimezone(UTC)
 
 
 def _duration(value: Any, name: str, positive: bool = True) -> timedelta:
@@ -87,7 +76,7 @@ def _common(
         _duration(belief_horizon, "belief_horizon", positive=False) if belief_horizon else None
     )
     return {
-        "belief_time": _aware(belief_time, "belief_time") if belief_time is not None else None,
+        "belief_time": aware(belief_time, "belief_time") if belief_time is not None else None,
         "belief_horizon_ms": horizon // _MS if horizon is not None else None,
         "source": _name(source, "source"),
         "cumulative_probability": float(cumulative_probability),
@@ -128,7 +117,7 @@ def batch_records(
     dead-letters each of them alone and stores the rest.
     """
     sensor = _name(sensor, "sensor")
-    start = _aware(start, "start")
+    start = aware(start, "start")
     resolution = _duration(resolution, "resolution")
     common = _common(source, belief_time, belief_horizon, unit, cumulative_probability)
     series = _floats(values)
@@ -167,7 +156,7 @@ def belief_record(
         raise InputError(f"{value!r} is not a number", "value") from None
     return {
         "sensor": _name(sensor, "sensor"),
-        "event_start": _aware(event_start, "event_start"),
+        "event_start": aware(event_start, "event_start"),
         "event_resolution_ms": _duration(resolution, "resolution", positive=False) // _MS,
         "event_value": event_value,
         **_common(source, belief_time, belief_horizon, unit, cumulative_probability),
@@ -210,7 +199,7 @@ def build_request(
         "request_id": _request_id(request_id),
         "asset": _name(asset, "asset"),
         "devices": [_name(d, f"devices[{i}]") for i, d in enumerate(devices)],
-        "start": _aware(start, "start"),
+        "start": aware(start, "start"),
         "duration_ms": duration // _MS,
         "resolution_ms": resolution // _MS,
         "flex_model": _json_text(flex_model, "flex_model", allow_list=True),

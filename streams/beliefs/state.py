@@ -35,12 +35,13 @@ import logging
 import struct
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from schemas.beliefs import BeliefColumns
+from schemas.times import to_us
 
 log = logging.getLogger("flexstream.belief_state")
 
@@ -53,7 +54,6 @@ DAY_US = DAY_S * _US
 #: Resolutions (seconds) from which a block spans a UTC day rather than an hour.
 DAY_BLOCKS_FROM_S = 10
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Key of one page in the persisted form: (sensor, source, page start in seconds).
 PageKey = tuple[str, str, int]
@@ -88,16 +88,6 @@ def page_span_s(resolution_s: int) -> int:
     if resolution_s >= 15 * MINUTE_S:
         return DAY_S
     return HOUR_S if resolution_s >= MINUTE_S else MINUTE_S
-
-
-def to_us(t: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime."""
-    return (t - _EPOCH) // timedelta(microseconds=1)
-
-
-def from_us(us: int) -> datetime:
-    """Aware UTC datetime of microseconds since the epoch."""
-    return _EPOCH + timedelta(microseconds=int(us))
 
 
 @dataclass(slots=True)

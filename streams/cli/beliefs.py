@@ -15,11 +15,12 @@ import csv
 import json
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
 from schemas.errors import InputError
+from schemas.times import engine_time, from_engine_time, parse_aware
 
 SENSOR_SQL = "SELECT unit, timezone FROM sensors FINAL WHERE name = {sensor:String}"
 
@@ -46,21 +47,7 @@ class BeliefQuery:
 
 def parse_time(text: str, option: str) -> datetime:
     """An ISO 8601 datetime with a UTC offset, in UTC; ``option`` names it in errors."""
-    try:
-        t = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(
-            f"cannot read {text!r} as a datetime; write ISO 8601 such as 2026-04-01T00:00+02:00",
-            option,
-        ) from None
-    if t.tzinfo is None:
-        raise InputError(f"{text!r} has no UTC offset; add one, e.g. Z or +02:00", option)
-    return t.astimezone(UTC)
-
-
-def _engine_time(t: datetime) -> str:
-    """``t`` (aware) as the engine reads a ``DateTime64(6, 'UTC')`` parameter."""
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return parse_aware(text, option, utc=True)
 
 
 def belief_query(
@@ -74,17 +61,12 @@ def belief_query(
         raise InputError("--end must lie after --start", "--end")
     sql, params = _SELECT, {"sensor": sensor}
     if start is not None:
-        sql, params["start"] = sql + _AFTER, _engine_time(start)
+        sql, params["start"] = sql + _AFTER, engine_time(start)
     if end is not None:
-        sql, params["end"] = sql + _BEFORE, _engine_time(end)
+        sql, params["end"] = sql + _BEFORE, engine_time(end)
     if source is not None:
         sql, params["source"] = sql + _OF_SOURCE, source
     return BeliefQuery(sql + _ORDER, params)
-
-
-def _utc(value: str) -> datetime:
-    """A ``DateTime64(6, 'UTC')`` value as the engine writes it in JSON."""
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def belief_records(rows: list[list], sensor: str, unit: str, timezone: str) -> list[dict]:
@@ -95,8 +77,8 @@ def belief_records(rows: list[list], sensor: str, unit: str, timezone: str) -> l
     return [
         {
             "sensor": sensor,
-            "event_start": _utc(start).astimezone(zone).isoformat(),
-            "belief_time": _utc(believed).astimezone(zone).isoformat(),
+            "event_start": from_engine_time(start).astimezone(zone).isoformat(),
+            "belief_time": from_engine_time(believed).astimezone(zone).isoformat(),
             "source": source,
             "event_value": float(value),
             "unit": unit,

@@ -11,7 +11,7 @@ from schemas.errors import InputError
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """An aware ISO 8601 datetime, or an ISO 8601 duration back from now (e.g. P1D)."""
-    from schemas.beliefs import parse_duration
+    from schemas.times import parse_aware, parse_duration
 
     text = value.strip()
     if text.upper().startswith("P"):
@@ -19,17 +19,12 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
         if back <= timedelta(0):
             raise InputError(f"{value!r} is not a positive duration; write e.g. P1D", "--since")
         return (now or datetime.now(UTC)) - back
-    try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(
-            f"cannot read {value!r}; write an ISO 8601 datetime such as 2026-04-01T00:00Z, "
-            "or a duration back from now such as P1D or PT6H",
-            "--since",
-        ) from None
-    if t.tzinfo is None:
-        raise InputError(f"{value!r} has no UTC offset; add one, e.g. Z or +02:00", "--since")
-    return t
+    return parse_aware(
+        value,
+        "--since",
+        unreadable="cannot read {value!r}; write an ISO 8601 datetime such as "
+        "2026-04-01T00:00Z, or a duration back from now such as P1D or PT6H",
+    )
 
 
 def select(letters: list, since: datetime | None, sensor: str | None, limit: int) -> list:

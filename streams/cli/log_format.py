@@ -19,6 +19,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Literal
 
+from schemas.times import format_utc
+
 #: The log formats the worker offers.
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
@@ -29,8 +31,7 @@ class JsonFormatter(logging.Formatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         """The record's creation time in UTC, ISO 8601 with milliseconds (``...Z``)."""
-        t = datetime.fromtimestamp(record.created, UTC)
-        return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return format_utc(datetime.fromtimestamp(record.created, UTC), "milliseconds")
 
     def format(self, record: logging.LogRecord) -> str:
         """The JSON object of ``record`` on one line."""

@@ -19,17 +19,14 @@ def parse_belief_time(value: str, now: datetime | None = None) -> datetime:
     """An aware ISO 8601 datetime, or ``now`` (the time of publishing)."""
     if value.strip().lower() == "now":
         return now or datetime.now(UTC)
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"cannot read {value!r} as a datetime; write ISO 8601 such as "
-            "2026-04-01T12:00+02:00, or 'now'",
-            "--belief-time",
-        ) from None
-    if t.tzinfo is None:
-        raise InputError(f"{value!r} has no UTC offset; add one, e.g. Z or +02:00", "--belief-time")
-    return t
+    from schemas.times import parse_aware
+
+    return parse_aware(
+        value,
+        "--belief-time",
+        unreadable="cannot read {value!r} as a datetime; write ISO 8601 such as "
+        "2026-04-01T12:00+02:00, or 'now'",
+    )
 
 
 def landing_lines(landing) -> list[str]:  # noqa: ANN001 - connectors.landing.Landing
@@ -113,7 +110,7 @@ def publish(
     from connectors.kafka import ConfirmingProducer
     from connectors.settings import Settings
     from schemas import serde
-    from schemas.beliefs import parse_duration
+    from schemas.times import parse_duration
     from streams import runtime
 
     s = Settings()

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from schemas.errors import InputError
+from schemas.times import format_duration
 
 
 def _settings():  # noqa: ANN202 - lazy imports keep `--help` fast
@@ -113,8 +114,8 @@ def _register(defn: Any) -> None:
     report_definitions.publish(producer, s.kafka.topic(report_definitions.TOPIC), [defn])
     p = defn.parameters
     click.echo(
-        f"registered report {defn.name} ({defn.reporter}, window {_iso(p.window)}, "
-        f"grace {_iso(defn.grace)}): results as {defn.source} on "
+        f"registered report {defn.name} ({defn.reporter}, window {format_duration(p.window)}, "
+        f"grace {format_duration(defn.grace)}): results as {defn.source} on "
         + ", ".join(o.sensor for o in p.output)
     )
     if missing:
@@ -123,12 +124,6 @@ def _register(defn: Any) -> None:
             "starts once they are ('flexstream add sensor')",
             err=True,
         )
-
-
-def _iso(td: Any) -> str:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(type(td)).dump_python(td, mode="json")
 
 
 def _batch(defn: Any, start: str, end: str | None, dry_run: bool, output_file: str | None) -> None:
@@ -228,9 +223,9 @@ def show_reports(fmt: str) -> None:
             d.reporter,
             ", ".join(f"{i.name}={i.sensor}" for i in p.input),
             ", ".join(f"{o.name}={o.sensor}" for o in p.output),
-            _iso(p.window),
-            _iso(d.grace),
-            _iso(d.timeout),
+            format_duration(p.window),
+            format_duration(d.grace),
+            format_duration(d.timeout),
         )
     _console().print(table)
 

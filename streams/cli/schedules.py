@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from schemas.errors import InputError
+from schemas.times import UNREADABLE, floor_time, parse_aware
 
 if TYPE_CHECKING:
     from schemas.schedule import Schedule
@@ -38,20 +38,8 @@ def _client():  # noqa: ANN202 - lazy imports keep `--help` fast
 def parse_start(value: str, resolution: timedelta, now: datetime | None = None) -> datetime:
     """An aware ISO 8601 datetime, or ``now``: the current time floored to ``resolution``."""
     if value.strip().lower() == "now":
-        t = now or datetime.now(UTC)
-        epoch = datetime(1970, 1, 1, tzinfo=UTC)
-        return t - (t - epoch) % resolution
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"cannot read {value!r} as a datetime; write ISO 8601 such as "
-            "2026-04-01T00:00+02:00, or 'now'",
-            "--start",
-        ) from None
-    if t.tzinfo is None:
-        raise InputError(f"{value!r} has no UTC offset; add one, e.g. Z or +02:00", "--start")
-    return t
+        return floor_time(now or datetime.now(UTC), resolution)
+    return parse_aware(value, "--start", unreadable=UNREADABLE + ", or 'now'")
 
 
 def exit_code(schedules: list[Schedule]) -> int:
@@ -129,7 +117,7 @@ def add_schedule(
 ) -> None:
     """Request a schedule of ASSET; print the request id, or with --wait the schedules."""
     from connectors.sdk import ScheduleTimeout
-    from schemas.units import parse_duration
+    from schemas.times import parse_duration
 
     res = parse_duration(resolution, "--resolution", positive=True)
     dur = parse_duration(duration, "--duration", positive=True)

@@ -30,12 +30,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors import registry, report_definitions
+from connectors.clickhouse import in_list
 from connectors.kafka import ConfirmingProducer
 from connectors.settings import Settings
 from schemas.beliefs import Sensor
 from schemas.errors import InfraError
 from schemas.report_definition import ReportDefinition, build_definition
 from schemas.reporters import load_parameters
+from schemas.times import engine_time
 from streams import runtime
 from streams.reports.batch import known_sensors, publish_records, run_batch, write_chart
 from streams.reports.reporters.presets import load_preset
@@ -144,7 +146,6 @@ def demo_reports(
     ``site`` is the prefix of the site's sensors (the demo's: ``demo``).
     Returns ``{local day: {KPI: value}}``.
     """
-    db = settings.clickhouse.database
     bs = runtime.bootstrap(settings, start=False)
     conf = settings.kafka.client_config(bs)
     sensors = known_sensors(settings)
@@ -155,15 +156,11 @@ def demo_reports(
     registry.publish(producer, settings.kafka.topic("registry"), outputs)
     report_definitions.publish(producer, settings.kafka.topic(report_definitions.TOPIC), defs)
     del producer
-    names = ", ".join(f"'{s.name}'" for s in outputs)
+    names, params = in_list("name", (s.name for s in outputs))
+    registered_sql = f"SELECT count() FROM sensors FINAL WHERE name IN {names}"
     # the worker must know the output sensors before it stores their results
     _wait(
-        lambda: (
-            query_rows(settings, f"SELECT count() FROM {db}.sensors FINAL WHERE name IN ({names})")[
-                1
-            ][0][0]
-            == len(outputs)
-        ),
+        lambda: query_rows(settings, registered_sql, params)[1][0][0] == len(outputs),
         30,
         "registering the KPI sensors",
     )
@@ -177,12 +174,17 @@ def demo_reports(
         records.extend(run_batch(settings, d, day0, day1, sensors, belief_time=bt)[1])
     expected = sum(len(r["values"]) for r in records)
     publish_records(settings, records)
-    sources = ", ".join(f"'{d.source}'" for d in defs)
+    sources, count_params = in_list("source", (d.source for d in defs))
     count_sql = (
-        f"SELECT count() FROM {db}.beliefs FINAL WHERE source IN ({sources}) "
-        f"AND belief_time >= toDateTime64('{bt:%Y-%m-%d %H:%M:%S.%f}', 6, 'UTC')"
+        f"SELECT count() FROM beliefs FINAL WHERE source IN {sources} "
+        "AND belief_time >= {believed:DateTime64(6, 'UTC')}"
     )
-    _wait(lambda: query_rows(settings, count_sql)[1][0][0] >= expected, 60, "storing the KPIs")
+    count_params["believed"] = engine_time(bt)
+    _wait(
+        lambda: query_rows(settings, count_sql, count_params)[1][0][0] >= expected,
+        60,
+        "storing the KPIs",
+    )
     kpis = _print_kpis(settings, echo, site, tz, day0, day1)
 
     chart = Path(settings.paths.root) / "demo" / "chart.html"
@@ -206,16 +208,17 @@ def _print_kpis(
     from rich.console import Console
     from rich.table import Table
 
-    db = settings.clickhouse.database
-    wanted = ", ".join(f"'{s.name}'" for s in kpi_sensors(site, tz))
+    wanted, params = in_list("sensor", (s.name for s in kpi_sensors(site, tz)))
+    params |= {"tz": tz, "start": engine_time(start), "end": engine_time(end)}
     _, rows = query_rows(
         settings,
-        f"SELECT sensor, toString(toDate(event_start, '{tz}')) AS day, event_value "
-        f"FROM {db}.latest_beliefs WHERE sensor IN ({wanted}) "
-        f"AND startsWith(source, 'flexstream-reporter:') "
-        f"AND event_start >= toDateTime64('{start:%Y-%m-%d %H:%M:%S}', 6, 'UTC') "
-        f"AND event_start < toDateTime64('{end:%Y-%m-%d %H:%M:%S}', 6, 'UTC') "
+        "SELECT sensor, toString(toDate(event_start, {tz:String})) AS day, event_value "
+        f"FROM latest_beliefs WHERE sensor IN {wanted} "
+        "AND startsWith(source, 'flexstream-reporter:') "
+        "AND event_start >= {start:DateTime64(6, 'UTC')} "
+        "AND event_start < {end:DateTime64(6, 'UTC')} "
         "ORDER BY day, sensor",
+        params,
     )
     kpis: dict[str, dict[str, float]] = {}
     for sensor, day, value in rows:

@@ -20,6 +20,7 @@ from connectors.settings import Settings
 from infra import kafka_local
 from schemas import serde
 from schemas.errors import InfraError
+from schemas.times import engine_time
 from streams import runtime
 from streams.demo.data import SENSORS, Series, demo_window, make_site
 from streams.demo.schedule import run_schedule_demo
@@ -115,23 +116,25 @@ def run_demo(
             echo("stopped the worker and the broker it started")
 
 
-def _window_sql(settings: Settings, start: datetime, end: datetime) -> str:
-    def ts(t: datetime) -> str:
-        return f"toDateTime64('{t:%Y-%m-%d %H:%M:%S}', 6, 'UTC')"
+#: The demo's beliefs with events in ``[start, end)``.
+_WINDOW_SQL = (
+    "FROM beliefs FINAL WHERE sensor LIKE 'demo-%' "
+    "AND event_start >= {start:DateTime64(6, 'UTC')} AND event_start < {end:DateTime64(6, 'UTC')}"
+)
 
-    return (
-        f"FROM {settings.clickhouse.database}.beliefs FINAL WHERE sensor LIKE 'demo-%' "
-        f"AND event_start >= {ts(start)} AND event_start < {ts(end)}"
-    )
+
+def _window(start: datetime, end: datetime) -> dict[str, str]:
+    """The parameters of :data:`_WINDOW_SQL`."""
+    return {"start": engine_time(start), "end": engine_time(end)}
 
 
 def _wait_landed(
     settings: Settings, start: datetime, end: datetime, expected: int, timeout: float
 ) -> dict[str, int]:
     deadline = time.monotonic() + timeout
-    sql = f"SELECT sensor, count() {_window_sql(settings, start, end)} GROUP BY sensor"
+    sql = f"SELECT sensor, count() {_WINDOW_SQL} GROUP BY sensor"
     while True:
-        _, rows = query_rows(settings, sql)
+        _, rows = query_rows(settings, sql, _window(start, end))
         counts = {r[0]: int(r[1]) for r in rows}
         if sum(counts.values()) >= expected:
             return counts
@@ -146,7 +149,6 @@ def _summary(settings: Settings, start: datetime, end: datetime, echo: Callable)
     from rich.console import Console
     from rich.table import Table
 
-    db = settings.clickhouse.database
     names, rows = query_rows(
         settings,
         f"""
@@ -154,11 +156,12 @@ def _summary(settings: Settings, start: datetime, end: datetime, echo: Callable)
                min(b.event_start) AS first, max(b.event_start) AS last,
                argMax(b.event_value, b.event_start) AS latest,
                round(min(b.event_value), 2) AS min, round(max(b.event_value), 2) AS max
-        FROM (SELECT * {_window_sql(settings, start, end)}) AS b
+        FROM (SELECT * {_WINDOW_SQL}) AS b
         LEFT JOIN (
-            SELECT name, argMax(unit, updated_at) AS unit FROM {db}.sensors GROUP BY name
+            SELECT name, argMax(unit, updated_at) AS unit FROM sensors GROUP BY name
         ) AS s ON s.name = b.sensor
         GROUP BY b.sensor ORDER BY b.sensor""",
+        _window(start, end),
     )
     table = Table(
         "sensor",
@@ -191,7 +194,8 @@ def _summary(settings: Settings, start: datetime, end: datetime, echo: Callable)
                sumIf(event_value, sensor = 'demo-load') * 0.25 AS load,
                sumIf(greatest(event_value, 0), sensor = 'demo-grid') * 0.25 AS import,
                sumIf(least(event_value, 0), sensor = 'demo-grid') * 0.25 AS export
-        {_window_sql(settings, start, end)}""",
+        {_WINDOW_SQL}""",
+        _window(start, end),
     )
     pv, load, imp, exp = energy[0]
     echo(

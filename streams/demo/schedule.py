@@ -87,18 +87,21 @@ def site_asset(target_time: datetime) -> Asset:
 
 def _wait(settings: Settings, expected: int, believed: datetime, timeout: float = 60) -> None:
     """Wait until the worker has stored the inputs (and so holds them in its belief state)."""
+    from connectors.clickhouse import in_list
+    from schemas.times import engine_time
     from streams.sql.access import query_rows
 
-    db = settings.clickhouse.database
+    sources, params = in_list("source", ("demo-epex", "demo-forecast", "demo-ev-api"))
     sql = (
-        f"SELECT (SELECT count() FROM {db}.beliefs FINAL WHERE source IN "
-        f"('demo-epex', 'demo-forecast', 'demo-ev-api') AND belief_time >= "
-        f"toDateTime64('{believed:%Y-%m-%d %H:%M:%S}', 6, 'UTC')), "
-        f"(SELECT count() FROM {db}.assets FINAL WHERE name = 'demo-site')"
+        f"SELECT (SELECT count() FROM beliefs FINAL WHERE source IN {sources} AND belief_time >= "
+        "{believed:DateTime64(6, 'UTC')}), "
+        "(SELECT count() FROM assets FINAL WHERE name = {asset:String})"
     )
+    # Whole seconds, as the inputs' belief times.
+    params |= {"believed": engine_time(believed.replace(microsecond=0)), "asset": "demo-site"}
     deadline = time.monotonic() + timeout
     while True:
-        landed, assets = query_rows(settings, sql)[1][0]
+        landed, assets = query_rows(settings, sql, params)[1][0]
         if landed >= expected and assets:
             return
         if time.monotonic() > deadline:

@@ -107,10 +107,11 @@ class BeliefSink(Sink):
 
     Each ``add`` is one part (tagged, e.g. with the index of the message it
     came from), so a part the store refuses can be traced to its message.
+    ``name`` is what :class:`~streams.health.Health` calls the sink's writes.
     """
 
-    def __init__(self, store: Store, health: Health | None = None) -> None:
-        super().__init__(health, "beliefs")
+    def __init__(self, store: Store, health: Health | None = None, name: str = "beliefs") -> None:
+        super().__init__(health, name)
         self.store = store
         self._parts: list[tuple[Hashable, BeliefColumns]] = []
         self._sources: set[str] = set()

@@ -235,11 +235,11 @@ def install(ctx: WorkerContext) -> None:
 
     ctx.belief_hooks.append(on_beliefs)
 
-    def query_json(sql: str) -> list[list]:
+    def query_json(sql: str, parameters: Mapping[str, Any]) -> list[list]:
         store = ctx.store
         if store is None:
             raise RuntimeError("the store is not open")
-        return json.loads(store.raw(sql, "JSONCompact"))["data"]
+        return json.loads(store.raw(sql, "JSONCompact", parameters))["data"]
 
     async def close(report: RunningReport, due: list[int]) -> None:
         prep, windows = report.prepared, report.windows

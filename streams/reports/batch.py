@@ -23,13 +23,13 @@ from schemas import serde
 from schemas.beliefs import Sensor
 from schemas.errors import FlexStreamError, InputError
 from schemas.report_definition import ReportDefinition
+from schemas.times import engine_time, parse_aware
 from streams.reports.compute import (
     PreparedReport,
     compute_windows,
     frame_from_rows,
     load_inputs,
     prepare,
-    quote,
     result_records,
 )
 from streams.reports.reporters.beliefs import BELIEF_COLUMNS
@@ -38,24 +38,23 @@ from streams.sql.access import query_rows
 
 def parse_time(text: str, option: str) -> datetime:
     """An aware ISO 8601 time from the command line, in UTC."""
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"cannot read {text!r} as an ISO 8601 time", option) from None
-    if t.tzinfo is None:
-        raise InputError("give a UTC offset, e.g. 2026-04-01T00:00+02:00 or ...Z", option)
-    return t.astimezone(UTC)
+    return parse_aware(
+        text,
+        option,
+        utc=True,
+        unreadable="cannot read {value!r} as an ISO 8601 time",
+        naive="give a UTC offset, e.g. 2026-04-01T00:00+02:00 or ...Z",
+    )
 
 
 def known_sensors(settings: Settings, with_registry: bool = True) -> dict[str, Sensor]:
     """Sensors as ClickHouse knows them (mirrored by the worker), the registry's on top."""
-    db = settings.clickhouse.database
     out: dict[str, Sensor] = {}
     try:
         _, rows = query_rows(
             settings,
-            f"SELECT name, unit, event_resolution, timezone, off_grid, description "
-            f"FROM {db}.sensors FINAL",
+            "SELECT name, unit, event_resolution, timezone, off_grid, description "
+            "FROM sensors FINAL",
         )
     except FlexStreamError:
         rows = []
@@ -105,7 +104,7 @@ def run_batch(
         ) from None
     frames = load_inputs(
         prep,
-        lambda sql: query_rows(settings, sql)[1],
+        lambda sql, params: query_rows(settings, sql, params)[1],
         settings.clickhouse.database,
         start,
         end,
@@ -170,24 +169,23 @@ def write_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
-def _ts(t: datetime) -> str:
-    return f"toDateTime64({quote(t.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 6, 'UTC')"
+#: Every belief of a sensor with events in ``[start, end)``, in the project's database.
+_HISTORY_SQL = (
+    "SELECT " + ", ".join(BELIEF_COLUMNS) + " FROM beliefs FINAL "
+    "WHERE sensor = {sensor:String} AND event_start >= {start:DateTime64(6, 'UTC')} "
+    "AND event_start < {end:DateTime64(6, 'UTC')} ORDER BY event_start"
+)
 
 
 def history_frames(
     settings: Settings, sensors: list[str], start: datetime, end: datetime
 ) -> dict[str, pd.DataFrame]:
     """Every belief of each sensor with events in ``[start, end)`` (all sources)."""
-    db = settings.clickhouse.database
-    out = {}
-    for name in sensors:
-        sql = (
-            f"SELECT {', '.join(BELIEF_COLUMNS)} FROM {db}.beliefs FINAL "
-            f"WHERE sensor = {quote(name)} AND event_start >= {_ts(start)} "
-            f"AND event_start < {_ts(end)} ORDER BY event_start"
-        )
-        out[name] = frame_from_rows(query_rows(settings, sql)[1])
-    return out
+    bounds = {"start": engine_time(start), "end": engine_time(end)}
+    return {
+        name: frame_from_rows(query_rows(settings, _HISTORY_SQL, {"sensor": name, **bounds})[1])
+        for name in sensors
+    }
 
 
 def write_chart(

@@ -25,42 +25,41 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from connectors.clickhouse import identifier
 from schemas.beliefs import Sensor
 from schemas.errors import InputError
 from schemas.report_definition import ReportDefinition
 from schemas.reporters import ReportParameters
+from schemas.times import engine_time
 from streams.reports.reporters.base import Reporter
 from streams.reports.reporters.beliefs import BELIEF_COLUMNS
 from streams.reports.reporters.grid import is_calendar
 from streams.reports.reporters.registry import compute_report, make_reporter
 from streams.reports.windows import WindowSpec, from_us
 
-Query = Callable[[str], list[list]]
+#: Runs SQL with its bound parameters; returns the ``JSONCompact`` rows.
+Query = Callable[[str, Mapping[str, Any]], list[list]]
 
-
-def quote(text: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _ts(t: datetime) -> str:
-    return f"toDateTime64({quote(t.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 6, 'UTC')"
+#: Every belief of a sensor whose event overlaps ``[start, end)`` (``lo``: a bound below
+#: every such event start); ``{db}`` is the database.
+_INPUT_SQL = (
+    "SELECT " + ", ".join(BELIEF_COLUMNS) + " FROM {db}.beliefs FINAL "
+    "WHERE sensor = {sensor:String} AND event_start < {end:DateTime64(6, 'UTC')} "
+    "AND event_start > {lo:DateTime64(6, 'UTC')} "
+    "AND (event_start >= {start:DateTime64(6, 'UTC')} "
+    "OR addSeconds(event_start, event_resolution) > {start:DateTime64(6, 'UTC')}) "
+    "ORDER BY event_start, source, belief_time"
+)
 
 
 def input_sql(
     database: str, sensor: str, start: datetime, end: datetime, resolution: timedelta
-) -> str:
-    """SQL for every belief of ``sensor`` whose event overlaps ``[start, end)``."""
+) -> tuple[str, dict[str, str]]:
+    """SQL and parameters for every belief of ``sensor`` whose event overlaps ``[start, end)``."""
     lo = start - resolution - timedelta(hours=2)  # a 25-hour day starts before start - 24 h
-    cols = ", ".join(BELIEF_COLUMNS)
-    return (
-        f"SELECT {cols} FROM {database}.beliefs FINAL "
-        f"WHERE sensor = {quote(sensor)} AND event_start < {_ts(end)} "
-        f"AND event_start > {_ts(lo)} "
-        f"AND (event_start >= {_ts(start)} "
-        f"OR addSeconds(event_start, event_resolution) > {_ts(start)}) "
-        "ORDER BY event_start, source, belief_time"
-    )
+    params = {"sensor": sensor, "start": engine_time(start), "end": engine_time(end)}
+    params["lo"] = engine_time(lo)
+    return _INPUT_SQL.replace("{db}", identifier(database), 1), params
 
 
 def frame_from_rows(rows: list[list]) -> pd.DataFrame:
@@ -157,8 +156,8 @@ def load_inputs(
     """Beliefs of every input that overlap ``[start, end)``, by alias."""
     frames: dict[str, pd.DataFrame] = {}
     for item in prep.parameters.input:
-        sql = input_sql(database, item.sensor, start, end, prep.resolutions[item.sensor])
-        frames[item.name] = frame_from_rows(query(sql))
+        sql, params = input_sql(database, item.sensor, start, end, prep.resolutions[item.sensor])
+        frames[item.name] = frame_from_rows(query(sql, params))
     return frames
 
 

@@ -33,21 +33,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from schemas.times import US as _US
+from schemas.times import from_us, to_us
 from streams.reports.reporters.grid import is_calendar
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DATE = date(1970, 1, 1)
-_US = timedelta(microseconds=1)
-
-
-def to_us(t: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime."""
-    return (t - _EPOCH) // _US
-
-
-def from_us(us: int) -> datetime:
-    """Aware UTC datetime of microseconds since the epoch."""
-    return _EPOCH + timedelta(microseconds=int(us))
 
 
 @dataclass(frozen=True)

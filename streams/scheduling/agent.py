@@ -7,6 +7,11 @@ beliefs from the scheduler source. A request is acknowledged only after its
 answers are confirmed, so a crash may answer a request twice (recognisable by
 the request id) but never not at all.
 
+Schedules reach ClickHouse as readings do, through a
+:class:`~streams.ingest.sink.BeliefSink`: a write that fails is retried with
+backoff until it lands (meanwhile ``/ready`` says why), and only schedules the
+store refuses for good, while it answers otherwise, fail the request.
+
 Re-planning: an asset whose ``replan.on-new-prices`` is set is re-planned when
 new beliefs arrive for a price sensor of its flex-context that fall within its
 horizon. A burst of price beliefs gives one re-plan: the request is sent once
@@ -20,27 +25,39 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
 from typing import Any
 
 import faust
 
 from schemas import serde
 from schemas.assets import effective_flex_context, price_sensors
-from schemas.errors import InputError
+from schemas.beliefs import BeliefColumns
+from schemas.errors import ConnectorError, InputError
 from schemas.rejections import Rejection, RejectionCode
 from schemas.schedule import Schedule, Status
+from schemas.times import US, floor_time, to_us
 from streams.context import WorkerContext
+from streams.ingest.sink import BeliefSink, RunDb
 from streams.ingest.step import RawMessage, dead_letter
 from streams.scheduling import problem as scheduling
 
 log = logging.getLogger("flexstream.scheduler")
 
 
-def floor_time(t: datetime, step: timedelta) -> datetime:
-    """``t`` floored to a multiple of ``step`` since the epoch."""
-    epoch = datetime(1970, 1, 1, tzinfo=t.tzinfo)
-    return t - (t - epoch) % step
+async def store_schedules(
+    sink: BeliefSink, run: RunDb, beliefs: BeliefColumns, request_id: str
+) -> None:
+    """Write a request's schedules (as beliefs) through ``sink``; return once they are stored.
+
+    Raises :class:`ConnectorError` with the store's error when it refuses them
+    for good.
+    """
+    sink.add(beliefs, tag=request_id)
+    refused = await sink.flush(run, first=request_id, last=request_id)
+    if refused:
+        raise ConnectorError(
+            f"the store refuses the schedules of request {request_id}: {refused[0][1]}"
+        )
 
 
 def install(ctx: WorkerContext) -> None:
@@ -67,7 +84,8 @@ def install(ctx: WorkerContext) -> None:
         answers = scheduling.answer(request, prepared, result, ms, ctx.clock())
         beliefs = scheduling.as_beliefs(answers, prepared.soc_sensors)
         if len(beliefs) and ctx.store is not None:
-            await ctx.run_db(ctx.store.insert_beliefs, beliefs.to_arrow())
+            sink = BeliefSink(ctx.store, ctx.health, name="schedules")
+            await store_schedules(sink, ctx.run_db, beliefs, str(request["request_id"]))
         return answers
 
     @app.agent(requests, concurrency=1)
@@ -144,13 +162,12 @@ def install(ctx: WorkerContext) -> None:
         if not names:
             return
         now = ctx.clock()
-        epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
         for name in names:
             asset = ctx.registry.assets.get(name)
             if asset is None:
                 continue
-            lo = int((floor_time(now, asset.replan.resolution) - epoch).total_seconds() * 1e6)
-            hi = lo + int(asset.replan.duration.total_seconds() * 1e6)
+            lo = to_us(floor_time(now, asset.replan.resolution))
+            hi = lo + asset.replan.duration // US
             spans = [changed[s] for s in changed if name in concerned.get(s, ())]
             if any(end > lo and begin < hi for begin, end in spans):
                 pending[name] = time.monotonic()

@@ -40,6 +40,7 @@ from schemas.errors import InputError
 from schemas.flex_problem import SiteProblem
 from schemas.flex_request import parse_site_problem
 from schemas.schedule import Schedule, ScheduleRequestContext, Status
+from schemas.times import format_utc
 from solvers import ScheduleResult, schedule
 
 SCHEDULER_SOURCE = "flexstream-scheduler"
@@ -78,10 +79,6 @@ def _ref(value: Any) -> str | None:
     return None
 
 
-def _fmt(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def make_resolver(
     lookup: Lookup,
     sensors: Mapping[str, Sensor],
@@ -114,8 +111,8 @@ def make_resolver(
             missing = grid[~ok]
             raise MissingInput(
                 f"no beliefs of sensor {name!r} for {int((~ok).sum())} of {len(grid)} steps, "
-                f"from {_fmt(missing[0])} to {_fmt(missing[-1] + step)}; publish them or "
-                "shorten the horizon",
+                f"from {format_utc(missing[0])} to {format_utc(missing[-1] + step)}; "
+                "publish them or shorten the horizon",
                 field,
             )
         s.attrs["unit"] = sensor.unit
@@ -229,7 +226,7 @@ def prepare(
         latest = lookup.latest_at(soc_ref, start)
         if latest is None:
             raise MissingInput(
-                f"no state of charge of sensor {soc_ref!r} at or before {_fmt(start)}; "
+                f"no state of charge of sensor {soc_ref!r} at or before {format_utc(start)}; "
                 "publish a state-of-charge reading",
                 field,
             )

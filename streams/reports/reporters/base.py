@@ -62,9 +62,10 @@ import pandas as pd
 from pydantic import BaseModel
 
 from schemas.errors import InputError
-from schemas.reporters import load_config, parse_duration
+from schemas.reporters import load_config
+from schemas.times import aware, parse_duration
 from streams.reports.reporters.beliefs import as_ns, current_values
-from streams.reports.reporters.grid import Grid, aware_utc, convert, is_extensive
+from streams.reports.reporters.grid import AWARE_HINT, Grid, convert, is_extensive
 
 #: Name given to the output of a single-output reporter when the caller names none.
 DEFAULT_OUTPUT = "output"
@@ -157,8 +158,8 @@ class Reporter(ABC):
         input_units = dict(input_units or {})
         output_units = dict(output_units or {})
         sources = dict(sources or {})
-        window_start = aware_utc(window_start, "window_start")
-        window_end = aware_utc(window_end, "window_end")
+        window_start = aware(window_start, "window_start", naive=AWARE_HINT)
+        window_end = aware(window_end, "window_end", naive=AWARE_HINT)
         self._check_names(inputs, output_units)
         current = {
             alias: current_values(frame, f"inputs.{alias}", sources.get(alias))

@@ -36,6 +36,7 @@ import pandas as pd
 import pint
 
 from schemas.errors import InputError
+from schemas.times import aware
 from schemas.units import Q_, unit
 
 _DAY = timedelta(days=1)
@@ -58,11 +59,8 @@ def is_calendar(resolution: timedelta) -> bool:
     return resolution >= _DAY and resolution % _DAY == timedelta(0)
 
 
-def aware_utc(value: datetime, field: str) -> datetime:
-    """Refuse naive datetimes; return the value in UTC."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError("must be timezone-aware (e.g. 2026-03-29T00:00:00+01:00)", field)
-    return value.astimezone(UTC)
+#: What a report's window bound without a UTC offset is told.
+AWARE_HINT = "must be timezone-aware (e.g. 2026-03-29T00:00:00+01:00)"
 
 
 def output_edges(
@@ -73,8 +71,8 @@ def output_edges(
     For calendar-day resolutions both window ends must be local midnights in
     ``timezone``; otherwise the window must be a whole number of resolutions.
     """
-    start = aware_utc(window_start, "window_start")
-    end = aware_utc(window_end, "window_end")
+    start = aware(window_start, "window_start", naive=AWARE_HINT)
+    end = aware(window_end, "window_end", naive=AWARE_HINT)
     if end <= start:
         raise InputError("window_end must be after window_start", "window_end")
     if resolution <= timedelta(0):

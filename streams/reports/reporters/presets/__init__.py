@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from schemas.errors import InputError
-from schemas.reporters import ReporterConfig, check_primitive, parse_duration, validate_config
+from schemas.reporters import ReporterConfig, check_primitive, validate_config
+from schemas.times import parse_duration
 from streams.reports.reporters.base import Reporter
 from streams.reports.reporters.registry import get_reporter_class
 
