@@ -50,6 +50,7 @@ def install(ctx: WorkerContext) -> None:
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="solver")
     time_limit = ctx.settings.worker.solver_time_limit
     pending: dict[str, float] = {}  # asset -> monotonic time of the last price belief
+    metrics = ctx.metrics
 
     async def answer(request: dict[str, Any]) -> list[dict[str, Any]]:
         state = ctx.belief_state
@@ -63,10 +64,12 @@ def install(ctx: WorkerContext) -> None:
         result, ms = await loop.run_in_executor(
             pool, scheduling.solve, prepared, "highs", time_limit
         )
+        metrics.solver_time.observe(ms / 1000)
         records = scheduling.answer(request, prepared, result, ms, ctx.clock())
         beliefs = scheduling.as_beliefs(records, prepared.soc_sensors)
         if len(beliefs) and ctx.store is not None:
             await ctx.run_db(ctx.store.insert_beliefs, beliefs.to_arrow())
+            metrics.beliefs_stored.labels("schedules").inc(len(beliefs))
         return records
 
     @app.agent(requests, concurrency=1)
@@ -74,6 +77,7 @@ def install(ctx: WorkerContext) -> None:
         await ctx.ready.wait()
         async for event in stream.events():
             m = event.message
+            t = time.perf_counter()  # received: the latency runs from here to confirmed answers
             raw = RawMessage(m.topic, m.partition, m.offset, m.key, event.value)
             try:
                 if raw.value is None:
@@ -87,7 +91,6 @@ def install(ctx: WorkerContext) -> None:
                 )
                 log.warning("dead letter %s: %s", raw.where, exc)
                 continue
-            t = time.perf_counter()
             try:
                 records = await answer(request)
             except Exception as exc:  # noqa: BLE001 - every request gets an answer
@@ -104,6 +107,8 @@ def install(ctx: WorkerContext) -> None:
                 for r in records
             ]
             await asyncio.gather(*futs)
+            metrics.schedule_requests.inc()
+            metrics.schedule_latency.observe(time.perf_counter() - t)
             log.info(
                 "answered %s (%s) in %.1f ms: %s",
                 request["request_id"],
