@@ -11,6 +11,12 @@ consumed again after a restart or a rebalance.
 A group that has no committed offset for a partition yet starts where another
 group (``carry_offsets_from``) got to, else at the earliest offset: a consumer
 moved to a new group name continues instead of replaying the topic.
+
+:attr:`BatchConsumer.lag` tells, per assigned partition, how many messages
+lie between the consumer's position and the partition's high watermark. It is
+noted on the consumer's thread after a take, at most every ``LAG_EVERY``
+seconds, from what librdkafka already knows (the high watermark its last
+fetch saw, the local position): no request to the broker.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ log = logging.getLogger("flexstream.consumer")
 
 #: Seconds between two log lines about the same consumer error.
 ERROR_LOG_EVERY = 30.0
+#: Seconds between two notes of the consumer lag.
+LAG_EVERY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,9 @@ class BatchConsumer:
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._logged: dict[str, float] = {}
         self.assigned: set[tuple[str, int]] = set()
+        #: Per assigned partition, messages behind its high watermark (see the module docstring).
+        self.lag: dict[tuple[str, int], int] = {}
+        self._lag_noted = -LAG_EVERY
         self.closed = False
 
     # -- on the consumer's thread -------------------------------------------------------
@@ -138,7 +149,28 @@ class BatchConsumer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned -= {(p.topic, p.partition) for p in partitions}
+        self.lag = {tp: n for tp, n in self.lag.items() if tp in self.assigned}
         log.info("%s: revoked %s", self.group, _names(partitions))
+
+    def _note_lag(self) -> None:
+        """Note the lag of the assigned partitions, from librdkafka's cached watermarks."""
+        now = time.monotonic()
+        if now - self._lag_noted < LAG_EVERY:
+            return
+        self._lag_noted = now
+        lag: dict[tuple[str, int], int] = {}
+        try:
+            assigned = [TopicPartition(t, p) for t, p in self.assigned]
+            for tp in self._consumer.position(assigned):
+                if tp.offset < 0:
+                    continue  # nothing fetched from it yet: no position to measure from
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0:
+                    lag[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        except KafkaException as exc:
+            self._log_error(exc.args[0])
+            return
+        self.lag = lag
 
     def _take(self, n: int, within: float) -> list[RawMessage]:
         out = []
@@ -150,6 +182,7 @@ class BatchConsumer:
                 raise ConnectorError(f"consuming {', '.join(self.topics)} failed for good: {err}")
             else:
                 self._log_error(err)
+        self._note_lag()
         return out
 
     def _log_error(self, err: KafkaError) -> None:

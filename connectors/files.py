@@ -3,8 +3,12 @@
 The CSV has a header with ``event_start`` and ``event_value`` and optionally
 ``sensor`` (else given by the caller), ``belief_time``, ``belief_horizon``
 (ISO 8601 duration before event end), ``source``, ``unit``,
-``cumulative_probability`` and ``event_resolution`` (ISO 8601). Times carry an
-offset or a ``Z``; naive times are rejected. Consecutive rows of one sensor that
+``cumulative_probability`` and ``event_resolution`` (ISO 8601). Other names
+for the columns of event starts, values and belief times are mapped with a
+:class:`ColumnMap`; the delimiter may be another character than a comma.
+Times carry an offset or a ``Z``; times without one are rejected, unless a
+timezone is given to read them in (see :func:`_localize` for the night clocks
+go back). Consecutive rows of one sensor that
 share source, belief time (or horizon), unit and probability and are evenly
 spaced become one batch message (up to ``max_batch`` values), which is what
 makes high throughput possible.
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -62,7 +67,17 @@ def _first(mask: pd.Series | np.ndarray) -> int:
     return int(np.flatnonzero(np.asarray(mask))[0])
 
 
-def _parse_times(col: pd.Series, name: str, optional: bool = False) -> pd.Series:
+_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _parse_times(
+    col: pd.Series,
+    name: str,
+    optional: bool = False,
+    tz: str | None = None,
+    groups: pd.Series | None = None,
+) -> pd.Series:
+    """Aware UTC times; naive ones are read in ``tz`` (see :func:`_localize`), else refused."""
     missing = col.isna()
     if not optional and missing.any():
         row = _first(missing)
@@ -70,26 +85,77 @@ def _parse_times(col: pd.Series, name: str, optional: bool = False) -> pd.Series
             f"row {row + 1} has no time; every row needs one (ISO 8601 with an offset)", name
         )
     text = col.astype(str).str.strip()
-    naive = ~missing & ~text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
-    if naive.any():
+    naive = ~missing & ~text.str.contains(_OFFSET, regex=True)
+    if naive.any() and tz is None:
         row = _first(naive)
         raise InputError(
             f"time {text.iloc[row]!r} (row {row + 1}) has no UTC offset; write ISO 8601 with "
-            "an offset, e.g. 2026-01-01T00:00:00+01:00 or ...Z",
+            "an offset, e.g. 2026-01-01T00:00:00+01:00 or ...Z, or pass --timezone to read "
+            "times without an offset as local times of that zone",
             name,
         )
+    out = _to_datetime(text.mask(missing | naive), name, utc=True)
+    if naive.any():
+        local = _to_datetime(text[naive], name, utc=False)
+        by = groups[naive] if groups is not None else pd.Series(0, index=local.index)
+        for _, part in local.groupby(by, sort=False):
+            out[part.index] = _localize(part, text, tz, name)  # type: ignore[arg-type]
+    return out
+
+
+def _to_datetime(text: pd.Series, name: str, utc: bool) -> pd.Series:
     try:
-        return pd.to_datetime(text.mask(missing), utc=True, format="ISO8601")
+        return pd.to_datetime(text, utc=utc, format="ISO8601")
     except (ValueError, TypeError, OverflowError):
-        # Find the first unreadable time, to name its row.
-        parsed = pd.to_datetime(text.mask(missing), utc=True, format="ISO8601", errors="coerce")
-        bad = parsed.isna() & ~missing
-        row = _first(bad) if bad.any() else 0
+        # Find the first unreadable time, to name its row (rows are numbered from 1).
+        parsed = pd.to_datetime(text, utc=utc, format="ISO8601", errors="coerce")
+        bad = parsed.isna() & text.notna()
+        label = bad.idxmax() if bad.any() else text.index[0]
         raise InputError(
-            f"time {text.iloc[row]!r} (row {row + 1}) is not an ISO 8601 date and time; "
+            f"time {text[label]!r} (row {label + 1}) is not an ISO 8601 date and time; "
             "write e.g. 2026-01-01T00:00:00+01:00",
             name,
         ) from None
+
+
+def _localize(local: pd.Series, text: pd.Series, tz: str, name: str) -> pd.Series:
+    """Naive times of one sensor, in file order, read as local times of ``tz``, in UTC.
+
+    Where clocks go back, a local time occurs twice. Rows that repeat the
+    hour in order (as a meter's export across that night does: 02:00 ...
+    02:45, then 02:00 ... 02:45 again) are told apart by their order: the
+    first run is summer time, the second winter time. An ambiguous time that
+    its rows cannot settle (it appears once, or out of order) is an error
+    naming the row, as is a time that does not exist (clocks go forward).
+    """
+    idx = pd.DatetimeIndex(local)
+    try:
+        return pd.Series(
+            idx.tz_localize(tz, ambiguous="infer", nonexistent="raise").tz_convert("UTC"),
+            index=local.index,
+        )
+    except ValueError:
+        pass
+    gap = idx.tz_localize(tz, ambiguous=True, nonexistent="NaT").isna()
+    unsettled = idx.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna()
+    label = local.index[int(np.flatnonzero(gap | unsettled)[0])]
+    shown = text[label]
+    if gap[local.index.get_loc(label)]:
+        raise InputError(
+            f"time {shown!r} (row {label + 1}) does not exist in {tz}: clocks go forward "
+            "that night; correct the time, or write it with its UTC offset",
+            name,
+        )
+    t = local[label]
+    summer, winter = (
+        pd.Timestamp(t).tz_localize(tz, ambiguous=flag).isoformat() for flag in (True, False)
+    )
+    raise InputError(
+        f"time {shown!r} (row {label + 1}) occurs twice in {tz} (clocks go back that night) "
+        "and the rows around it do not tell which is meant; write it with its UTC offset "
+        f"({summer} or {winter})",
+        name,
+    )
 
 
 def _parse_numbers(col: pd.Series, name: str, required: bool) -> pd.Series:
@@ -163,9 +229,9 @@ def _text_of(source: str | Path | IO[str]) -> str:
     return text.removeprefix("\ufeff")  # a byte-order mark, as some spreadsheets write
 
 
-def _malformed(text: str, header: list[str]) -> InputError:
+def _malformed(text: str, header: list[str], delimiter: str = ",") -> InputError:
     """Say which row of ``text`` the CSV parser could not read, and why."""
-    reader = csv.reader(io.StringIO(text), strict=True)
+    reader = csv.reader(io.StringIO(text), strict=True, delimiter=delimiter)
     row = 0
     try:
         next(reader, None)
@@ -178,7 +244,7 @@ def _malformed(text: str, header: list[str]) -> InputError:
                     f"row {row} has {len(fields)} values but the header names "
                     f"{len(header)} columns ({', '.join(header)}); remove the extra value "
                     f"{fields[len(header)]!r}, name its column in the header, or put quotes "
-                    "around values that contain a comma",
+                    f"around values that contain the delimiter {delimiter!r}",
                     f"column {len(header) + 1}",
                 )
     except csv.Error as exc:
@@ -190,9 +256,9 @@ def _malformed(text: str, header: list[str]) -> InputError:
     return InputError("the CSV cannot be read; check its quotes and commas", "file")
 
 
-def _header(text: str) -> list[str]:
+def _header(text: str, delimiter: str = ",") -> list[str]:
     try:
-        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter), [])
     except csv.Error:
         header = []
     header = [h.strip() for h in header]
@@ -208,6 +274,92 @@ def _header(text: str) -> list[str]:
     return header
 
 
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which CSV columns hold the event starts, the values and the belief times.
+
+    Defaults are the project's own column names; ``flexstream publish`` sets
+    them with ``--datetime-column``, ``--value-column`` and
+    ``--belief-time-column``. Errors name the columns as the CSV does.
+    """
+
+    event_start: str = "event_start"
+    event_value: str = "event_value"
+    belief_time: str | None = None
+
+    def _mapped(self) -> dict[str, tuple[str, str]]:
+        """Our column -> (the CSV's column, the option that names it)."""
+        out = {
+            "event_start": (self.event_start.strip(), "--datetime-column"),
+            "event_value": (self.event_value.strip(), "--value-column"),
+        }
+        if self.belief_time is not None:
+            out["belief_time"] = (self.belief_time.strip(), "--belief-time-column")
+        return out
+
+    def apply(self, df: pd.DataFrame, delimiter: str) -> dict[str, str]:
+        """Rename ``df``'s mapped columns to ours; return ours -> the CSV's name, for errors."""
+        mapped = self._mapped()
+        seen: dict[str, str] = {}
+        for ours, (theirs, option) in mapped.items():
+            if theirs in seen:
+                raise InputError(
+                    f"{option} and {seen[theirs]} both name the column {theirs!r}; "
+                    "each must name a column of its own",
+                    option,
+                )
+            seen[theirs] = option
+            if theirs not in df.columns:
+                raise InputError(
+                    _missing_column(ours, theirs, option, list(df.columns), delimiter), theirs
+                )
+            if theirs != ours and ours in df.columns:
+                raise InputError(
+                    f"the CSV has a column {ours!r} besides {theirs!r}, which {option} names "
+                    f"as the {ours} column; remove or rename {ours!r}, or leave {option} out",
+                    ours,
+                )
+        rename = {theirs: ours for ours, (theirs, _) in mapped.items()}
+        df.columns = [rename.get(c, c) for c in df.columns]
+        return {"belief_time": "belief_time", **{k: v for k, (v, _) in mapped.items()}}
+
+
+def _missing_column(ours: str, theirs: str, option: str, header: list[str], delimiter: str) -> str:
+    names = ", ".join(repr(h) for h in header)
+    what = {"event_start": "event starts", "event_value": "values", "belief_time": "belief times"}
+    if len(header) == 1 and delimiter == ",":
+        hint = "; if its values are separated by ';' or tabs, pass --delimiter"
+    else:
+        hint = ""
+    if theirs == ours:
+        return (
+            f"the CSV needs an {ours!r} column (header row), or name the column of "
+            f"{what[ours]} with {option}; the header names {names}{hint}"
+        )
+    return f"the CSV has no column {theirs!r} ({option}); the header names {names}{hint}"
+
+
+def _delimiter(delimiter: str) -> str:
+    d = {"tab": "\t", "\\t": "\t"}.get(delimiter, delimiter)
+    if len(d) != 1 or d in '"\r\n':
+        raise InputError(
+            f"{delimiter!r} cannot separate values; give one character such as ',' or ';' "
+            "(or 'tab')",
+            "--delimiter",
+        )
+    return d
+
+
+def _check_timezone(tz: str) -> None:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(
+            f"{tz!r} is not a known time zone; give an IANA name such as Europe/Amsterdam or UTC",
+            "--timezone",
+        ) from None
+
+
 def read_csv(
     source: str | Path | IO[str],
     sensor: str | None = None,
@@ -217,13 +369,23 @@ def read_csv(
     max_batch: int = 2000,
     belief_time: datetime | None = None,
     belief_horizon: timedelta | None = None,
+    columns: ColumnMap = ColumnMap(),  # noqa: B008 - frozen dataclass
+    timezone: str | None = None,
+    delimiter: str = ",",
 ) -> list[Reading]:
     """Read a readings CSV into messages (see the module docstring for the columns).
 
     ``belief_time`` (aware) or ``belief_horizon`` (before the event end) is given
-    to rows that have neither in their own columns; not both.
+    to rows that have neither in their own columns; not both. ``columns`` names
+    the CSV's columns of event starts, values and belief times where they are
+    not ``event_start``, ``event_value`` and ``belief_time``. ``timezone`` (an
+    IANA name) reads times without an offset as local times there; without it
+    they are refused. ``delimiter`` separates the values (one character).
     Raises :class:`InputError` naming the column and row of the first problem.
     """
+    delimiter = _delimiter(delimiter)
+    if timezone is not None:
+        _check_timezone(timezone)
     if belief_time is not None and belief_horizon is not None:
         raise InputError("give a belief time or a belief horizon, not both", "belief_horizon")
     if belief_time is not None and belief_time.tzinfo is None:
@@ -235,21 +397,23 @@ def read_csv(
             "resolution",
         )
     text = _text_of(source)
-    header = _header(text)
+    header = _header(text, delimiter)
     try:
         # Only empty cells are missing: 'NA', 'nan' or 'null' are reported, not guessed at.
         df = pd.read_csv(
-            io.StringIO(text), dtype=_TEXT_COLUMNS, keep_default_na=False, na_values=[""]
+            io.StringIO(text),
+            sep=delimiter,
+            dtype=_TEXT_COLUMNS,
+            keep_default_na=False,
+            na_values=[""],
         )
     except pd.errors.ParserError:
-        raise _malformed(text, header) from None
+        raise _malformed(text, header, delimiter) from None
     if not isinstance(df.index, pd.RangeIndex):
         # Every row had one value more than the header: pandas took the first as an index.
-        raise _malformed(text, header)
+        raise _malformed(text, header, delimiter)
     df.columns = [str(c).strip() for c in df.columns]
-    for col in ("event_start", "event_value"):
-        if col not in df.columns:
-            raise InputError(f"the CSV needs an {col!r} column (header row)", col)
+    label = columns.apply(df, delimiter)
     if "sensor" not in df.columns:
         if not sensor:
             raise InputError("the CSV has no 'sensor' column; add one or pass --sensor", "sensor")
@@ -257,9 +421,14 @@ def read_csv(
     elif df["sensor"].isna().any():
         row = _first(df["sensor"].isna())
         raise InputError(f"row {row + 1} has no sensor; fill it in", "sensor")
-    df["event_start"] = _parse_times(df["event_start"], "event_start")
+    sensors = df["sensor"]
+    df["event_start"] = _parse_times(
+        df["event_start"], label["event_start"], tz=timezone, groups=sensors
+    )
     if "belief_time" in df.columns:
-        df["belief_time"] = _parse_times(df["belief_time"], "belief_time", optional=True)
+        df["belief_time"] = _parse_times(
+            df["belief_time"], label["belief_time"], optional=True, tz=timezone, groups=sensors
+        )
     else:
         df["belief_time"] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
     if "belief_horizon" in df.columns:
@@ -297,7 +466,7 @@ def read_csv(
             neither, belief_horizon // timedelta(milliseconds=1)
         )
     res_col = _event_resolutions(df["event_resolution"]) if "event_resolution" in df else None
-    df["event_value"] = _parse_numbers(df["event_value"], "event_value", True)
+    df["event_value"] = _parse_numbers(df["event_value"], label["event_value"], True)
     return list(_messages(df, res_col, resolution, max_batch))
 
 

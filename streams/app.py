@@ -37,6 +37,7 @@ from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas.beliefs import Sensor
 from schemas.errors import ConnectorError
+from streams import metrics
 from streams.beliefs import agent as beliefs_agent
 from streams.context import WorkerContext
 from streams.ingest import agent as ingest_agent
@@ -266,6 +267,15 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         async def get(self, request: faust.web.Request) -> faust.web.Response:
             report = ctx.health.report()
             return self.json(report, status=200 if report["ready"] else 503)
+
+    @app.page("/metrics")
+    class MetricsView(faust.web.View):
+        """Prometheus metrics of this worker, in the text exposition format (0.0.4)."""
+
+        async def get(self, request: faust.web.Request) -> faust.web.Response:
+            return self.bytes(
+                ctx.metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE}
+            )
 
     def _close() -> None:
         registry.stop()

@@ -30,6 +30,7 @@ from streams.beliefs.state import BeliefState
 from streams.health import Health
 from streams.ingest.sink import BeliefSink
 from streams.ingest.step import IngestResult, Outcome, RawMessage, dead_letter, ingest
+from streams.metrics import Metrics
 
 log = logging.getLogger("flexstream.worker")
 
@@ -65,6 +66,8 @@ class WorkerContext:
     dead_letters: Any
     store: Store | None = None
     health: Health = field(default_factory=Health)
+    #: The worker's Prometheus metrics (``GET /metrics``).
+    metrics: Metrics = field(default_factory=Metrics)
     belief_hooks: list[BeliefHook] = field(default_factory=list)
     #: The sink of the readings (set by the ingesting agent once the store is open).
     readings_sink: BeliefSink | None = None
@@ -145,6 +148,7 @@ class WorkerContext:
             ]
             if not failed:
                 self.health.ok("dead-letters")
+                self.metrics.count_dead_letters(letters)
                 return
             errors = [r for r in results if isinstance(r, BaseException)]
             for d in failed[:10]:

@@ -66,6 +66,33 @@ def landing_lines(landing) -> list[str]:  # noqa: ANN001 - connectors.landing.La
     "measurements, P1D) of rows without belief_time or belief_horizon, instead of --belief-time.",
 )
 @click.option(
+    "--datetime-column",
+    default="event_start",
+    show_default=True,
+    help="The CSV's column of event starts.",
+)
+@click.option(
+    "--value-column",
+    default="event_value",
+    show_default=True,
+    help="The CSV's column of values.",
+)
+@click.option(
+    "--belief-time-column",
+    help="The CSV's column of belief times. Default: belief_time, when the CSV has it.",
+)
+@click.option(
+    "--timezone",
+    help="IANA time zone (e.g. Europe/Amsterdam) to read times without a UTC offset in; "
+    "without it such times are an error.",
+)
+@click.option(
+    "--delimiter",
+    default=",",
+    show_default=True,
+    help="The character between values (e.g. ';', or 'tab').",
+)
+@click.option(
     "--no-check",
     is_flag=True,
     help="Send without checking sensors, units and resolutions against the registry.",
@@ -92,6 +119,11 @@ def publish(
     resolution: str | None,
     belief_time: str | None,
     belief_horizon: str | None,
+    datetime_column: str,
+    value_column: str,
+    belief_time_column: str | None,
+    timezone: str | None,
+    delimiter: str,
     no_check: bool,
     wait_landed: bool,
     timeout: float,
@@ -100,13 +132,15 @@ def publish(
     """Publish readings from a CSV FILE (or stdin) and wait for the broker's confirmation.
 
     Every row needs an event_start and a number as event_value (an empty value is an
-    error: remove the row to leave the event out). Rows without belief_time or
+    error: remove the row to leave the event out); --datetime-column and
+    --value-column name other columns for them. Times need a UTC offset, or
+    --timezone to read them as local times. Rows without belief_time or
     belief_horizon are believed at the time of publishing, unless --belief-time or
     --belief-horizon says otherwise. Sensors, units and resolutions are checked
     against the registry and the worker's sensors file first (--no-check skips
     this). A file with an error sends nothing.
     """
-    from connectors.files import read_csv
+    from connectors.files import ColumnMap, read_csv
     from connectors.kafka import ConfirmingProducer
     from connectors.settings import Settings
     from schemas import serde
@@ -133,6 +167,9 @@ def publish(
         unit=unit,
         belief_time=believed,
         belief_horizon=horizon,
+        columns=ColumnMap(datetime_column, value_column, belief_time_column),
+        timezone=timezone,
+        delimiter=delimiter,
     )
     bs = runtime.bootstrap(s, start=False)
     conf = s.kafka.client_config(bs)

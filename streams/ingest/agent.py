@@ -24,9 +24,15 @@ async def ingest_readings(ctx: WorkerContext) -> None:
     consumer = ctx.batch_consumer(
         "readings", [ctx.topic("readings.meter"), ctx.topic("readings.price")]
     )
+    metrics = ctx.metrics
+    metrics.watch_lag(consumer.group, lambda: consumer.lag)
 
     async def handle(msgs: list[RawMessage], validated: Validated) -> None:
+        valid = len(validated.result.beliefs)  # before the store may refuse some
         result = await ctx.store_batch(msgs, validated, sink)
+        metrics.readings_messages.inc(len(msgs))
+        metrics.readings_beliefs.inc(valid)
+        metrics.beliefs_stored.labels("readings").inc(len(result.beliefs))
         # A sensor's state lives in the partition of the readings that carry it.
         for m in msgs:
             if m.key:
@@ -36,6 +42,7 @@ async def ingest_readings(ctx: WorkerContext) -> None:
     try:
         await ctx.consume_batches(consumer, handle, ctx.validate_batch)
     finally:
+        metrics.watch_lag(consumer.group, None)
         consumer.close()
 
 

@@ -278,6 +278,8 @@ def install(ctx: WorkerContext) -> None:
         st = report.stats
         st["closed"] += len(due) - late
         st["recomputed"] += late
+        ctx.metrics.report_windows_closed.labels(prep.definition.name).inc(len(due) - late)
+        ctx.metrics.report_recomputations.labels(prep.definition.name).inc(late)
         st["values"] += values
         st["latency_ms"] = [*st["latency_ms"][-999:], (time.perf_counter() - t0) * 1000]
         log.info(
@@ -336,6 +338,7 @@ def install(ctx: WorkerContext) -> None:
 
         async def handle(msgs: list[Any], validated: Any) -> None:
             result = await ctx.store_batch(msgs, validated, sink)
+            ctx.metrics.beliefs_stored.labels("reports").inc(len(result.beliefs))
             await on_beliefs(result.beliefs)
 
         try:

@@ -68,6 +68,7 @@ def install(ctx: WorkerContext) -> None:
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="solver")
     time_limit = ctx.settings.worker.solver_time_limit
     pending: dict[str, float] = {}  # asset -> monotonic time of the last price belief
+    metrics = ctx.metrics
 
     async def answer(request: dict[str, Any]) -> list[Schedule]:
         state = ctx.belief_state
@@ -81,11 +82,13 @@ def install(ctx: WorkerContext) -> None:
         result, ms = await loop.run_in_executor(
             pool, scheduling.solve, prepared, "highs", time_limit
         )
+        metrics.solver_time.observe(ms / 1000)
         answers = scheduling.answer(request, prepared, result, ms, ctx.clock())
         beliefs = scheduling.as_beliefs(answers, prepared.soc_sensors)
         if len(beliefs) and ctx.store is not None:
             sink = BeliefSink(ctx.store, ctx.health, name="schedules")
             await store_schedules(sink, ctx.run_db, beliefs, str(request["request_id"]))
+            metrics.beliefs_stored.labels("schedules").inc(len(beliefs))
         return answers
 
     @app.agent(requests, concurrency=1)
@@ -93,6 +96,7 @@ def install(ctx: WorkerContext) -> None:
         await ctx.ready.wait()
         async for event in stream.events():
             m = event.message
+            t = time.perf_counter()  # received: the latency runs from here to confirmed answers
             raw = RawMessage(m.topic, m.partition, m.offset, m.key, event.value)
             try:
                 if raw.value is None:
@@ -112,7 +116,6 @@ def install(ctx: WorkerContext) -> None:
                 )
                 log.warning("dead letter %s: %s", raw.where, exc)
                 continue
-            t = time.perf_counter()
             try:
                 answers = await answer(request)
             except Exception as exc:  # noqa: BLE001 - every request gets an answer
@@ -126,6 +129,8 @@ def install(ctx: WorkerContext) -> None:
                 )
             futs = [await schedules.send(key=a.sensor.encode(), value=a.to_avro()) for a in answers]
             await asyncio.gather(*futs)
+            metrics.schedule_requests.inc()
+            metrics.schedule_latency.observe(time.perf_counter() - t)
             log.info(
                 "answered %s (%s) in %.1f ms: %s",
                 request["request_id"],
