@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from schemas.beliefs import BeliefColumns
-from streams.beliefs.state import TABLE, BeliefState, PageKey, decode_key, encode_key
+from streams.beliefs.block import TABLE, PageKey, decode_key, encode_key
+from streams.beliefs.state import BeliefState
 from streams.changelog_map import ChangelogMap
 
 log = logging.getLogger("flexstream.belief_state")

@@ -29,7 +29,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,25 +42,10 @@ from schemas.flex_request import parse_site_problem
 from schemas.schedule import Schedule, ScheduleRequestContext, Status
 from schemas.times import format_utc
 from solvers import ScheduleResult, schedule
+from streams.scheduling.inputs import Lookup, MissingInput, json_override, make_resolver, sensor_ref
 
 SCHEDULER_SOURCE = "flexstream-scheduler"
 _US = 1_000_000
-
-
-class MissingInput(InputError):
-    """A sensor the request needs has no beliefs for (part of) the window."""
-
-
-class Lookup(Protocol):
-    """Where current values come from (the belief state)."""
-
-    def series(self, sensor: str, start: datetime, end: datetime) -> pd.Series:
-        """Current values of events overlapping [start, end), with attrs['resolution']."""
-        ...
-
-    def latest_at(self, sensor: str, at: datetime) -> tuple[datetime, float] | None:
-        """The most recent event at or before ``at``."""
-        ...
 
 
 @dataclass
@@ -71,79 +56,6 @@ class Prepared:
     devices: list[str]
     problem: SiteProblem
     soc_sensors: dict[str, str]
-
-
-def _ref(value: Any) -> str | None:
-    if isinstance(value, dict) and isinstance(value.get("sensor"), str):
-        return value["sensor"]
-    return None
-
-
-def make_resolver(
-    lookup: Lookup,
-    sensors: Mapping[str, Sensor],
-    start: datetime,
-    end: datetime,
-    step: timedelta,
-) -> Any:
-    """A resolver for ``parse_site_problem`` that checks every step is covered."""
-
-    def resolve(ref: Any, field: str) -> pd.Series:
-        name = _ref(ref)
-        sensor = sensors.get(name) if name else None
-        if sensor is None:
-            raise InputError(f"sensor {name!r} is not registered; register it first", field)
-        s = lookup.series(name, start, end)
-        res = s.attrs.get("resolution", sensor.event_resolution)
-        grid = pd.date_range(start, end, freq=step, inclusive="left")
-        if not len(s):
-            ok = np.zeros(len(grid), dtype=bool)
-        elif res > timedelta(0):
-            starts = s.index.as_unit("us").asi8
-            g = grid.as_unit("us").asi8
-            pos = np.searchsorted(starts, g, side="right") - 1
-            res_us = res // timedelta(microseconds=1)
-            ok = (pos >= 0) & (g < np.where(pos >= 0, starts[np.maximum(pos, 0)] + res_us, 0))
-        else:
-            first = s.index[0] if len(s) else None
-            ok = np.asarray([first is not None and t >= first for t in grid])
-        if not ok.all():
-            missing = grid[~ok]
-            raise MissingInput(
-                f"no beliefs of sensor {name!r} for {int((~ok).sum())} of {len(grid)} steps, "
-                f"from {format_utc(missing[0])} to {format_utc(missing[-1] + step)}; "
-                "publish them or shorten the horizon",
-                field,
-            )
-        s.attrs["unit"] = sensor.unit
-        return s
-
-    return resolve
-
-
-_OVERRIDE_EXAMPLES = {
-    "flex_model": '{"sensor": "battery", "soc-max": "10 kWh"}',
-    "flex_context": '{"site-power-capacity": "25 kW"}',
-}
-
-
-def _json_override(request: Mapping[str, Any], key: str) -> Any:
-    """The request's JSON override ``key`` parsed, or None when it has none."""
-    text = request.get(key)
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        where = (
-            f" ({exc.msg} at line {exc.lineno} column {exc.colno})"
-            if isinstance(exc, json.JSONDecodeError)
-            else ""
-        )
-        raise InputError(
-            f"is not valid JSON{where}; send a JSON object such as {_OVERRIDE_EXAMPLES[key]}",
-            key,
-        ) from None
 
 
 def prepare(
@@ -165,7 +77,7 @@ def prepare(
     if asset is None:
         raise InputError(f"asset {name!r} is not registered; register it first", "asset")
     flex_model = [dict(m) for m in asset.flex_model]
-    override = _json_override(request, "flex_model")
+    override = json_override(request, "flex_model")
     if override is not None:
         items = override if isinstance(override, list) else [override]
         for i, o in enumerate(items):
@@ -191,7 +103,7 @@ def prepare(
     if not flex_model:
         raise InputError(f"asset {name!r} has no flex-model to schedule", "asset")
     context = effective_flex_context(name, assets)
-    context_override = _json_override(request, "flex_context")
+    context_override = json_override(request, "flex_context")
     if context_override is not None:
         if not isinstance(context_override, dict):
             raise InputError(
@@ -209,8 +121,8 @@ def prepare(
     for i, m in enumerate(flex_model):
         # As in FlexMeasures, the state-of-charge sensor is where soc-at-start is read
         # from when it is not given, and where the scheduled SOC is written.
-        state_ref = _ref(m.get("state-of-charge"))
-        soc_ref = _ref(m.get("soc-at-start"))
+        state_ref = sensor_ref(m.get("state-of-charge"))
+        soc_ref = sensor_ref(m.get("soc-at-start"))
         field = f"flex-model[{i}].soc-at-start"
         if soc_ref is None and state_ref is not None and "soc-at-start" not in m:
             soc_ref, field = state_ref, f"flex-model[{i}].state-of-charge"

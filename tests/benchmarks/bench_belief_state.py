@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from schemas.beliefs import BeliefColumns  # noqa: E402
-from streams.beliefs.state import BeliefState, to_us  # noqa: E402
+from schemas.times import to_us  # noqa: E402
+from streams.beliefs.state import BeliefState  # noqa: E402
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 STEP_US = 900 * 1_000_000

@@ -13,19 +13,19 @@ from hypothesis import strategies as st
 
 from schemas import serde
 from schemas.beliefs import BeliefColumns, Sensor, validate
+from schemas.times import to_us
 from streams.beliefs.agent import changelog_pages
-from streams.beliefs.state import (
+from streams.beliefs.block import (
     DAY_S,
     HOUR_S,
     MINUTE_S,
-    BeliefState,
     Block,
     block_span_s,
     decode_key,
     encode_key,
     page_span_s,
-    to_us,
 )
+from streams.beliefs.state import BeliefState
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 SENSORS = {
