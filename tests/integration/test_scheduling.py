@@ -15,6 +15,8 @@ from streams.scheduling.agent import floor_time
 from tests.integration.conftest import batch, wait_for
 from tests.integration.test_cli import run
 
+pytestmark = pytest.mark.integration
+
 SENSORS = [
     {"name": "bat-power", "unit": "kW", "event_resolution": "PT15M"},
     {"name": "bat-soc", "unit": "kWh", "event_resolution": "PT0M"},

@@ -19,6 +19,8 @@ from schemas import serde
 from tests.integration.conftest import wait_for
 from tests.integration.test_cli import run
 
+pytestmark = pytest.mark.integration
+
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 Q = timedelta(minutes=15)
 
