@@ -39,7 +39,7 @@ def wait_for(pred: Callable[[], object], timeout: float = 60, every: float = 0.2
         last = pred()
         if last:
             return last
-        time.sleep(every)
+        time.sleep(every)  # kept: the pause between polls of the condition, not a wait
     raise AssertionError(f"timed out after {timeout} s waiting for {what or pred} (last: {last!r})")
 
 
@@ -124,6 +124,17 @@ class Env:
                 out.append(msg)
         c.close()
         return out
+
+    def committed(self, group: str, topic: str) -> int:
+        """Offsets the worker's group ``group`` (e.g. ``readings``) committed on ``topic``."""
+        name = self.topic(topic)
+        c = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": self.topic(f"worker.{group}")}
+        )
+        parts = c.list_topics(name, timeout=10).topics[name].partitions
+        got = c.committed([TopicPartition(name, p) for p in parts], timeout=10)
+        c.close()
+        return sum(max(tp.offset, 0) for tp in got)
 
     def end_offsets(self, topic: str) -> int:
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "offsets"})

@@ -20,6 +20,8 @@ from schemas.errors import ConnectorError
 from streams.sql.access import execute_sql, query_rows, run_sql
 from tests.integration.conftest import batch, wait_for
 
+pytestmark = pytest.mark.integration
+
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 PV = Sensor(name="pv", unit="kW", event_resolution="PT15M")
 

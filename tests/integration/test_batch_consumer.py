@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.batch_consumer import BatchConsumer
 from connectors.kafka import ConfirmingProducer
+
+pytestmark = pytest.mark.integration
 
 
 def _topic(bootstrap: str, partitions: int = 2) -> str:

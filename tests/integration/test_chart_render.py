@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from schemas.errors import InputError
 from streams.cli.charts import build_chart, save_chart
 
 pytestmark = pytest.mark.integration
@@ -123,6 +124,25 @@ def test_chart_html_draws_one_line_per_sensor_and_source_offline(chromium, tmp_p
     assert "kind: schedule" in dom and "kind: report" in dom and "kind: belief" in dom
     for unit in ("kW", "EUR/MWh", "EUR"):
         assert f">{unit}</text>" in dom, f"no y axis titled {unit}"
+
+
+def test_html_is_self_contained_and_png_renders(tmp_path):
+    """Saving runs vl-convert's JavaScript engine: inline bundle for HTML, rendering for PNG."""
+    frames = {
+        "battery": pd.concat(
+            [_beliefs([1.0, 5.0, 1.0], "meter"), _beliefs([2.0, -2.0, 0.0], "scheduler")]
+        ),
+        "price": _beliefs([50.0, 60.0, 70.0], "entsoe"),
+    }
+    chart = build_chart(frames, {"battery": "kW", "price": "EUR/MWh"})
+    html = save_chart(chart, tmp_path / "c.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=", html)
+    assert "vegaEmbed(" in html and len(html) > 100_000  # the bundle is inlined
+    png = save_chart(chart, tmp_path / "c.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+    with pytest.raises(InputError) as err:
+        save_chart(chart, tmp_path / "c.pdf")
+    assert err.value.field == "path"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,8 @@ from connectors.kafka import topic_specs
 from infra import kafka_local
 from tests.integration.conftest import DIST, wait_for
 
+pytestmark = pytest.mark.integration
+
 FLEXSTREAM = [sys.executable, "-m", "streams.cli"]
 
 

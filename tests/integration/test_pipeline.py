@@ -7,8 +7,12 @@ import os
 import signal
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from schemas import serde
 from tests.integration.conftest import batch, wait_for
+
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 COUNT = "SELECT count() FROM flexstream.beliefs FINAL"

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.integration.conftest import wait_for
 from tests.integration.test_cli import run
+
+pytestmark = pytest.mark.integration
 
 
 def _tomorrow_prices(hours: int = 24) -> str:

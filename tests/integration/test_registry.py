@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 import yaml
 
 from tests.integration.conftest import batch, wait_for
 from tests.integration.test_cli import run
+
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 

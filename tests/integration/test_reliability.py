@@ -18,11 +18,15 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from connectors.kafka import ensure_topics
 from connectors.sdk import FlexStreamClient
 from infra import kafka_local
 from schemas import serde
 from tests.integration.conftest import DIST, batch, wait_for
+
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 TOTALS = (

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
@@ -146,7 +145,11 @@ def test_killed_worker_keeps_its_windows_a_late_belief_recomputes_an_open_window
     first_bt = rows[0][2]
     status = wait_for(lambda: report_status(fs).get("net"), what="the report status")
     assert status["closed"] == 1 and status["pending"] == 1
-    time.sleep(2.5)  # past the offset commit interval: the input is not replayed
+    # the readings are committed (the input is not replayed after the kill)
+    wait_for(
+        lambda: fs.committed("readings", "readings.meter") == fs.end_offsets("readings.meter"),
+        what="the readings' offsets committed",
+    )
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(10)
 

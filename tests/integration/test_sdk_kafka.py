@@ -19,6 +19,8 @@ from schemas import serde
 from tests.integration.conftest import wait_for
 from tests.integration.test_cli import run
 
+pytestmark = pytest.mark.integration
+
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 Q = timedelta(minutes=15)
 
@@ -158,8 +160,14 @@ def test_the_async_subscription_receives_and_is_cancellable(fs):
                 await asyncio.to_thread(answer, fs, schedule("battery", "a1"))
                 first = await asyncio.wait_for(anext(stream), 20)
                 assert first.request_id == "a1"
-                task = asyncio.ensure_future(anext(stream))
-                await asyncio.sleep(0.3)
+                reading = asyncio.Event()
+
+                async def read():
+                    reading.set()  # runs on into the wait for the next schedule
+                    return await anext(stream)
+
+                task = asyncio.ensure_future(read())
+                await reading.wait()  # the reader is waiting: cancel it there
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task

@@ -14,6 +14,8 @@ from connectors.clickhouse import Store
 from schemas import serde
 from schemas.beliefs import Sensor, validate
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 
 # A quote in the name: the command binds it as a parameter, it never becomes SQL.
@@ -127,7 +129,6 @@ def check_outputs(fs) -> None:
     assert res.stderr.startswith('error: --sensor: unknown sensor "pv\' OR 1=1 --"')
 
 
-@pytest.mark.integration
 def test_show_beliefs_prints_the_current_belief_per_event_and_source(fs):
     insert_history(fs.data_dir)
     check_outputs(fs)  # no worker: the command opens the embedded store itself

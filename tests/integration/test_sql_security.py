@@ -28,6 +28,8 @@ from streams.sql import auth as sql_auth
 from streams.sql.access import query_rows, run_sql
 from tests.integration.conftest import batch, wait_for
 
+pytestmark = pytest.mark.integration
+
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 COUNTS = "SELECT count(), (SELECT count() FROM flexstream.beliefs FINAL) FROM flexstream.beliefs"
 LONG = "SELECT count() FROM numbers(1e11) WHERE sipHash64(number) = 7"

@@ -13,6 +13,8 @@ from schemas import serde
 from schemas.beliefs import Sensor, validate
 from schemas.errors import ConnectorError
 
+pytestmark = pytest.mark.integration
+
 SENSORS = {
     "pv": Sensor(name="pv", unit="kW", event_resolution="PT15M"),
     "soc": Sensor(name="soc", unit="kWh", event_resolution="PT0M"),

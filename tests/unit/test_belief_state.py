@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from schemas import serde
 from schemas.beliefs import BeliefColumns, Sensor, validate
@@ -264,7 +265,7 @@ _update = st.tuples(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150))
 @given(st.lists(_update, min_size=1, max_size=12), st.integers(1, 4))
 def test_any_sequence_of_updates_keeps_the_latest_belief_per_event_and_source(updates, per_batch):
     base = NOW - timedelta(days=1, hours=6)

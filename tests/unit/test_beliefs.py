@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from schemas.beliefs import (
     BeliefColumns,
@@ -540,7 +541,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 non_finite = st.sampled_from([math.nan, math.inf, -math.inf])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150))
 @given(st.lists(st.one_of(finite, non_finite), min_size=1, max_size=60))
 def test_kept_plus_rejected_is_n_and_kept_are_the_finite_values_in_order(values):
     cols, rej = run(batch(values=values))

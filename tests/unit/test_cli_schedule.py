@@ -1,9 +1,6 @@
 """The `flexstream schedule` contract: JSON on stdout, exit codes, messages on stderr."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -98,16 +95,3 @@ def test_unreadable_file(tmp_path):
     args[1] = str(tmp_path / "missing.json")
     res = invoke(args)
     assert res.exit_code == 2 and "--flex-model" in res.stderr
-
-
-def test_console_script_runs(tmp_path):
-    exe = Path(sys.executable).parent / "flexstream"
-    proc = subprocess.run(
-        [str(exe), "schedule", *write(tmp_path, FM, CTX)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["status"] == "optimal"

@@ -19,6 +19,7 @@ class Consumer:
         self.closed = False
 
     async def take(self, n, within):
+        # Kept: a real consumer suspends here; one turn of the loop, not a wait for time.
         await asyncio.sleep(0)
         if not self.batches:
             self.closed = True
@@ -77,10 +78,19 @@ def test_no_batch_is_handled_before_the_tables_are_recovered():
     async def handle(msgs, prepared):
         seen.append(msgs)
 
+    # Marker: the writer announces that it reached the wait for the tables, and
+    # runs on into it; once announced, the batch is taken and waits there.
+    waiting, in_step = asyncio.Event(), c.in_step
+
+    async def marked_in_step():
+        waiting.set()
+        await in_step()
+
+    c.in_step = marked_in_step
+
     async def main():
         task = asyncio.ensure_future(c.consume_batches(consumer, handle))
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await asyncio.wait_for(waiting.wait(), 10)
         assert seen == [] and consumer.committed == []
         c.tables_recovered.set()
         await task
@@ -120,6 +130,8 @@ def test_dead_letters_unconfirmed_are_sent_again_until_confirmed(monkeypatch):
     }
     real_sleep = asyncio.sleep
 
+    # Kept: the retry's backoff sleep is what is exercised; it is made instant and
+    # checks, at each retry, that the stuck dead letter shows in the health.
     async def no_sleep(_):
         assert not c.health.ready  # a stuck dead letter is visible while it is retried
         await real_sleep(0)
@@ -131,9 +143,12 @@ def test_dead_letters_unconfirmed_are_sent_again_until_confirmed(monkeypatch):
 
 def test_the_next_batch_is_prepared_while_the_one_before_is_handled():
     consumer, events = Consumer([[1], [2], [3]]), []
+    second_prepared = asyncio.Event()
 
     def prepare(msgs):
         events.append(("prepare", msgs[0]))
+        if msgs[0] == 2:
+            second_prepared.set()
         return msgs[0] * 10
 
     async def handle(msgs, prepared):
@@ -141,8 +156,7 @@ def test_the_next_batch_is_prepared_while_the_one_before_is_handled():
         events.append(("handle", msgs[0]))
         if msgs[0] == 1:
             # Batch 2 is taken and prepared while batch 1 is still being handled.
-            while ("prepare", 2) not in events:
-                await asyncio.sleep(0)
+            await second_prepared.wait()
 
     async def main():
         c = ctx()

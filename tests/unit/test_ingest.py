@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from schemas import serde
 from schemas.beliefs import Limits, Sensor
@@ -272,7 +273,7 @@ def _raw(draw_kind, rec):
         return b"\x00\x00\x00\x00\x03" + repr(rec).encode()[:50]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(
     st.lists(
         st.one_of(

@@ -1,8 +1,6 @@
-"""Chart building (pure): data selection, panels per unit, offline HTML and PNG output."""
+"""Chart building (pure): data selection, sources and panels per unit."""
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pandas as pd
@@ -10,7 +8,7 @@ import pytest
 from reporting_frames import beliefs
 
 from schemas.errors import InputError
-from streams.cli.charts import build_chart, chart_data, save_chart, source_kind
+from streams.cli.charts import build_chart, chart_data, source_kind
 
 T0 = "2026-06-01T00:00Z"
 
@@ -55,18 +53,6 @@ def test_one_panel_per_unit_with_independent_y_axes():
     line = spec["vconcat"][0]["layer"][0]
     assert line["mark"]["interpolate"] == "step-after"
     assert line["encoding"]["strokeDash"]["field"] == "kind"
-
-
-def test_html_is_self_contained_and_png_renders(tmp_path):
-    chart = build_chart(_frames(), {"battery": "kW", "price": "EUR/MWh", "cost": "EUR"})
-    html = save_chart(chart, tmp_path / "c.html").read_text(encoding="utf-8")
-    assert not re.search(r"<script[^>]+src=", html)
-    assert "vegaEmbed(" in html and len(html) > 100_000  # the bundle is inlined
-    png = save_chart(chart, tmp_path / "c.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
-    with pytest.raises(InputError) as err:
-        save_chart(chart, tmp_path / "c.pdf")
-    assert err.value.field == "path"
 
 
 def test_empty_frames_are_refused():

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 from reporting_frames import beliefs
 
 from schemas.errors import InputError
@@ -83,7 +84,7 @@ def test_an_empty_window_gives_empty_series_not_nan():
     assert out["output"].empty and out["output"].dtype == float
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60))
 @given(
     minutes=st.sampled_from([5, 15, 30, 60, 90, 120]),
     values=st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=40),

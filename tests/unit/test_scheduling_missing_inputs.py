@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from schemas.assets import Asset
 from schemas.beliefs import Sensor
@@ -86,7 +87,7 @@ class Lookup:
         return (T0, self.soc) if self.soc is not None else None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150))
 @given(
     st.fixed_dictionaries({name: st.sampled_from(KEEP) for name in SERIES}),
     st.booleans(),

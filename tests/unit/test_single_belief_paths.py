@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from schemas.beliefs import TIME_MAX, TIME_MIN, BeliefColumns, Rejection, Sensor, validate
 
@@ -160,7 +161,7 @@ def assert_same_columns(got: BeliefColumns, want: BeliefColumns) -> None:
         assert [a.tolist() for a in g] == [b.tolist() for b in w], name
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600))
 @given(single_beliefs())
 def test_a_single_belief_is_validated_as_the_same_reading_in_arrays(rec):
     cols, rej = validate("Belief", rec, SENSORS, NOW)

@@ -18,6 +18,8 @@ import pytest
 
 from solvers.highs_backend import OPTIONS
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: A plain highspy model (max x + y, x + y <= 5) at the given ``threads`` (None: default).
