@@ -31,6 +31,8 @@ DECOY = "pv"
 START = datetime(2026, 3, 28, tzinfo=UTC)
 END = START + timedelta(days=1)
 
+pytestmark = pytest.mark.integration
+
 
 def sensor(name: str, resolution: str = "PT1H") -> Sensor:
     return Sensor(name=name, unit="kW", event_resolution=resolution, timezone="Europe/Amsterdam")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import serde
@@ -14,6 +15,8 @@ from tests.integration.test_scheduling import answers, prices, register, request
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+pytestmark = pytest.mark.integration
 
 
 def scrape(fs) -> tuple[str, Samples]:

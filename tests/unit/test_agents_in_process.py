@@ -32,6 +32,9 @@ TOPIC = "readings.meter"
 class Consumer:
     """Hands out fixed batches like a ``BatchConsumer``; records commits and closing."""
 
+    group = "t.worker.readings"
+    lag: dict = {}
+
     def __init__(self, batches: list[list[RawMessage]]) -> None:
         self.batches = batches
         self.committed: list[RawMessage] = []
