@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import faust
@@ -60,6 +60,52 @@ async def store_schedules(
         )
 
 
+async def solve_and_store(
+    ctx: WorkerContext, request: dict[str, Any], pool: Executor, time_limit: float
+) -> list[Schedule]:
+    """Answer one decoded request from the belief state: solve on ``pool``, store the schedules.
+
+    Raises when something fails past the checks of the request (the caller
+    answers with status ``error``).
+    """
+    prepared, failed = scheduling.prepare_or_fail(
+        request, ctx.registry.assets, ctx.sensors, ctx.belief_state, ctx.clock()
+    )
+    if prepared is None:
+        return failed
+    loop = asyncio.get_running_loop()
+    result, ms = await loop.run_in_executor(pool, scheduling.solve, prepared, "highs", time_limit)
+    ctx.metrics.solver_time.observe(ms / 1000)
+    answers = scheduling.answer(request, prepared, result, ms, ctx.clock())
+    beliefs = scheduling.as_beliefs(answers, prepared.soc_sensors)
+    if len(beliefs) and ctx.store is not None:
+        sink = BeliefSink(ctx.store, ctx.health, name="schedules")
+        await store_schedules(sink, ctx.run_db, beliefs, str(request["request_id"]))
+        ctx.metrics.beliefs_stored.labels("schedules").inc(len(beliefs))
+    return answers
+
+
+async def answer_request(
+    ctx: WorkerContext, request: dict[str, Any], pool: Executor, time_limit: float
+) -> list[Schedule]:
+    """The answers to one decoded request: schedules, or a status naming what went wrong.
+
+    Never raises: a failure past the request's checks (a defect, the store
+    refusing the schedules) is answered with status ``error`` and its text.
+    """
+    try:
+        return await solve_and_store(ctx, request, pool, time_limit)
+    except Exception as exc:  # noqa: BLE001 - every request gets an answer
+        log.exception("scheduling %s failed", request.get("request_id"))
+        return scheduling.failure(
+            request,
+            scheduling.devices_of(request, ctx.registry.assets),
+            Status.ERROR,
+            f"the scheduler failed: {type(exc).__name__}: {exc}",
+            ctx.clock(),
+        )
+
+
 def install(ctx: WorkerContext) -> None:
     """Add the scheduling agent and the re-planning timer to the worker."""
     app = ctx.app
@@ -69,27 +115,6 @@ def install(ctx: WorkerContext) -> None:
     time_limit = ctx.settings.worker.solver_time_limit
     pending: dict[str, float] = {}  # asset -> monotonic time of the last price belief
     metrics = ctx.metrics
-
-    async def answer(request: dict[str, Any]) -> list[Schedule]:
-        state = ctx.belief_state
-        assets = ctx.registry.assets
-        prepared, failed = scheduling.prepare_or_fail(
-            request, assets, ctx.sensors, state, ctx.clock()
-        )
-        if prepared is None:
-            return failed
-        loop = asyncio.get_running_loop()
-        result, ms = await loop.run_in_executor(
-            pool, scheduling.solve, prepared, "highs", time_limit
-        )
-        metrics.solver_time.observe(ms / 1000)
-        answers = scheduling.answer(request, prepared, result, ms, ctx.clock())
-        beliefs = scheduling.as_beliefs(answers, prepared.soc_sensors)
-        if len(beliefs) and ctx.store is not None:
-            sink = BeliefSink(ctx.store, ctx.health, name="schedules")
-            await store_schedules(sink, ctx.run_db, beliefs, str(request["request_id"]))
-            metrics.beliefs_stored.labels("schedules").inc(len(beliefs))
-        return answers
 
     @app.agent(requests, concurrency=1)
     async def schedule_requests(stream: faust.StreamT) -> None:
@@ -116,17 +141,7 @@ def install(ctx: WorkerContext) -> None:
                 )
                 log.warning("dead letter %s: %s", raw.where, exc)
                 continue
-            try:
-                answers = await answer(request)
-            except Exception as exc:  # noqa: BLE001 - every request gets an answer
-                log.exception("scheduling %s failed", request.get("request_id"))
-                answers = scheduling.failure(
-                    request,
-                    scheduling.devices_of(request, ctx.registry.assets),
-                    Status.ERROR,
-                    f"the scheduler failed: {type(exc).__name__}: {exc}",
-                    ctx.clock(),
-                )
+            answers = await answer_request(ctx, request, pool, time_limit)
             futs = [await schedules.send(key=a.sensor.encode(), value=a.to_avro()) for a in answers]
             await asyncio.gather(*futs)
             metrics.schedule_requests.inc()
