@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import numpy as np
+from test_scheduling_prepare import SENSORS, T0, assets
 
 from connectors.settings import Settings
-from schemas.assets import Asset
-from schemas.beliefs import BeliefColumns, Sensor
+from schemas.beliefs import BeliefColumns
 from schemas.schedule import Status
 from schemas.times import to_us
 from streams.beliefs.state import BeliefState
@@ -24,35 +24,7 @@ from streams.context import WorkerContext
 from streams.scheduling import agent
 
 NOW = datetime(2026, 6, 10, 0, 5, tzinfo=UTC)
-T0 = datetime(2026, 6, 10, tzinfo=UTC)
-SENSORS = {
-    s.name: s
-    for s in [
-        Sensor(name="bat", unit="kW", event_resolution="PT15M"),
-        Sensor(name="bat-soc", unit="kWh", event_resolution="PT0M"),
-        Sensor(name="price", unit="EUR/MWh", event_resolution="PT1H"),
-    ]
-}
-ASSETS = {
-    a.name: a
-    for a in [
-        Asset.model_validate(
-            {"name": "site", "flex-context": {"consumption-price": {"sensor": "price"}}}
-        ),
-        Asset.model_validate(
-            {
-                "name": "home",
-                "parent": "site",
-                "flex-model": {
-                    "sensor": "bat",
-                    "soc-at-start": {"sensor": "bat-soc"},
-                    "soc-max": "10 kWh",
-                    "power-capacity": "5 kW",
-                },
-            }
-        ),
-    ]
-}
+ASSETS = assets()
 
 
 def beliefs(sensor: str, start: datetime, values: list[float], res_s: int) -> BeliefColumns:
