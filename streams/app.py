@@ -41,6 +41,7 @@ from streams import metrics
 from streams.beliefs import agent as beliefs_agent
 from streams.context import WorkerContext
 from streams.ingest import agent as ingest_agent
+from streams.ingest.sink import RegistrySink
 from streams.reports import agent as reports_agent
 from streams.scheduling import agent as scheduling_agent
 from streams.sql import auth as sql_auth
@@ -170,7 +171,6 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         registry.start()
         await asyncio.get_running_loop().run_in_executor(None, registry.wait_caught_up, 60.0)
         store = await ctx.run_db(open_store)
-        await ctx.run_db(store.upsert_sensors, list(cfg.sensors.values()))
         ctx.store = store
         (data_dir / WORKER_STATE).write_text(
             json.dumps({"pid": os.getpid(), "web_port": s.worker.web_port, "app": app.conf.id})
@@ -182,22 +182,21 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         ctx.health.started = True
         log.info("worker ready: store open, web on 127.0.0.1:%d", s.worker.web_port)
 
-    @app.timer(0.5)
+    @app.task
     async def _mirror_registry() -> None:
-        """Mirror registry changes into the ClickHouse sensors and assets tables."""
-        if ctx.store is None or mirror.empty():
-            return
-        changed: list[Any] = []
-        while not mirror.empty():
-            kind, model = mirror.get()
-            if model is not None:
-                changed.append(model)
-        sensors_ = [m for m in changed if isinstance(m, Sensor)]
-        assets_ = [m for m in changed if not isinstance(m, Sensor)]
-        if sensors_:
-            await ctx.run_db(ctx.store.upsert_sensors, sensors_)
-        if assets_:
-            await ctx.run_db(ctx.store.upsert_assets, assets_)
+        """Mirror the sensors and assets into their ClickHouse tables, through a retrying sink."""
+        await ctx.ready.wait()
+        assert ctx.store is not None
+        sink = RegistrySink(ctx.store, ctx.health)
+        sink.add(*cfg.sensors.values())  # the sensors file's, then the registry's changes
+        while True:
+            while not mirror.empty():
+                _, model = mirror.get()
+                if model is not None:
+                    sink.add(model)
+            if len(sink):
+                await sink.flush(ctx.run_db, first="registry", last="registry")
+            await asyncio.sleep(0.5)
 
     for install in FEATURES:
         install(ctx)

@@ -102,6 +102,38 @@ class Sink:
             return []
 
 
+class RegistrySink(Sink):
+    """Registered sensors and assets into their tables, the newest definition per name."""
+
+    def __init__(self, store: Store, health: Health | None = None) -> None:
+        super().__init__(health, "registry")
+        self.store = store
+        self._sensors: dict[str, Any] = {}
+        self._assets: dict[str, Any] = {}
+
+    def add(self, *models: Any) -> None:
+        """Buffer sensor and asset definitions (a later one replaces an earlier of its name)."""
+        from schemas.beliefs import Sensor
+
+        for m in models:
+            (self._sensors if isinstance(m, Sensor) else self._assets)[m.name] = m
+
+    def __len__(self) -> int:
+        return len(self._sensors) + len(self._assets)
+
+    def write(self) -> int:
+        """Upsert the buffered sensors and assets."""
+        if self._sensors:
+            self.store.upsert_sensors(list(self._sensors.values()))
+        if self._assets:
+            self.store.upsert_assets(list(self._assets.values()))
+        return len(self)
+
+    def clear(self) -> None:
+        """Forget the written definitions."""
+        self._sensors, self._assets = {}, {}
+
+
 class BeliefSink(Sink):
     """Beliefs into the ``beliefs`` table, newly seen sources into ``sources``.
 

@@ -139,3 +139,47 @@ def test_splitting_covers_years_1900_to_2299_unordered():
         len(np.unique(x.column("event_start").to_numpy().astype("datetime64[M]"))) <= 48
         for x in chunks
     )
+
+
+class RegistryStore:
+    """Records upserts of sensors and assets; down for a number of calls."""
+
+    def __init__(self, down_for: int = 0) -> None:
+        self.down_for = down_for
+        self.sensors: list[list[str]] = []
+        self.assets: list[list[str]] = []
+
+    def _call(self) -> None:
+        if self.down_for > 0:
+            self.down_for -= 1
+            raise ConnectionError("store down")
+
+    def upsert_sensors(self, sensors) -> None:
+        self._call()
+        self.sensors.append([f"{s.name}:{s.unit}" for s in sensors])
+
+    def upsert_assets(self, assets) -> None:
+        self._call()
+        self.assets.append([a.name for a in assets])
+
+
+def test_registry_changes_land_after_the_store_comes_back_newest_per_name():
+    from schemas.assets import Asset
+    from schemas.beliefs import Sensor
+    from streams.ingest.sink import RegistrySink
+
+    store, health = RegistryStore(down_for=2), Health(started=True)
+    sink = fast(RegistrySink(store, health))
+    sink.add(Sensor(name="pv", unit="kW"), Asset.model_validate({"name": "home"}))
+    sink.add(Sensor(name="pv", unit="MW"))  # a newer definition of the same sensor
+    seen_failing = []
+    real = sink.health.failing
+
+    def failing(*args):
+        seen_failing.append(args)
+        real(*args)
+
+    sink.health.failing = failing
+    assert flush(sink) == []
+    assert store.sensors == [["pv:MW"]] and store.assets == [["home"]]
+    assert len(seen_failing) == 2 and health.ready and len(sink) == 0
