@@ -181,6 +181,37 @@ class Store:
                     column_names=["name", "parent", "devices", "body"],
                 )
 
+    def forget(self, table: str, names: Iterable[str]) -> None:
+        """Remove deleted sensors or assets (``table``: "sensors" or "assets") from their mirror.
+
+        The rows go (a lightweight DELETE) rather than being marked: readers of
+        the mirror (``sensors FINAL``) then need no filter.
+        """
+        if table not in ("sensors", "assets"):
+            raise ValueError(f"no mirror table {table!r}")
+        names = sorted(set(names))
+        if names:
+            with self._lock:
+                self.client.command(
+                    f"DELETE FROM {self.database}.{table} WHERE name IN {{names:Array(String)}}",
+                    parameters={"names": names},
+                )
+
+    def purge_beliefs(self, sensor: str) -> int:
+        """Delete every belief of ``sensor``; returns how many rows there were."""
+        params = {"sensor": sensor}
+        with self._lock:
+            n = self.client.query(
+                f"SELECT count() FROM {self.database}.beliefs WHERE sensor = {{sensor:String}}",
+                parameters=params,
+            ).result_rows[0][0]
+            if n:
+                self.client.command(
+                    f"DELETE FROM {self.database}.beliefs WHERE sensor = {{sensor:String}}",
+                    parameters=params,
+                )
+        return int(n)
+
     def add_sources(self, names: Iterable[str]) -> None:
         """Record source names (duplicates collapse)."""
         rows = [[n] for n in names]

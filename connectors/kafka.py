@@ -138,8 +138,8 @@ class ConfirmingProducer:
         else:
             self._errors.append(f"{msg.topic()}: {err.str()}")
 
-    def send(self, topic: str, value: bytes, key: bytes | str | None = None) -> None:
-        """Queue one message; waits for queue space rather than failing."""
+    def send(self, topic: str, value: bytes | None, key: bytes | str | None = None) -> None:
+        """Queue one message (``value`` None: a tombstone); waits for queue space, never fails."""
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)

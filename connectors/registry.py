@@ -49,6 +49,15 @@ def publish(
     return producer.flush() if flush else 0
 
 
+def tombstone(producer: ConfirmingProducer, topic: str, kind: str, name: str) -> int:
+    """Delete a sensor or asset: a message with its key and no value; returns 1 when confirmed.
+
+    Readers drop the entry; compaction later removes its earlier events too.
+    """
+    producer.send(topic, None, key=registry_key(kind, name))
+    return producer.flush()
+
+
 def decode_entry(value: bytes) -> tuple[str, str, Sensor | Asset]:
     """Decode a registry message into (kind, name, model); raises InputError if invalid."""
     name, rec = serde.decode(value)
@@ -125,8 +134,8 @@ class RegistryView:
             kind, _, name = key.decode().partition(":")
             target = self.sensors if kind == "sensor" else self.assets
             if target.pop(name, None) is not None:
-                for fn in self._listeners:
-                    fn(kind, name, None)
+                log.info("registry: %s %s deleted", kind, name)
+                self._tell(kind, name, None)
             return
         try:
             kind, name, model = decode_entry(value)
@@ -135,6 +144,10 @@ class RegistryView:
             log.warning("registry entry %s[%d]@%d rejected: %s", self.topic, partition, offset, exc)
             return
         (self.sensors if kind == "sensor" else self.assets)[name] = model  # type: ignore[index]
+        self._tell(kind, name, model)
+
+    def _tell(self, kind: str, name: str, model: BaseModel | None) -> None:
+        """Call the listeners with a change (``model`` None: deleted)."""
         for fn in self._listeners:
             try:
                 fn(kind, name, model)

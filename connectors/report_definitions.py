@@ -36,6 +36,12 @@ def publish(
     return producer.flush() if flush else 0
 
 
+def tombstone(producer: ConfirmingProducer, topic: str, name: str) -> int:
+    """Delete a report: a message keyed by its name with no value; returns 1 when confirmed."""
+    producer.send(topic, None, key=name)
+    return producer.flush()
+
+
 def decode_definition(value: bytes) -> ReportDefinition:
     """Decode a report-definitions message; raises InputError if invalid."""
     name, rec = serde.decode(value)
@@ -60,8 +66,8 @@ class ReportDefinitionView(RegistryView):
         if value is None:
             name = key.decode() if key else ""
             if self.reports.pop(name, None) is not None:
-                for fn in self._listeners:
-                    fn("report", name, None)
+                log.info("report %s deleted", name)
+                self._tell("report", name, None)
             return
         try:
             defn = decode_definition(value)
@@ -72,11 +78,7 @@ class ReportDefinitionView(RegistryView):
             )
             return
         self.reports[defn.name] = defn
-        for fn in self._listeners:
-            try:
-                fn("report", defn.name, defn)
-            except Exception:  # noqa: BLE001 - a listener must not stop the view
-                log.exception("report listener failed for %s", defn.name)
+        self._tell("report", defn.name, defn)
 
 
 def read_definitions(

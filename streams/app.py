@@ -155,7 +155,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         dead_letters=app.topic(k.topic("dead-letters")),
     )
     mirror: queue.SimpleQueue = queue.SimpleQueue()
-    registry.add_listener(lambda kind, name, model: mirror.put((kind, model)))
+    registry.add_listener(lambda kind, name, model: mirror.put((kind, name, model)))
 
     def open_store() -> Store:
         if cfg.store_factory:
@@ -184,15 +184,20 @@ def create_app(cfg: WorkerConfig) -> faust.App:
 
     @app.task
     async def _mirror_registry() -> None:
-        """Mirror the sensors and assets into their ClickHouse tables, through a retrying sink."""
+        """Mirror the sensors and assets into their ClickHouse tables, through a retrying sink.
+
+        A deleted sensor or asset (a tombstone on the registry) leaves its table.
+        """
         await ctx.ready.wait()
         assert ctx.store is not None
         sink = RegistrySink(ctx.store, ctx.health)
         sink.add(*cfg.sensors.values())  # the sensors file's, then the registry's changes
         while True:
             while not mirror.empty():
-                _, model = mirror.get()
-                if model is not None:
+                kind, name, model = mirror.get()
+                if model is None:
+                    sink.remove(kind, name)
+                else:
                     sink.add(model)
             if len(sink):
                 await sink.flush(ctx.run_db, first="registry", last="registry")

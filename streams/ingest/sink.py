@@ -103,7 +103,11 @@ class Sink:
 
 
 class RegistrySink(Sink):
-    """Registered sensors and assets into their tables, the newest definition per name."""
+    """Registered sensors and assets into their tables, the newest definition per name.
+
+    A deleted sensor or asset (:meth:`remove`) leaves its table; a later
+    definition of the same name, buffered before the write, wins over the deletion.
+    """
 
     def __init__(self, store: Store, health: Health | None = None) -> None:
         super().__init__(health, "registry")
@@ -118,15 +122,25 @@ class RegistrySink(Sink):
         for m in models:
             (self._sensors if isinstance(m, Sensor) else self._assets)[m.name] = m
 
+    def remove(self, kind: str, name: str) -> None:
+        """Buffer the deletion of sensor or asset ``name`` (``kind``: "sensor" or "asset")."""
+        (self._sensors if kind == "sensor" else self._assets)[name] = None
+
     def __len__(self) -> int:
         return len(self._sensors) + len(self._assets)
 
     def write(self) -> int:
-        """Upsert the buffered sensors and assets."""
-        if self._sensors:
-            self.store.upsert_sensors(list(self._sensors.values()))
-        if self._assets:
-            self.store.upsert_assets(list(self._assets.values()))
+        """Remove the deleted, then upsert the buffered sensors and assets."""
+        for table, buffered in (("sensors", self._sensors), ("assets", self._assets)):
+            gone = [n for n, m in buffered.items() if m is None]
+            if gone:
+                self.store.forget(table, gone)
+        sensors = [m for m in self._sensors.values() if m is not None]
+        assets = [m for m in self._assets.values() if m is not None]
+        if sensors:
+            self.store.upsert_sensors(sensors)
+        if assets:
+            self.store.upsert_assets(assets)
         return len(self)
 
     def clear(self) -> None:

@@ -148,11 +148,16 @@ class RegistryStore:
         self.down_for = down_for
         self.sensors: list[list[str]] = []
         self.assets: list[list[str]] = []
+        self.forgotten: list[tuple[str, list[str]]] = []
 
     def _call(self) -> None:
         if self.down_for > 0:
             self.down_for -= 1
             raise ConnectionError("store down")
+
+    def forget(self, table: str, names: list[str]) -> None:
+        self._call()
+        self.forgotten.append((table, sorted(names)))
 
     def upsert_sensors(self, sensors) -> None:
         self._call()
@@ -183,3 +188,21 @@ def test_registry_changes_land_after_the_store_comes_back_newest_per_name():
     assert flush(sink) == []
     assert store.sensors == [["pv:MW"]] and store.assets == [["home"]]
     assert len(seen_failing) == 2 and health.ready and len(sink) == 0
+
+
+def test_deleted_registry_entries_leave_the_mirror_unless_defined_again():
+    from schemas.assets import Asset
+    from schemas.beliefs import Sensor
+    from streams.ingest.sink import RegistrySink
+
+    store = RegistryStore()
+    sink = fast(RegistrySink(store, Health(started=True)))
+    sink.add(Sensor(name="pv", unit="kW"), Sensor(name="load", unit="kW"))
+    sink.add(Asset.model_validate({"name": "home"}))
+    sink.remove("sensor", "pv")
+    sink.remove("asset", "home")
+    sink.remove("sensor", "heat")
+    sink.add(Sensor(name="heat", unit="kW"))  # deleted, then registered again
+    assert flush(sink) == []
+    assert store.forgotten == [("sensors", ["pv"]), ("assets", ["home"])]
+    assert store.sensors == [["load:kW", "heat:kW"]] and store.assets == []
