@@ -173,6 +173,11 @@ def show() -> None:
     """List sensors, assets, beliefs, schedules, reports or dead letters."""
 
 
+@main.group()
+def delete() -> None:
+    """Delete sensors, assets or reports (tombstones on their compacted topics)."""
+
+
 def _register() -> None:
     """Attach the command modules that live in their own files."""
     from streams.cli.registry import add_asset, add_sensor, show_assets, show_sensors
@@ -203,6 +208,11 @@ def _register() -> None:
     from streams.cli.beliefs import show_beliefs
 
     show.add_command(show_beliefs)
+    from streams.cli.deletion import delete_asset, delete_report, delete_sensor
+
+    delete.add_command(delete_sensor)
+    delete.add_command(delete_asset)
+    delete.add_command(delete_report)
 
 
 _register()
