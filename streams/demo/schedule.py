@@ -49,6 +49,11 @@ BATTERY = {"soc-min": 1.0, "soc-max": 10.0, "power": 5.0, "roundtrip": 0.9}
 EV = {"soc-max": 60.0, "target": 50.0, "charge": 11.0, "discharge": 5.0, "soc": 22.0}
 
 
+def _num(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals; a solver's -1e-9 prints as 0, not -0."""
+    return f"{round(value, digits) + 0.0:.{digits}f}"
+
+
 def site_asset(target_time: datetime) -> Asset:
     """The demo site: battery and EV charger, steered on day-ahead prices."""
     return Asset.model_validate(
@@ -205,12 +210,12 @@ def _print(by: dict[str, Schedule], future: list, start: datetime, echo: Callabl
             table.add_row(
                 f"{t:%a %H:%M}",
                 f"{np.mean(s.values[h : h + 4]):+.2f}",
-                f"{s.state_of_charge[min(h + 4, n)]:.1f}" if s.state_of_charge else "",
+                _num(s.state_of_charge[min(h + 4, n)], 1) if s.state_of_charge else "",
                 f"{np.mean(price[h : h + 4]):.1f}",
             )
         console.print(table)
         if s.state_of_charge:
-            path = " ".join(f"{v:.0f}" for v in s.state_of_charge[::8])
+            path = " ".join(_num(v, 0) for v in s.state_of_charge[::8])
             echo(f"{sensor} SOC every 2 h (kWh): {path}")
     dt = STEP.total_seconds() / 3600
     scheduled = inflex + sum(np.asarray(s.values) for s in by.values())
