@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 from connectors.clickhouse import Store
-from schemas.beliefs import BeliefColumns
+from schemas.beliefs import BeliefColumns, Sensor
 from streams.health import Health
 
 log = logging.getLogger("flexstream.sink")
@@ -117,8 +117,6 @@ class RegistrySink(Sink):
 
     def add(self, *models: Any) -> None:
         """Buffer sensor and asset definitions (a later one replaces an earlier of its name)."""
-        from schemas.beliefs import Sensor
-
         for m in models:
             (self._sensors if isinstance(m, Sensor) else self._assets)[m.name] = m
 
