@@ -165,6 +165,13 @@ class WorkerSettings(BaseSettings):
     web_port: int = Field(
         default=6066, description="Port of the worker's web endpoint (127.0.0.1) for SQL."
     )
+    clickhouse_port: int = Field(
+        default=8124,
+        ge=0,
+        le=65535,
+        description="Port of the worker's read-only ClickHouse HTTP interface (127.0.0.1), "
+        "for clickhouse-connect, Grafana and other ClickHouse clients; 0 turns it off.",
+    )
     sql_threads: int = Field(
         default=2,
         description="Analysts' queries that may run at once, each on a read-only client and "

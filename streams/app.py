@@ -27,9 +27,11 @@ import faust
 from mode import CrashingSupervisor
 
 from connectors.analyst_sql import (
+    DEFAULT_FORMAT,
     FORMAT_HEADER,
     OWN_FORMAT_HEADER,
     AnalystSql,
+    SqlResult,
     open_analyst_sql,
 )
 from connectors.clickhouse import Store
@@ -45,6 +47,7 @@ from streams.ingest.sink import RegistrySink
 from streams.reports import agent as reports_agent
 from streams.scheduling import agent as scheduling_agent
 from streams.sql import auth as sql_auth
+from streams.sql.clickhouse_http import ClickHouseInterface
 from streams.worker_file import WORKER_STATE
 
 log = logging.getLogger("flexstream.worker")
@@ -173,7 +176,14 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         store = await ctx.run_db(open_store)
         ctx.store = store
         (data_dir / WORKER_STATE).write_text(
-            json.dumps({"pid": os.getpid(), "web_port": s.worker.web_port, "app": app.conf.id})
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "web_port": w.web_port,
+                    "clickhouse_port": w.clickhouse_port,
+                    "app": app.conf.id,
+                }
+            )
         )
         # What start-up made lives as long as the worker: keep it out of the collector's
         # full passes, which the objects of each batch would otherwise trigger again and again.
@@ -215,6 +225,41 @@ def create_app(cfg: WorkerConfig) -> faust.App:
 
     atexit.register(_close_analysts)
 
+    async def analyst_query(
+        sql: str,
+        fmt: str | None,
+        params: Mapping[str, Any] | None,
+        default: str = DEFAULT_FORMAT,
+    ) -> SqlResult:
+        """Run an analyst's query on the read-only runner (ConnectorError when refused)."""
+        if ctx.store is None:
+            raise ConnectorError("the worker's store is not open yet; retry shortly")
+        if "runner" not in analysts:
+            analysts["runner"] = open_analyst_sql(s)
+        return await analysts["runner"].execute_async(sql, fmt, params, default)
+
+    if w.clickhouse_port:
+        interface = ClickHouseInterface(sql_token, s.clickhouse.database, analyst_query)
+
+        @app.task
+        async def _clickhouse_interface() -> None:
+            """Serve ClickHouse's HTTP interface, read-only, until the worker stops."""
+            try:
+                await interface.start("127.0.0.1", w.clickhouse_port)
+            except OSError as exc:
+                log.warning(
+                    "the ClickHouse interface cannot listen on 127.0.0.1:%d (%s); set "
+                    "FLEXSTREAM_WORKER_CLICKHOUSE_PORT to a free port, or 0 to turn it off",
+                    w.clickhouse_port,
+                    exc,
+                )
+                return
+            log.info("ClickHouse interface (read-only) on 127.0.0.1:%d", w.clickhouse_port)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await interface.stop()
+
     @app.page("/sql/")
     class SqlView(faust.web.View):
         """Run an analyst's query: POST {"sql": ..., "format": ...} as application/json.
@@ -244,9 +289,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
             if ctx.store is None:
                 return self.error(503, "the worker's store is not open yet; retry shortly")
             try:
-                if "runner" not in analysts:
-                    analysts["runner"] = open_analyst_sql(s)
-                result = await analysts["runner"].execute_async(sql, fmt, params)
+                result = await analyst_query(sql, fmt, params)
             except ConnectorError as exc:  # refused, or the engine's message
                 return self.error(400, str(exc))
             return self.bytes(

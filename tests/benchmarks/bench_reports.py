@@ -86,6 +86,7 @@ class Run:
             "FLEXSTREAM_TOPIC_PREFIX": self.prefix,
             "FLEXSTREAM_DATA_DIR": str(self.data),
             "FLEXSTREAM_WORKER_WEB_PORT": str(self.port),
+            "FLEXSTREAM_WORKER_CLICKHOUSE_PORT": "0",
             "FLEXSTREAM_WORKER_SENSORS_FILE": str(sensors),
         }
         ensure_topics({"bootstrap.servers": bootstrap}, self.prefix)
