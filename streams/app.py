@@ -298,6 +298,37 @@ def create_app(cfg: WorkerConfig) -> faust.App:
                 headers={FORMAT_HEADER: result.format, OWN_FORMAT_HEADER: str(result.own_format)},
             )
 
+    admin_token = sql_auth.new_token(data_dir, sql_auth.ADMIN_TOKEN_FILE)
+
+    @app.page("/admin/purge/")
+    class PurgeView(faust.web.View):
+        """Delete every belief of a deleted sensor: POST {"sensor": NAME} as application/json.
+
+        The operators' one write through the worker (which holds the embedded
+        store): it needs the data folder's admin token, not the readers' one,
+        and only a sensor already deleted from the registry is purged (409
+        while the worker still knows it, e.g. before the tombstone reached it).
+        """
+
+        async def post(self, request: faust.web.Request) -> faust.web.Response:
+            refused = sql_auth.refusal(request.headers, admin_token, sql_auth.ADMIN_TOKEN_FILE)
+            if refused:
+                return self.error(*refused)
+            try:
+                name = (await request.json())["sensor"]
+                if not isinstance(name, str) or not name:
+                    raise TypeError(name)
+            except (ValueError, KeyError, TypeError):
+                return self.error(400, 'send a JSON object {"sensor": NAME}')
+            if name in ctx.sensors:
+                return self.error(409, f"sensor {name!r} is still registered; delete it first")
+            store = ctx.store
+            if store is None:
+                return self.error(503, "the worker's store is not open yet; retry shortly")
+            purged = await ctx.run_db(store.purge_beliefs, name)
+            log.info("purged %d beliefs of deleted sensor %s", purged, name)
+            return self.json({"sensor": name, "purged": purged})
+
     @app.page("/health")
     @app.page("/health/")
     class HealthView(faust.web.View):
