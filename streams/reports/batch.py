@@ -30,7 +30,7 @@ from streams.reports.compute import (
     frame_from_rows,
     load_inputs,
     prepare,
-    result_records,
+    window_records,
 )
 from streams.reports.reporters.beliefs import BELIEF_COLUMNS
 from streams.sql.access import query_rows
@@ -111,10 +111,7 @@ def run_batch(
     )
     results = compute_windows(prep, frames, windows)
     bt = belief_time or datetime.now(UTC)
-    records: list[dict[str, Any]] = []
-    for idx in windows:
-        records.extend(result_records(prep, results.get(idx, {}), bt))
-    return prep, records
+    return prep, window_records(prep, results, dict.fromkeys(windows, bt))
 
 
 def publish_records(settings: Settings, records: list[dict[str, Any]]) -> int:

@@ -8,9 +8,11 @@ Both modes run the same steps, so they give the same values for the same data:
    mode, through :func:`streams.sql.access.query_rows` in batch mode) and
    :func:`frame_from_rows` turns it into a beliefs frame;
 2. :func:`compute_windows` calls the pure reporter once per window;
-3. :func:`result_records` turns the results into ``BeliefBatch`` records (one
-   per run of consecutive bins) for the reports topic, with the source
-   ``flexstream-reporter:<name>`` and one belief time.
+3. :func:`window_records` turns the results into ``BeliefBatch`` records for
+   the reports topic, with the source ``flexstream-reporter:<name>``: windows
+   of one belief time share records, one per run of consecutive bins
+   (:func:`result_records`), so a round of many closed windows is a few
+   messages rather than one per window.
 
 NaN and infinite results are never emitted: the reporter drops them.
 """
@@ -174,7 +176,7 @@ def _overlap(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFram
 SLOTWISE = frozenset({"AggregatorReporter", "ProfitOrLossReporter"})
 
 
-def _contiguous(windows: list[int], slotwise: bool, limit: int = 24 * 31) -> list[list[int]]:
+def _contiguous(windows: list[int], slotwise: bool, limit: int = 24 * 366) -> list[list[int]]:
     """Group sorted window indices into runs computed in one call (one each unless slotwise)."""
     if not slotwise:
         return [[i] for i in windows]
@@ -187,15 +189,33 @@ def _contiguous(windows: list[int], slotwise: bool, limit: int = 24 * 31) -> lis
     return runs
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """The results of consecutive windows computed in one reporter call."""
+
+    windows: list[int]
+    #: The windows' start bounds (ns since the epoch, UTC), sorted.
+    starts_ns: np.ndarray
+    #: Results by output sensor.
+    series: dict[str, pd.Series]
+
+    def split(self, sensor: str) -> dict[int, pd.Series]:
+        """The results of output ``sensor`` by window."""
+        series = self.series[sensor]
+        which = np.searchsorted(self.starts_ns, series.index.asi8, side="right") - 1
+        return {self.windows[k]: series[which == k] for k in np.unique(which)}
+
+
 def compute_windows(
     prep: PreparedReport, frames: Mapping[str, pd.DataFrame], windows: list[int]
-) -> dict[int, dict[str, pd.Series]]:
-    """Run the reporter for each window; returns {window: {output sensor: Series}}.
+) -> list[RunResult]:
+    """Run the reporter over ``windows``: one call per window, or per run of contiguous ones.
 
     Contiguous windows of a slot-wise reporter (:data:`SLOTWISE`) are computed
-    in one call and split back per window, which gives the same values.
+    in one call, which gives the same values as one call per window. Windows
+    without input in one of the frames give no result.
     """
-    out: dict[int, dict[str, pd.Series]] = {i: {} for i in windows}
+    out: list[RunResult] = []
     sensor_of = {o.name: o.sensor for o in prep.parameters.output}
     for run in _contiguous(windows, prep.definition.reporter in SLOTWISE):
         bounds = [prep.spec.bounds(i) for i in run]
@@ -209,12 +229,8 @@ def compute_windows(
             (series,) = results.values()
             results = {prep.parameters.output[0].name: series}
         starts = np.array([b[0] for b in bounds], dtype=np.int64) * 1000  # ns
-        for name, series in results.items():
-            if name not in sensor_of or not len(series):
-                continue
-            which = np.searchsorted(starts, series.index.asi8, side="right") - 1
-            for k in np.unique(which):
-                out[run[k]][sensor_of[name]] = series[which == k]
+        kept = {sensor_of[n]: s for n, s in results.items() if n in sensor_of and len(s)}
+        out.append(RunResult(run, starts, kept))
     return out
 
 
@@ -256,4 +272,29 @@ def result_records(
                     "unit": None,
                 }
             )
+    return recs
+
+
+def window_records(
+    prep: PreparedReport, runs: list[RunResult], belief_times: Mapping[int, datetime]
+) -> list[dict[str, Any]]:
+    """``BeliefBatch`` records of computed ``runs``; ``belief_times``: window -> belief time.
+
+    Windows with the same belief time are joined per output sensor (a run whose
+    windows share one is taken whole), then split into runs of consecutive
+    bins by :func:`result_records`.
+    """
+    groups: dict[datetime, dict[str, list[pd.Series]]] = {}
+    for run in runs:
+        bts = {belief_times[i] for i in run.windows}
+        for sensor, series in run.series.items():
+            if len(bts) == 1:
+                groups.setdefault(next(iter(bts)), {}).setdefault(sensor, []).append(series)
+                continue
+            for i, part in run.split(sensor).items():
+                groups.setdefault(belief_times[i], {}).setdefault(sensor, []).append(part)
+    recs: list[dict[str, Any]] = []
+    for bt, parts in groups.items():
+        merged = {sensor: pd.concat(p) if len(p) > 1 else p[0] for sensor, p in parts.items()}
+        recs.extend(result_records(prep, merged, bt))
     return recs
