@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import ChainMap
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,4 +204,4 @@ def known_sensors(
     As in the worker, a registered sensor takes precedence over the file's of the same name.
     """
     from_file = load_sensors(load_document(sensors_file), str(sensors_file)) if sensors_file else {}
-    return ChainMap(read_registry(conf, topic, timeout).sensors, from_file)
+    return {**from_file, **read_registry(conf, topic, timeout).sensors}
