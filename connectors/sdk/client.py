@@ -33,7 +33,7 @@ from connectors.sdk.records import (
     build_request,
     decode_schedule,
 )
-from connectors.settings import Settings
+from connectors.settings import KafkaSettings, Settings
 from schemas import serde
 from schemas.beliefs import publishing_belief_time
 from schemas.errors import ConnectorError, InputError
@@ -175,12 +175,11 @@ class FlexStreamClient:
         self.known_sensors = KnownSensors(
             lambda: known_sensors(self._conf, self.topic("registry"), self.sensors_file)
         )
-        #: The worker's consumer group of the readings topics.
-        self.readings_group = (
-            settings.kafka.consumer_group("readings")
-            if settings
-            else f"{self.topic_prefix}worker.readings"
+        kafka = (
+            settings.kafka if settings else KafkaSettings.model_construct(topic_prefix=topic_prefix)
         )
+        #: The worker's consumer group of the readings topics.
+        self.readings_group = kafka.consumer_group("readings")
         self._dead_letters_floor: tuple[float, dict[int, int] | None] | None = None
         self._producer: ConfirmingProducer | None = None
         self._pending = 0  # beliefs queued since the last flush

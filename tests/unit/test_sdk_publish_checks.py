@@ -12,7 +12,7 @@ from hypothesis_budget import examples
 
 from connectors.landing import DeadLetterInfo, Landing, tally
 from connectors.reading_check import Outgoing, check_messages
-from connectors.sdk import NotLanded, Receipt, batch_records, belief_record
+from connectors.sdk import FlexStreamClient, NotLanded, Receipt, batch_records, belief_record
 from connectors.sdk.receipts import KnownSensors, dead_letters_start, landed_or_raise, value_ranges
 from schemas.beliefs import Sensor, publishing_belief_time
 from schemas.errors import InputError
@@ -145,3 +145,8 @@ def test_every_published_message_is_counted_once(offsets, committed, rejected):
     assert out.stored + out.dead_lettered + out.pending == out.published == len(offsets)
     assert out.pending == sum(o >= committed for o in offsets)
     assert out.all_stored == (out.stored == len(offsets))
+
+
+def test_the_client_follows_the_worker_group_of_its_topic_prefix():
+    c = FlexStreamClient("h:1", topic_prefix="x.", clock=lambda: NOW, check=False)
+    assert c.readings_group == "x.worker.readings" and c.clock() == NOW and not c.check
