@@ -42,6 +42,8 @@ class Wording:
 
     #: How to send without checking.
     skip: str
+    #: How to make a sensor of the worker's sensors file known to the check.
+    sensors_file: str
     #: The field named when the resolution is wrong.
     resolution_field: str
     #: What to do when the resolution is wrong.
@@ -50,11 +52,13 @@ class Wording:
 
 CLI = Wording(
     skip="--no-check sends without checking",
+    sensors_file="add it to the worker's sensors file",
     resolution_field="event_resolution",
     resolution_fix="resample to the sensor's resolution, or pass --resolution for single readings",
 )
 SDK = Wording(
     skip="check=False sends without checking",
+    sensors_file="give the client the worker's sensors file (sensors_file=) if it is there",
     resolution_field="resolution",
     resolution_fix="resample the values to the sensor's resolution and pass it as resolution",
 )
@@ -79,8 +83,8 @@ def check_messages(
         if sensor is None:
             raise InputError(
                 f"sensor {name!r} ({m.where}) is not registered; register it with "
-                "'flexstream add sensor', add it to the worker's sensors file, or fix the "
-                f"name ({wording.skip})",
+                f"'flexstream add sensor', {wording.sensors_file}, or fix the name "
+                f"({wording.skip})",
                 "sensor",
             )
         unit = rec.get("unit")
