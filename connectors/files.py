@@ -18,8 +18,10 @@ empty value is an error, never a NaN sent on (remove the row to leave the
 event out). Empty cells of the optional columns mean their default: the
 ``--source``/``--unit`` given, probability 0.5, and for a row with neither a
 belief time nor a horizon the caller's ``belief_time`` or ``belief_horizon``
-(``flexstream publish`` gives the time of publishing: believed now, as for
-data posted to FlexMeasures; without either the worker takes the event end).
+(``flexstream publish`` gives the time of publishing, as the SDK does:
+believed now, as for data posted to FlexMeasures, see
+``schemas.beliefs.publishing_belief_time``; without either the worker takes the
+event end).
 ``event_resolution``, when the column is there, must be filled in on every
 row. Errors name the column and the row, counting data rows from 1 after the
 header (blank lines are skipped and not counted).

@@ -144,6 +144,7 @@ def publish(
     from connectors.kafka import ConfirmingProducer
     from connectors.settings import Settings
     from schemas import serde
+    from schemas.beliefs import publishing_belief_time
     from schemas.times import parse_duration
     from streams import runtime
 
@@ -158,7 +159,8 @@ def publish(
     if belief_time is not None and belief_horizon is not None:
         raise InputError("give --belief-time or --belief-horizon, not both", "--belief-horizon")
     horizon = parse_duration(belief_horizon, "--belief-horizon") if belief_horizon else None
-    believed = None if horizon is not None else parse_belief_time(belief_time or "now")
+    given = parse_belief_time(belief_time) if belief_time is not None else None
+    believed = publishing_belief_time(given, horizon, lambda: datetime.now(UTC))
     readings = read_csv(
         file,
         sensor=sensor,
@@ -213,15 +215,7 @@ def publish(
 
 def _check(s, conf: dict, readings: list) -> None:  # noqa: ANN001 - Settings
     """Check ``readings`` against the registry and the worker's sensors file."""
-    from collections import ChainMap
-
     from connectors.reading_check import check_readings
-    from connectors.registry import read_registry
-    from schemas.beliefs import load_sensors
-    from schemas.documents import load_document
+    from connectors.registry import known_sensors
 
-    path = s.worker.sensors_file
-    from_file = load_sensors(load_document(path), str(path)) if path else {}
-    registry = read_registry(conf, s.kafka.topic("registry"))
-    # As in the worker: registered sensors take precedence over the sensors file.
-    check_readings(readings, ChainMap(registry.sensors, dict(from_file)))
+    check_readings(readings, known_sensors(conf, s.kafka.topic("registry"), s.worker.sensors_file))
