@@ -129,6 +129,7 @@ def _register(defn: Any) -> None:
 def _batch(defn: Any, start: str, end: str | None, dry_run: bool, output_file: str | None) -> None:
     from rich.table import Table
 
+    from streams.cli.progress import LazyProgress
     from streams.reports.batch import (
         parse_time,
         publish_records,
@@ -141,7 +142,8 @@ def _batch(defn: Any, start: str, end: str | None, dry_run: bool, output_file: s
     t0, t1 = parse_time(start, "--start"), parse_time(end or "", "--end")
     if t1 <= t0:
         raise InputError("--end must be after --start", "--end")
-    prep, records = run_batch(s, defn, t0, t1)
+    with LazyProgress(f"report {defn.name}: windows computed") as bar:
+        prep, records = run_batch(s, defn, t0, t1, progress=bar.report)
     rows = record_rows(records, prep.parameters.timezone)
     table = Table("sensor", "event start (UTC)", "value", title=f"report {defn.name}")
     for r in rows:

@@ -188,16 +188,24 @@ def _contiguous(windows: list[int], slotwise: bool, limit: int = 24 * 31) -> lis
 
 
 def compute_windows(
-    prep: PreparedReport, frames: Mapping[str, pd.DataFrame], windows: list[int]
+    prep: PreparedReport,
+    frames: Mapping[str, pd.DataFrame],
+    windows: list[int],
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[int, dict[str, pd.Series]]:
     """Run the reporter for each window; returns {window: {output sensor: Series}}.
 
     Contiguous windows of a slot-wise reporter (:data:`SLOTWISE`) are computed
     in one call and split back per window, which gives the same values.
+    ``progress`` is told ``(windows done, windows)`` after each call.
     """
     out: dict[int, dict[str, pd.Series]] = {i: {} for i in windows}
     sensor_of = {o.name: o.sensor for o in prep.parameters.output}
+    done = 0
     for run in _contiguous(windows, prep.definition.reporter in SLOTWISE):
+        if progress is not None:
+            progress(done, len(windows))
+        done += len(run)
         bounds = [prep.spec.bounds(i) for i in run]
         ws, we = from_us(bounds[0][0]), from_us(bounds[-1][1])
         window_frames = {a: _overlap(f, ws, we) for a, f in frames.items()}
@@ -215,6 +223,8 @@ def compute_windows(
             which = np.searchsorted(starts, series.index.asi8, side="right") - 1
             for k in np.unique(which):
                 out[run[k]][sensor_of[name]] = series[which == k]
+    if progress is not None:
+        progress(len(windows), len(windows))
     return out
 
 
