@@ -244,12 +244,32 @@ def show_reports(fmt: str) -> None:
     help="F.html (self-contained), F.png or F.svg.",
 )
 @click.option("--title", help="Chart title.")
-def chart(sensors: tuple[str, ...], start: str, end: str, output: str, title: str | None) -> None:
-    """Chart beliefs, schedules and reports of sensors as Vega-Lite (HTML, PNG or SVG)."""
+@click.option(
+    "--timezone",
+    help="IANA timezone of the time axis, e.g. Europe/Amsterdam or UTC (default: the "
+    "sensors' timezone when they share one, else UTC).",
+)
+def chart(
+    sensors: tuple[str, ...],
+    start: str,
+    end: str,
+    output: str,
+    title: str | None,
+    timezone: str | None,
+) -> None:
+    """Chart beliefs, schedules and reports of sensors as Vega-Lite (HTML, PNG or SVG).
+
+    The HTML file fills the browser window's width and needs no network; PNG
+    and SVG are 720 pixels wide. Series of daily (or longer) resolution, such
+    as daily KPI reports, are drawn as bars per day, the others as steps.
+    """
+    from streams.cli.chart_time import zone
     from streams.reports.batch import parse_time, write_chart
 
+    if timezone is not None:
+        zone(timezone, "--timezone")
     t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
     if t1 <= t0:
         raise InputError("--end must be after --start", "--end")
-    path = write_chart(_settings(), list(sensors), t0, t1, output, title)
+    path = write_chart(_settings(), list(sensors), t0, t1, output, title, timezone)
     click.echo(f"wrote {path}")

@@ -201,8 +201,13 @@ def write_chart(
     end: datetime,
     path: str | Path,
     title: str | None = None,
+    timezone: str | None = None,
 ) -> Path:
-    """Chart the beliefs, schedules and reports of ``sensors`` in ``[start, end)``."""
+    """Chart the beliefs, schedules and reports of ``sensors`` in ``[start, end)``.
+
+    Times show in ``timezone``, by default the sensors' own timezone when they
+    share one, else UTC (see :func:`streams.cli.charts.build_chart`).
+    """
     from streams.cli.charts import build_chart, save_chart
 
     frames = history_frames(settings, sensors, start, end)
@@ -215,5 +220,12 @@ def write_chart(
         )
     known = known_sensors(settings, with_registry=False)
     units = {n: known[n].unit for n in sensors if n in known}
-    chart = build_chart({n: f for n, f in frames.items() if not f.empty}, units, title=title)
+    zones = {n: known[n].timezone for n in sensors if n in known}
+    chart = build_chart(
+        {n: f for n, f in frames.items() if not f.empty},
+        units,
+        title=title,
+        timezone=timezone,
+        zones=zones,
+    )
     return save_chart(chart, path)
