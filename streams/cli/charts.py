@@ -74,9 +74,9 @@ def chart_data(
     series of a resolution of whole days, else ``line``), ``event_start`` and
     ``event_end`` (ISO 8601 UTC text), ``local_start`` (wall-clock text in
     ``timezone``), ``event_value`` and ``description`` (text for screen
-    readers). ``frames`` maps a sensor label to its
-    beliefs; ``zones`` a sensor label to its timezone, in which its days begin
-    and end (default: ``timezone``).
+    readers). ``frames`` maps a sensor label to its beliefs; ``zones`` a
+    sensor label to its timezone, in which its days begin and end (default:
+    ``timezone``).
     """
     units, zones = units or {}, zones or {}
     rows = []
@@ -147,8 +147,8 @@ def _dodge(bars: pd.DataFrame) -> pd.DataFrame:
         index=bars.index,
     )
     start = pd.to_datetime(bars["event_start"], utc=True)
-    inner = (pd.to_datetime(bars["event_end"], utc=True) - start) * (1 - 2 * BAR_MARGIN)
-    left = start + (inner / (1 - 2 * BAR_MARGIN)) * BAR_MARGIN
+    span = pd.to_datetime(bars["event_end"], utc=True) - start
+    left, inner = start + span * BAR_MARGIN, span * (1 - 2 * BAR_MARGIN)
     n = len(series)
     return bars.assign(
         bar_start=(left + inner * k / n).dt.strftime(_ISO),

@@ -171,5 +171,7 @@ class LazyProgress:
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self._task = self._bar.add_task(self.description, total=self.total)
+        self._task = self._bar.add_task(
+            self.description, total=self.total, completed=self.completed
+        )
         self._bar.start()
