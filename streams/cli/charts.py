@@ -107,9 +107,10 @@ def chart_data(
                         "event_end": ends.dt.strftime(_ISO),
                         "local_start": local,
                         "event_value": values,
+                        # a line has one description (the series), a bar one per event
                         "description": [
-                            f"sensor: {sensor}; source: {source}; kind: {kind}; "
-                            f"event start: {t}; value: {v}"
+                            f"sensor: {sensor}; source: {source}; kind: {kind}"
+                            + (f"; event start: {t}; value: {v}" if daily else "")
                             for t, v in zip(local, said, strict=True)
                         ],
                     }
@@ -133,6 +134,8 @@ def _event_ends(cur: pd.DataFrame, timezone: str) -> tuple[pd.Series, bool]:
     return pd.Series([(t + days).tz_convert("UTC") for t in local], index=cur.index), True
 
 
+#: Columns of :func:`chart_data` that the chart draws (the rest only serve to build it).
+_DRAWN = ["sensor", "source", "kind", "event_start", "local_start", "event_value", "description"]
 #: Lines with at most this many events also get a dot per event (one event draws no line).
 DOT_LIMIT = 48
 #: Part of each day left free on either side of its bars.
@@ -170,7 +173,7 @@ def _panel(
         alt.Tooltip("event_value:Q", title=unit or "value"),
     ]
     layers: list[alt.Chart] = []
-    lines = data[data["mark"] == "line"].reset_index(drop=True)
+    lines = data.loc[data["mark"] == "line", _DRAWN].reset_index(drop=True)
     if not lines.empty:
         base = alt.Chart(lines).encode(
             x=alt.X("event_start:T", **x),
@@ -194,7 +197,7 @@ def _panel(
     bars = data[data["mark"] == "bar"].reset_index(drop=True)
     if not bars.empty:
         layers.append(
-            alt.Chart(_dodge(bars))
+            alt.Chart(_dodge(bars)[[*_DRAWN, "bar_start", "bar_end"]])
             .mark_bar(orient="vertical")
             .encode(
                 x=alt.X("bar_start:T", **x),

@@ -182,11 +182,18 @@ def test_bars_of_several_daily_series_stand_side_by_side_within_their_day():
     panel = spec["vconcat"][0]
     (bar,) = panel["layer"]
     rows = pd.DataFrame(_rows(spec, panel, bar))
-    for col in ("event_start", "event_end", "bar_start", "bar_end"):
+    for col in ("event_start", "bar_start", "bar_end"):
         rows[col] = pd.to_datetime(rows[col], utc=True)
+    # local days: Sat 24 Oct (24 hours) and Sun 25 Oct (25 hours)
+    day_end = rows["event_start"].map(
+        {pd.Timestamp(days): pd.Timestamp("2026-10-24T22:00Z"),
+         pd.Timestamp("2026-10-24T22:00Z"): pd.Timestamp("2026-10-25T23:00Z")}
+    )  # fmt: skip
     assert (rows["event_start"] < rows["bar_start"]).all()
     assert (rows["bar_start"] < rows["bar_end"]).all()
-    assert (rows["bar_end"] < rows["event_end"]).all()
+    assert (rows["bar_end"] < day_end).all()
+    widths = (rows["bar_end"] - rows["bar_start"]).groupby(rows["event_start"]).first()
+    assert widths.iloc[1] / widths.iloc[0] == pytest.approx(25 / 24)
     for _, day in rows.groupby("event_start"):
         first, second = day.sort_values("bar_start").itertuples()
         assert first.bar_end <= second.bar_start and first.sensor != second.sensor
