@@ -18,11 +18,10 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from schemas.errors import InputError
+from schemas.times import zone
 
 #: At most this many ticks on the time axis (about one per 60 px of a 720 px chart).
 MAX_TICKS = 12
@@ -37,17 +36,6 @@ _STEPS: tuple[tuple[str, int], ...] = (
 _SECONDS = {"h": 3600.0, "d": 86400.0, "m": 30.44 * 86400, "y": 365.25 * 86400}
 
 
-def zone(name: str, field: str = "--timezone") -> ZoneInfo:
-    """The IANA timezone ``name``, or an :class:`InputError` naming ``field``."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InputError(
-            f"{name!r} is not a known timezone; give an IANA name such as Europe/Amsterdam or UTC",
-            field,
-        ) from None
-
-
 def chart_zone(zones: Mapping[str, str], override: str | None = None) -> tuple[str, str | None]:
     """The timezone to chart in, and a note for the title when it is UTC by necessity.
 
@@ -55,7 +43,7 @@ def chart_zone(zones: Mapping[str, str], override: str | None = None) -> tuple[s
     wins; else the sensors' common zone; else UTC, with a note naming the zones.
     """
     if override is not None:
-        zone(override)
+        zone(override, "--timezone")
         return override, None
     distinct = sorted(set(zones.values()))
     if len(distinct) == 1:

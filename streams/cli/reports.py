@@ -263,7 +263,7 @@ def chart(
     and SVG are 720 pixels wide. Series of daily (or longer) resolution, such
     as daily KPI reports, are drawn as bars per day, the others as steps.
     """
-    from streams.cli.chart_time import zone
+    from schemas.times import zone
     from streams.reports.batch import parse_time, write_chart
 
     if timezone is not None:
