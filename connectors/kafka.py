@@ -183,9 +183,20 @@ class ConfirmingProducer:
             except BufferError:
                 self._producer.poll(0.05)
 
-    def flush(self, timeout: float = 60.0) -> int:
-        """Wait until every queued message is confirmed; return how many were delivered."""
-        left = self._producer.flush(timeout)
+    def flush(self, timeout: float = 60.0, progress: Callable[[int], None] | None = None) -> int:
+        """Wait until every queued message is confirmed; return how many were delivered.
+
+        ``progress`` is told the number delivered so far, a few times a second.
+        """
+        if progress is None:
+            left = self._producer.flush(timeout)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                left = self._producer.flush(min(0.2, max(deadline - time.monotonic(), 0)))
+                progress(self.delivered)
+                if not left or time.monotonic() >= deadline:
+                    break
         if left:
             raise ConnectorError(
                 f"{left} messages were not confirmed within {timeout:.0f} s; is Kafka reachable?"

@@ -240,17 +240,21 @@ def wait_landed(
     every: float = 0.5,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Landing:
     """Wait until consumer ``group`` handled every ``published`` message, or ``timeout`` s.
 
     Returns the tally; when time ran out, :attr:`Landing.pending` counts the rest.
     Dead letters are read from ``dead_letters_start`` (None: the topic's start).
+    ``progress`` is told ``(handled, published)`` after every look.
     """
     partitions = {(t, p) for t, p, _ in published}
     deadline = clock() + timeout
     while True:
         committed = committed_offsets(conf, group, partitions)
         landing = tally(published, committed, [])
+        if progress is not None:
+            progress(landing.published - landing.pending, landing.published)
         if landing.done or clock() >= deadline:
             break
         sleep(every)

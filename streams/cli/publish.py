@@ -147,6 +147,7 @@ def publish(
     from schemas.beliefs import publishing_belief_time
     from schemas.times import parse_duration
     from streams import runtime
+    from streams.cli.progress import LazyProgress
 
     s = Settings()
     res = parse_duration(resolution, "--resolution") if resolution is not None else None
@@ -183,23 +184,28 @@ def publish(
 
         dead_start = end_offsets(conf, s.kafka.topic("dead-letters"))
     producer = ConfirmingProducer(conf, keep_positions=wait_landed)
-    for r in readings:
-        producer.send(full, serde.encode(r.schema, r.record), key=r.key)
-    delivered = producer.flush()
     beliefs = sum(r.count for r in readings)
+    with LazyProgress(f"sending to {full} (readings)", total=beliefs) as bar:
+        for r in readings:
+            producer.send(full, serde.encode(r.schema, r.record), key=r.key)
+            bar.advance(r.count)
+        bar.update(description="confirmed (messages)", completed=0, total=len(readings))
+        delivered = producer.flush(progress=bar.report)
     click.echo(f"published {beliefs} readings in {delivered} messages to {full}")
     if not wait_landed:
         return
     from connectors.landing import wait_landed as follow
 
-    landing = follow(
-        conf,
-        s.kafka.consumer_group("readings"),
-        s.kafka.topic("dead-letters"),
-        dead_start,
-        producer.positions,
-        timeout,
-    )
+    with LazyProgress("landed (messages)", total=delivered) as bar:
+        landing = follow(
+            conf,
+            s.kafka.consumer_group("readings"),
+            s.kafka.topic("dead-letters"),
+            dead_start,
+            producer.positions,
+            timeout,
+            progress=bar.report,
+        )
     for line in landing_lines(landing):
         click.echo(line)
     if landing.dead_lettered:

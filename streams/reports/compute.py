@@ -207,17 +207,25 @@ class RunResult:
 
 
 def compute_windows(
-    prep: PreparedReport, frames: Mapping[str, pd.DataFrame], windows: list[int]
+    prep: PreparedReport,
+    frames: Mapping[str, pd.DataFrame],
+    windows: list[int],
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[RunResult]:
     """Run the reporter over ``windows``: one call per window, or per run of contiguous ones.
 
     Contiguous windows of a slot-wise reporter (:data:`SLOTWISE`) are computed
     in one call, which gives the same values as one call per window. Windows
-    without input in one of the frames give no result.
+    without input in one of the frames give no result. ``progress`` is told
+    ``(windows done, windows)`` after each call.
     """
     out: list[RunResult] = []
     sensor_of = {o.name: o.sensor for o in prep.parameters.output}
+    done = 0
     for run in _contiguous(windows, prep.definition.reporter in SLOTWISE):
+        if progress is not None:
+            progress(done, len(windows))
+        done += len(run)
         bounds = [prep.spec.bounds(i) for i in run]
         ws, we = from_us(bounds[0][0]), from_us(bounds[-1][1])
         window_frames = {a: _overlap(f, ws, we) for a, f in frames.items()}
@@ -231,6 +239,8 @@ def compute_windows(
         starts = np.array([b[0] for b in bounds], dtype=np.int64) * 1000  # ns
         kept = {sensor_of[n]: s for n, s in results.items() if n in sensor_of and len(s)}
         out.append(RunResult(run, starts, kept))
+    if progress is not None:
+        progress(len(windows), len(windows))
     return out
 
 

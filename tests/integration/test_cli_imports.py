@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 #: Libraries that cost seconds to import and that help screens never need.
-HEAVY = ("faust", "pandas", "pint", "highspy", "pyomo")
+HEAVY = ("faust", "pandas", "pint", "highspy", "pyomo", "altair", "vl_convert", "rich.progress")
 
 
 def loaded_after(code: str) -> list[str]:
@@ -44,6 +44,9 @@ def loaded_after(code: str) -> list[str]:
         ["show", "beliefs", "--help"],
         ["add", "sensor", "--help"],
         ["worker", "--help"],
+        ["chart", "--help"],
+        ["publish", "--help"],
+        ["add", "report", "--help"],
     ],
 )
 def test_help_loads_no_heavy_library(args):
