@@ -151,11 +151,11 @@ def install(ctx: WorkerContext) -> None:
 
     ctx.belief_hooks.append(on_beliefs)
 
-    def query_json(sql: str, parameters: Mapping[str, Any]) -> list[list]:
+    def query_arrow(sql: str, parameters: Mapping[str, Any]) -> bytes:
         store = ctx.store
         if store is None:
             raise RuntimeError("the store is not open")
-        return json.loads(store.raw(sql, "JSONCompact", parameters))["data"]
+        return store.raw(sql, "Arrow", parameters)
 
     async def close(report: RunningReport, due: list[int]) -> None:
         prep, windows = report.prepared, report.windows
@@ -169,7 +169,7 @@ def install(ctx: WorkerContext) -> None:
         loop = asyncio.get_running_loop()
         try:
             frames = await ctx.run_db(
-                lambda: load_inputs(prep, query_json, db, start, end)  # noqa: B023
+                lambda: load_inputs(prep, query_arrow, db, start, end)  # noqa: B023
             )
             results = await loop.run_in_executor(None, compute_windows, prep, frames, due)
         except FlexStreamError as exc:

@@ -33,7 +33,7 @@ from streams.reports.compute import (
     window_records,
 )
 from streams.reports.reporters.beliefs import BELIEF_COLUMNS
-from streams.sql.access import query_rows
+from streams.sql.access import query_rows, run_sql
 
 
 def parse_time(text: str, option: str) -> datetime:
@@ -110,7 +110,7 @@ def run_batch(
         progress(0, len(windows))  # the total, while the inputs load
     frames = load_inputs(
         prep,
-        lambda sql, params: query_rows(settings, sql, params)[1],
+        lambda sql, params: run_sql(settings, sql, "Arrow", parameters=params),
         settings.clickhouse.database,
         start,
         end,

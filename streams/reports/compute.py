@@ -4,9 +4,9 @@ Both modes run the same steps, so they give the same values for the same data:
 
 1. :func:`input_sql` selects every belief (``FINAL``: each exactly once) of an
    input sensor that overlaps the span of the windows to compute; the result
-   comes back as ``JSONCompact`` rows (through the worker's store in streaming
-   mode, through :func:`streams.sql.access.query_rows` in batch mode) and
-   :func:`frame_from_rows` turns it into a beliefs frame;
+   comes back in ClickHouse's ``Arrow`` format (through the worker's store in
+   streaming mode, through :func:`streams.sql.access.run_sql` in batch mode) and
+   :func:`frame_from_arrow` turns it into a beliefs frame;
 2. :func:`compute_windows` calls the pure reporter once per window;
 3. :func:`window_records` turns the results into ``BeliefBatch`` records for
    the reports topic, with the source ``flexstream-reporter:<name>``: windows
@@ -39,8 +39,8 @@ from streams.reports.reporters.grid import is_calendar
 from streams.reports.reporters.registry import compute_report, make_reporter
 from streams.reports.windows import WindowSpec, from_us
 
-#: Runs SQL with its bound parameters; returns the ``JSONCompact`` rows.
-Query = Callable[[str, Mapping[str, Any]], list[list]]
+#: Runs SQL with its bound parameters; returns the result in ClickHouse's ``Arrow`` format.
+Query = Callable[[str, Mapping[str, Any]], bytes]
 
 #: Every belief of a sensor whose event overlaps ``[start, end)`` (``lo``: a bound below
 #: every such event start); ``{db}`` is the database.
@@ -62,6 +62,29 @@ def input_sql(
     params = {"sensor": sensor, "start": engine_time(start), "end": engine_time(end)}
     params["lo"] = engine_time(lo)
     return _INPUT_SQL.replace("{db}", identifier(database), 1), params
+
+
+def frame_from_arrow(data: bytes) -> pd.DataFrame:
+    """A beliefs frame from a result in ClickHouse's ``Arrow`` format (:data:`BELIEF_COLUMNS`)."""
+    import pyarrow as pa
+
+    table = pa.ipc.open_file(pa.BufferReader(data)).read_all() if data else None
+    if table is None or table.num_rows == 0:
+        return frame_from_rows([])
+    return pd.DataFrame(
+        {
+            "event_start": pd.to_datetime(table.column("event_start").to_numpy(), utc=True),
+            "event_resolution": pd.to_timedelta(
+                table.column("event_resolution").to_numpy().astype(np.int64), unit="s"
+            ),
+            "belief_time": pd.to_datetime(table.column("belief_time").to_numpy(), utc=True),
+            "source": np.asarray(
+                table.column("source").cast(pa.string()).to_pylist(), dtype=object
+            ),
+            "cumulative_probability": table.column("cumulative_probability").to_numpy(),
+            "event_value": table.column("event_value").to_numpy(),
+        }
+    )
 
 
 def frame_from_rows(rows: list[list]) -> pd.DataFrame:
@@ -159,7 +182,7 @@ def load_inputs(
     frames: dict[str, pd.DataFrame] = {}
     for item in prep.parameters.input:
         sql, params = input_sql(database, item.sensor, start, end, prep.resolutions[item.sensor])
-        frames[item.name] = frame_from_rows(query(sql, params))
+        frames[item.name] = frame_from_arrow(query(sql, params))
     return frames
 
 

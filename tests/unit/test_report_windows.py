@@ -11,7 +11,13 @@ import pandas as pd
 from schemas.beliefs import Sensor
 from schemas.report_definition import build_definition
 from schemas.reporters import load_parameters
-from streams.reports.compute import compute_windows, prepare, result_records
+from streams.reports.compute import (
+    compute_windows,
+    frame_from_arrow,
+    frame_from_rows,
+    prepare,
+    result_records,
+)
 from streams.reports.windows import ReportWindows, WindowSpec, from_us, to_us
 
 H = 3_600_000_000
@@ -195,3 +201,32 @@ _PANDAS_CLIP = {
         {"df_input": "pv", "df_output": "o", "method": "clip", "kwargs": {"lower": 0}}
     ],
 }
+
+
+def test_arrow_results_read_as_the_same_frame_as_json_rows():
+    import pyarrow as pa
+
+    rows = [
+        ["2026-03-29T00:45:00.000000Z", 900, "2026-03-29T01:00:00.123456Z", "meter", 0.5, 1.5],
+        ["2026-03-29T01:00:00.000000Z", 0, "2026-03-29T02:00:00.000000Z", "fc", 0.9, -2.0],
+    ]
+    table = pa.table(
+        {
+            "event_start": pa.array(
+                pd.to_datetime([r[0] for r in rows], utc=True), pa.timestamp("us", "UTC")
+            ),
+            "event_resolution": pa.array([r[1] for r in rows], pa.uint32()),
+            "belief_time": pa.array(
+                pd.to_datetime([r[2] for r in rows], utc=True), pa.timestamp("us", "UTC")
+            ),
+            "source": pa.array([r[3] for r in rows]).dictionary_encode(),
+            "cumulative_probability": pa.array([r[4] for r in rows], pa.float64()),
+            "event_value": pa.array([r[5] for r in rows], pa.float64()),
+        }
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    got = frame_from_arrow(sink.getvalue().to_pybytes())
+    pd.testing.assert_frame_equal(got, frame_from_rows(rows))
+    pd.testing.assert_frame_equal(frame_from_arrow(b""), frame_from_rows([]))
