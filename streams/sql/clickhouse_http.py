@@ -13,8 +13,10 @@ What a request may carry, as ClickHouse reads it:
   TabSeparated without it, as ClickHouse does), ``database`` (``default`` or
   the project's database: queries run in the project's database),
   ``query_id`` (echoed), ``param_<name>`` (values of ``{name:Type}``
-  placeholders, bound by the engine) and ``enable_http_compression=1``
-  (gzip or deflate, as the client's ``Accept-Encoding`` allows);
+  placeholders, bound by the engine), ``enable_http_compression=1``
+  (gzip or deflate, as the client's ``Accept-Encoding`` allows) and
+  ``client_protocol_version`` (Native results at that protocol revision, as
+  clickhouse-go reads them: :mod:`streams.sql.native_revision`);
 - the worker's token (the data folder's ``sql-token``) as the password of
   HTTP Basic auth (any user name), as ``X-ClickHouse-Key``, or as
   ``Authorization: Bearer``.
@@ -44,6 +46,7 @@ from typing import Any
 
 from connectors.analyst_sql import SqlResult
 from schemas.errors import ConnectorError
+from streams.sql.native_revision import UnsupportedType, at_revision
 
 log = logging.getLogger("flexstream.sql.clickhouse")
 
@@ -67,6 +70,7 @@ _READ = {
     "enable_http_compression",
     "compress",
     "decompress",
+    "client_protocol_version",
 }
 
 _CONTENT_TYPES = {
@@ -102,6 +106,8 @@ class QueryRequest:
     parameters: dict[str, str] = field(default_factory=dict)
     query_id: str = ""
     compress: bool = False
+    #: The protocol revision the client decodes Native results with (0: the plain format).
+    revision: int = 0
     #: URL parameters that were not applied (settings), for the log.
     ignored: tuple[str, ...] = ()
 
@@ -142,6 +148,12 @@ def parse_request(params: Mapping[str, str], body: bytes, database: str) -> Quer
             400, BAD_ARGUMENTS, "send a query: the 'query' URL parameter or the request body"
         )
     parameters = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
+    try:
+        revision = int(params.get("client_protocol_version") or 0)
+    except ValueError:
+        raise ClickHouseHttpError(
+            400, BAD_ARGUMENTS, "client_protocol_version must be a whole number"
+        ) from None
     ignored = tuple(sorted(k for k in params if k not in _READ and not k.startswith("param_")))
     return QueryRequest(
         sql=sql,
@@ -149,6 +161,7 @@ def parse_request(params: Mapping[str, str], body: bytes, database: str) -> Quer
         parameters=parameters,
         query_id=params.get("query_id") or str(uuid.uuid4()),
         compress=params.get("enable_http_compression", "0") == "1",
+        revision=revision,
         ignored=ignored,
     )
 
@@ -206,6 +219,21 @@ def error_text(code: int, message: str) -> str:
     return f"Code: {code}. DB::Exception: {message.rstrip('.')}. (FLEXSTREAM)\n"
 
 
+def native_for(result: SqlResult, revision: int) -> bytes:
+    """The result's bytes; a Native result as a client of protocol ``revision`` reads it."""
+    if result.format != "Native" or revision <= 0:
+        return result.data
+    try:
+        return at_revision(result.data, revision)
+    except UnsupportedType as exc:
+        raise ClickHouseHttpError(
+            400,
+            BAD_ARGUMENTS,
+            f"a column of type {exc} cannot be sent in the Native format at protocol revision "
+            f"{revision} here; cast it in the query (e.g. toString(...))",
+        ) from None
+
+
 def content_type(fmt: str) -> str:
     """The Content-Type ClickHouse gives a result in format ``fmt``."""
     return _CONTENT_TYPES.get(fmt, "application/octet-stream")
@@ -256,6 +284,7 @@ class ClickHouseInterface:
                 )
             except ConnectorError as exc:
                 raise error_of(exc) from None
+            data = native_for(result, q.revision)
         except ClickHouseHttpError as err:
             return web.Response(
                 status=err.status,
@@ -263,7 +292,7 @@ class ClickHouseInterface:
                 headers={**self._headers(query_id), "X-ClickHouse-Exception-Code": str(err.code)},
             )
         response = web.Response(
-            body=result.data,
+            body=data,
             headers={
                 **self._headers(query_id),
                 "X-ClickHouse-Format": result.format,

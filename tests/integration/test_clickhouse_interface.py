@@ -11,6 +11,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from ipaddress import IPv4Address
+from uuid import UUID
 
 import clickhouse_connect
 import pytest
@@ -21,6 +24,14 @@ from streams.sql import auth as sql_auth
 from tests.integration.conftest import batch, wait_for
 
 pytestmark = pytest.mark.integration
+
+MANY_TYPES = (
+    "SELECT sensor, [1, 2]::Array(UInt8), map('a', 1)::Map(String, UInt8), "
+    "tuple(1, 'x')::Tuple(UInt8, String), CAST(NULL, 'Nullable(Float64)'), "
+    "toDecimal64(1.5, 3), toUUID('61f0c404-5cb3-11e7-907b-a6006ad3dba0'), toIPv4('1.2.3.4'), "
+    "toFixedString('ab', 2), toDate(event_start), event_start, repeat('x', 300) "
+    "FROM beliefs ORDER BY event_start LIMIT 3"
+)
 
 
 def _http(port: int, params: dict[str, str], body: bytes = b"", headers=None):
@@ -66,6 +77,28 @@ def test_clickhouse_connect_queries_the_running_worker_and_cannot_write(fs, tmp_
         assert df.to_dict("records") == [{"sensor": "load", "total": sum(values)}]
         table = client.query_arrow("SELECT event_value FROM beliefs ORDER BY event_start")
         assert table.column("event_value").to_pylist() == values
+        # The client found the protocol revision it asked for and reads Native blocks with
+        # their block info, across the types of the tables and what analysts compute.
+        assert client.protocol_version > 0
+        many = client.query(MANY_TYPES).result_rows
+        at = [start + timedelta(minutes=15 * i) for i in range(3)]
+        assert many == [
+            (
+                "load",
+                [1, 2],
+                {"a": 1},
+                (1, "x"),
+                None,
+                Decimal("1.500"),
+                UUID("61f0c404-5cb3-11e7-907b-a6006ad3dba0"),
+                IPv4Address("1.2.3.4"),
+                b"ab",
+                t.date(),
+                t.replace(tzinfo=None),
+                "x" * 300,
+            )
+            for t in at
+        ]
 
         # Writes, DDL, files and the network are refused, with ClickHouse's kind of error.
         out = tmp_path / "out"

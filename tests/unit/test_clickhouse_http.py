@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.analyst_sql import SqlResult
 from schemas.errors import ConnectorError
 from streams.sql.clickhouse_http import (
     AUTHENTICATION_FAILED,
@@ -17,6 +18,7 @@ from streams.sql.clickhouse_http import (
     authorized,
     error_of,
     error_text,
+    native_for,
     parse_request,
     sent_password,
 )
@@ -119,3 +121,19 @@ def test_refusals_and_engine_errors_map_to_clickhouse_codes_and_texts():
     assert error_text(READONLY, "refused: it writes.") == (
         "Code: 164. DB::Exception: refused: it writes. (FLEXSTREAM)\n"
     )
+
+
+def test_native_results_follow_the_clients_protocol_revision():
+    data = b"\x01\x01\x01a\x05UInt8\x07"
+    assert native_for(SqlResult(data, "Native"), 0) == data
+    assert native_for(SqlResult(data, "CSV"), 54460) == data
+    assert (
+        native_for(SqlResult(data, "Native"), 54405) == b"\x01\x00\x02\xff\xff\xff\xff\x00" + data
+    )
+    q = parse_request({"query": "SELECT 1", "client_protocol_version": "54460"}, b"", DB)
+    assert q.revision == 54460
+    with pytest.raises(ClickHouseHttpError, match="whole number"):
+        parse_request({"query": "SELECT 1", "client_protocol_version": "x"}, b"", DB)
+    with pytest.raises(ClickHouseHttpError, match="cast it in the query") as err:
+        native_for(SqlResult(b"\x01\x01\x01j\x04JSON{}", "Native"), 54460)
+    assert err.value.status == 400
