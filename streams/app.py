@@ -26,28 +26,18 @@ from typing import Any
 import faust
 from mode import CrashingSupervisor
 
-from connectors.analyst_sql import (
-    DEFAULT_FORMAT,
-    FORMAT_HEADER,
-    OWN_FORMAT_HEADER,
-    AnalystSql,
-    SqlResult,
-    open_analyst_sql,
-)
 from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas.beliefs import Sensor
-from schemas.errors import ConnectorError
-from streams import metrics
+from streams import operations
 from streams.beliefs import agent as beliefs_agent
 from streams.context import WorkerContext
 from streams.ingest import agent as ingest_agent
 from streams.ingest.sink import RegistrySink
 from streams.reports import agent as reports_agent
 from streams.scheduling import agent as scheduling_agent
-from streams.sql import auth as sql_auth
-from streams.sql.clickhouse_http import ClickHouseInterface
+from streams.sql import endpoints as sql_endpoints
 from streams.worker_file import WORKER_STATE
 
 log = logging.getLogger("flexstream.worker")
@@ -109,6 +99,8 @@ FEATURES: list[Callable[[WorkerContext], None]] = [
     beliefs_agent.install,
     scheduling_agent.install,
     reports_agent.install,
+    sql_endpoints.install,
+    operations.install,
 ]
 
 
@@ -215,145 +207,6 @@ def create_app(cfg: WorkerConfig) -> faust.App:
 
     for install in FEATURES:
         install(ctx)
-
-    sql_token = sql_auth.new_token(data_dir)
-    analysts: dict[str, AnalystSql] = {}  # opened on the first query, once the store is open
-
-    def _close_analysts() -> None:
-        if "runner" in analysts:
-            analysts.pop("runner").close()
-
-    atexit.register(_close_analysts)
-
-    async def analyst_query(
-        sql: str,
-        fmt: str | None,
-        params: Mapping[str, Any] | None,
-        default: str = DEFAULT_FORMAT,
-    ) -> SqlResult:
-        """Run an analyst's query on the read-only runner (ConnectorError when refused)."""
-        if ctx.store is None:
-            raise ConnectorError("the worker's store is not open yet; retry shortly")
-        if "runner" not in analysts:
-            analysts["runner"] = open_analyst_sql(s)
-        return await analysts["runner"].execute_async(sql, fmt, params, default)
-
-    if w.clickhouse_port:
-        interface = ClickHouseInterface(sql_token, s.clickhouse.database, analyst_query)
-
-        @app.task
-        async def _clickhouse_interface() -> None:
-            """Serve ClickHouse's HTTP interface, read-only, until the worker stops."""
-            try:
-                await interface.start("127.0.0.1", w.clickhouse_port)
-            except OSError as exc:
-                log.warning(
-                    "the ClickHouse interface cannot listen on 127.0.0.1:%d (%s); set "
-                    "FLEXSTREAM_WORKER_CLICKHOUSE_PORT to a free port, or 0 to turn it off",
-                    w.clickhouse_port,
-                    exc,
-                )
-                return
-            log.info("ClickHouse interface (read-only) on 127.0.0.1:%d", w.clickhouse_port)
-            try:
-                await asyncio.Event().wait()
-            finally:
-                await interface.stop()
-
-    @app.page("/sql/")
-    class SqlView(faust.web.View):
-        """Run an analyst's query: POST {"sql": ..., "format": ...} as application/json.
-
-        ``format`` is optional: without it the SQL's own FORMAT clause, else
-        JSONCompact. ``parameters`` (optional) are the values of the SQL's
-        ``{name:Type}`` placeholders, bound by the engine. The response's
-        headers name the format and whether the SQL named it.
-
-        Needs the data folder's token (see :mod:`streams.sql.auth`); refuses
-        cross-origin requests. The query passes the gates of
-        :mod:`connectors.analyst_sql` and runs on its read-only clients and
-        threads, never on the worker's writer.
-        """
-
-        async def post(self, request: faust.web.Request) -> faust.web.Response:
-            refused = sql_auth.refusal(request.headers, sql_token)
-            if refused:
-                return self.error(*refused)
-            try:
-                body = await request.json()
-                sql, fmt = str(body["sql"]), body.get("format")
-                fmt = None if fmt is None else str(fmt)
-                params = body.get("parameters")
-            except (ValueError, KeyError, TypeError, AttributeError):
-                return self.error(400, 'send a JSON object {"sql": ..., "format": ...}')
-            if ctx.store is None:
-                return self.error(503, "the worker's store is not open yet; retry shortly")
-            try:
-                result = await analyst_query(sql, fmt, params)
-            except ConnectorError as exc:  # refused, or the engine's message
-                return self.error(400, str(exc))
-            return self.bytes(
-                result.data,
-                content_type="application/octet-stream",
-                headers={FORMAT_HEADER: result.format, OWN_FORMAT_HEADER: str(result.own_format)},
-            )
-
-    admin_token = sql_auth.new_token(data_dir, sql_auth.ADMIN_TOKEN_FILE)
-
-    @app.page("/admin/purge/")
-    class PurgeView(faust.web.View):
-        """Delete every belief of a deleted sensor: POST {"sensor": NAME} as application/json.
-
-        The operators' one write through the worker (which holds the embedded
-        store): it needs the data folder's admin token, not the readers' one,
-        and only a sensor already deleted from the registry is purged (409
-        while the worker still knows it, e.g. before the tombstone reached it).
-        """
-
-        async def post(self, request: faust.web.Request) -> faust.web.Response:
-            refused = sql_auth.refusal(request.headers, admin_token, sql_auth.ADMIN_TOKEN_FILE)
-            if refused:
-                return self.error(*refused)
-            try:
-                name = (await request.json())["sensor"]
-                if not isinstance(name, str) or not name:
-                    raise TypeError(name)
-            except (ValueError, KeyError, TypeError):
-                return self.error(400, 'send a JSON object {"sensor": NAME}')
-            if name in ctx.sensors:
-                return self.error(409, f"sensor {name!r} is still registered; delete it first")
-            store = ctx.store
-            if store is None:
-                return self.error(503, "the worker's store is not open yet; retry shortly")
-            purged = await ctx.run_db(store.purge_beliefs, name)
-            log.info("purged %d beliefs of deleted sensor %s", purged, name)
-            return self.json({"sensor": name, "purged": purged})
-
-    @app.page("/health")
-    @app.page("/health/")
-    class HealthView(faust.web.View):
-        """Liveness: started, ready (nothing failing), problems, beliefs written so far."""
-
-        async def get(self, request: faust.web.Request) -> faust.web.Response:
-            sink = ctx.readings_sink
-            return self.json({**ctx.health.report(), "written": sink.written if sink else 0})
-
-    @app.page("/ready")
-    class ReadyView(faust.web.View):
-        """Readiness: 200 when started and nothing is failing, else 503 with the problems."""
-
-        async def get(self, request: faust.web.Request) -> faust.web.Response:
-            report = ctx.health.report()
-            return self.json(report, status=200 if report["ready"] else 503)
-
-    @app.page("/metrics")
-    class MetricsView(faust.web.View):
-        """Prometheus metrics of this worker, in the text exposition format (0.0.4)."""
-
-        async def get(self, request: faust.web.Request) -> faust.web.Response:
-            return self.bytes(
-                ctx.metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE}
-            )
 
     def _close() -> None:
         registry.stop()
