@@ -93,6 +93,11 @@ class HighsBackend:
         if np.any(lp.lb > lp.ub + 1e-12):
             # Folded bounds already contradict each other: infeasible without a solve.
             return RawSolution(Termination.INFEASIBLE, None, None, time.perf_counter() - t0)
+        empty = np.diff(lp.a_start) == 0
+        if np.any(empty & ((lp.row_lower > 1e-9) | (lp.row_upper < -1e-9))):
+            # A row without columns that excludes 0 (e.g. a process with no placement);
+            # HiGHS calls a model without columns empty (optimal) whatever its rows say.
+            return RawSolution(Termination.INFEASIBLE, None, None, time.perf_counter() - t0)
         h = highspy.Highs()
         for key, value in OPTIONS.items():
             h.setOptionValue(key, value)
@@ -100,10 +105,18 @@ class HighsBackend:
             h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
         inf = highspy.kHighsInf
         mip = lp.has_integers and not relax_integrality
-        if lp.interior_point and not mip:
-            # Interior point with crossover: a basic optimum, so the tie-breaking
-            # solve still restarts from a basis (with the simplex method).
-            h.setOptionValue("solver", "ipm")
+        staged = lp.staged_columns if lp.staged_columns is not None and not mip else None
+        lb = np.where(np.isfinite(lp.lb), lp.lb, -inf)
+        ub = np.where(np.isfinite(lp.ub), lp.ub, inf)
+        if staged is not None and len(staged):
+            # First stage: the coupling upper bounds lifted (restored below).
+            ub = ub.copy()
+            ub[staged] = inf
+        if not mip:
+            # Presolve finds next to nothing in these models (100 batteries x 192 steps: 174 of
+            # 19392 rows) and costs more than it saves: 1 battery x 8760 steps, 0.25 s CPU
+            # without against 0.33 s with; the fleet's first stage 0.85 s against 1.24 s.
+            h.setOptionValue("presolve", "off")
         integrality = lp.integer.astype(np.int32) if mip else np.zeros(lp.num_col, np.int32)
         h.passModel(
             lp.num_col,
@@ -113,8 +126,8 @@ class HighsBackend:
             int(highspy.ObjSense.kMinimize),
             0.0,
             lp.c,
-            np.where(np.isfinite(lp.lb), lp.lb, -inf),
-            np.where(np.isfinite(lp.ub), lp.ub, inf),
+            lb,
+            ub,
             np.where(np.isfinite(lp.row_lower), lp.row_lower, -inf),
             np.where(np.isfinite(lp.row_upper), lp.row_upper, inf),
             lp.a_start,
@@ -124,8 +137,37 @@ class HighsBackend:
         )
         build = time.perf_counter() - t0
         t1 = time.perf_counter()
+        if staged is not None and len(staged):
+            self._decoupled_stage(h, lp, staged)
         h.run()
         return self._read(h, lp, mip, time.perf_counter() - t1, build)
+
+    @staticmethod
+    def _decoupled_stage(h: highspy.Highs, lp: CompiledLP, staged: np.ndarray) -> None:
+        """Solve with the coupling bounds lifted, then restore them in ``h``.
+
+        Without the connection's limits a fleet falls apart into independent
+        devices, which the dual simplex method solves quickly; the restored
+        bounds leave that optimal basis dual feasible, so the next ``run``
+        continues with the dual simplex method from it and only has to repair
+        the steps where the connection binds (measured: 100 batteries x 192
+        steps, 3.2 s CPU in all, against 6.5 s by interior point from scratch and
+        11 s by the dual simplex method from scratch). If the first stage ends
+        otherwise than optimal (e.g. unbounded without the limits), the solver
+        starts afresh on the restored model. HiGHS's time limit counts the
+        instance's cumulative run time, so it covers both stages as set.
+        """
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            h.clearSolver()
+        inf = highspy.kHighsInf
+        idx = np.asarray(staged, dtype=np.int32)
+        h.changeColsBounds(
+            len(idx),
+            idx,
+            np.where(np.isfinite(lp.lb[idx]), lp.lb[idx], -inf),
+            np.where(np.isfinite(lp.ub[idx]), lp.ub[idx], inf),
+        )
 
     def _read(
         self, h: highspy.Highs, lp: CompiledLP, mip: bool, seconds: float, build: float
@@ -172,7 +214,8 @@ class HighsBackend:
         h.addRow(-highspy.kHighsInf, first.objective + tolerance, len(nz), nz, lp.c[nz])
         h.changeColsCost(lp.num_col, np.arange(lp.num_col, dtype=np.int32), lp.c2)
         if time_limit is not None:
-            h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
+            # HiGHS counts the instance's run time across runs: extend it by what is left.
+            h.setOptionValue("time_limit", float(h.getRunTime() + max(time_limit, 1e-3)))
         h.setOptionValue("solver", "choose")
         if not mip:
             # The basis stays primal feasible: primal simplex goes on from it, where the
