@@ -14,6 +14,11 @@ is exact in an LP (a simultaneous ``g+`` and ``g-`` cannot lower the cost);
 at steps where the production price is higher, a binary per step keeps the two
 apart.
 
+A site without any connection limit and with equal prices both ways has no
+site columns at all: its cost is ``dt * price[t] * net[t]``, linear in the
+devices' powers, so the price is put on their columns directly (the same
+optimum, a model half the size for one device).
+
 Site limits: ``site-power-capacity`` bounds both directions and is always hard;
 ``site-consumption-capacity`` and ``site-production-capacity`` are hard unless a
 breach price makes them soft (priced per kW of breach per step).
@@ -137,6 +142,15 @@ def add_site(
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown device type {type(dev).__name__}")
 
+    if _price_only(problem):
+        # No limit at the connection and one price both ways: the site's cost is the
+        # price times its net power, so the price goes straight onto the devices'
+        # columns (the inflexible part is a constant) and the site needs no columns.
+        if b_rows:
+            rows, cols = np.concatenate(b_rows), np.concatenate(b_cols)
+            lp.add_cost_at(cols, np.concatenate(b_vals) * cp[rows] * dt)
+        return site
+
     g_in = lp.add_columns("site.consumption", n, 0.0, np.inf, cp * dt)
     g_out = lp.add_columns("site.production", n, 0.0, np.inf, -pp * dt)
     site.consumption, site.production = g_in, g_out
@@ -208,6 +222,17 @@ def add_site(
             elastic=False,
         )
     return site
+
+
+def _price_only(problem: SiteProblem) -> bool:
+    """Whether the site is only a price: no capacity at all and equal prices both ways."""
+    caps = (
+        problem.site_power_capacity,
+        problem.site_consumption_capacity,
+        problem.site_production_capacity,
+    )
+    no_limits = all(np.all(np.isnan(np.asarray(c, dtype=float))) for c in caps)
+    return no_limits and bool(np.all(problem.production_price == problem.consumption_price))
 
 
 def build(
