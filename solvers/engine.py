@@ -38,6 +38,7 @@ from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice, Time
 from solvers.backend import RawSolution, Termination, get_backend, solve_on_face
 from solvers.formulation import Formulation, build
 from solvers.lp import CompiledLP
+from solvers.peaks import peak_charges
 from solvers.result import Breach, Costs, DeviceSchedule, ScheduleResult, Status
 from solvers.storage import soc_trajectory, soft_breach
 
@@ -260,6 +261,8 @@ def _interpret(
         consumption=float(np.sum(problem.consumption_price * cons * dt)),
         production_revenue=float(np.sum(problem.production_price * prod * dt)),
         breaches=float(sum(b.cost or 0.0 for b in breaches)),
+        peak_consumption=_peak_cost(cons, problem.peak_consumption, problem.peak_consumption_price),
+        peak_production=_peak_cost(prod, problem.peak_production, problem.peak_production_price),
     )
     result.breaches = breaches
     if violations:
@@ -286,6 +289,13 @@ def _interpret(
         result.status = Status.OPTIMAL
         result.message = "optimal"
     return result
+
+
+def _peak_cost(flow: np.ndarray, baseline: np.ndarray, price: np.ndarray | None) -> float:
+    """What the schedule's new peaks of ``flow`` cost (0 without a peak price)."""
+    if price is None:
+        return 0.0
+    return float(sum(c.cost for c in peak_charges(flow, baseline, price)))
 
 
 def _side(values: np.ndarray, limit: np.ndarray, above: bool) -> np.ndarray:
