@@ -29,7 +29,7 @@ from schemas.flex_model import (
 )
 
 #: FlexMeasures 1.0 flex-context fields that FlexStream does not support yet.
-PLANNED_FLEX_CONTEXT_FIELDS = frozenset({"commitments", "commodities"})
+PLANNED_FLEX_CONTEXT_FIELDS = frozenset({"commodities"})
 
 
 def _sensor_list(value: Any) -> Any:
@@ -55,6 +55,7 @@ class FlexContext(_FlexBase):
     site_power_capacity: FieldValue = Field(default=None, alias="site-power-capacity")
     site_consumption_capacity: FieldValue = Field(default=None, alias="site-consumption-capacity")
     site_production_capacity: FieldValue = Field(default=None, alias="site-production-capacity")
+    commitments: list[Any] = Field(default_factory=list)
     site_peak_consumption: FieldValue = Field(default=None, alias="site-peak-consumption")
     site_peak_consumption_price: FieldValue = Field(
         default=None, alias="site-peak-consumption-price"

@@ -183,6 +183,22 @@ class BreachPrices:
 
 
 @dataclass
+class Commitment:
+    """A position the site's net power should follow, with prices for deviating from it.
+
+    Per step (``nan`` baseline: not committed then), as FlexMeasures' flex-context
+    ``commitments`` mean it: ``up_price`` (currency per kW per step) is paid per kW
+    of net consumption above ``baseline`` (kW, consumption positive), and
+    ``down_price`` is *received* per kW below it (a negative price is a penalty).
+    """
+
+    name: str
+    baseline: np.ndarray
+    up_price: np.ndarray
+    down_price: np.ndarray
+
+
+@dataclass
 class SiteProblem:
     """One site: devices scheduled jointly under the site's connection limits.
 
@@ -209,6 +225,7 @@ class SiteProblem:
     peak_consumption_price: np.ndarray | None = None
     peak_production: np.ndarray | float = 0.0
     peak_production_price: np.ndarray | None = None
+    commitments: list[Commitment] = field(default_factory=list)
     currency: str = "EUR"
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)

@@ -50,6 +50,7 @@ from schemas.flex_model import (
 )
 from schemas.flex_problem import (
     BreachPrices,
+    Commitment,
     Device,
     OptimizationSense,
     ProcessDevice,
@@ -589,9 +590,17 @@ def _context(
         )
         for side in ("consumption", "production")
     }
+    commitments = [
+        _commitment(c, f"commitments[{i}]", reader, currency) for i, c in enumerate(ctx.commitments)
+    ]
+    names = [c.name for c in commitments]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise InputError(f"commitment name {name!r} is used twice", f"commitments[{i}].name")
     return SiteProblem(
         grid=reader.grid,
         devices=devices,
+        commitments=commitments,
         consumption_price=cp,
         production_price=pp,
         site_power_capacity=spc,
@@ -603,6 +612,53 @@ def _context(
         outputs=outputs,
         **peaks,
         **prices,
+    )
+
+
+def _commitment(spec: Any, field: str, reader: SeriesReader, currency: str) -> Commitment:
+    """One of the flex-context's ``commitments`` (FlexMeasures' fields), per step."""
+    if not isinstance(spec, dict):
+        raise InputError(
+            'give a commitment as an object: {"name": ..., "baseline": ..., "up-price": ...}',
+            field,
+        )
+    unknown = sorted(set(spec) - {"name", "baseline", "up-price", "down-price", "commodity"})
+    scoped = [k for k in unknown if k in ("sensors", "group")]
+    if scoped:
+        raise InputError(
+            "FlexStream does not support yet commitments scoped to some devices; leave out "
+            f"{scoped[0]!r} to commit the whole site",
+            f"{field}.{scoped[0]}",
+        )
+    if unknown:
+        raise InputError(
+            "a commitment has name, baseline, up-price, down-price and commodity",
+            f"{field}.{unknown[0]}",
+        )
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise InputError("give the commitment a name", f"{field}.name")
+    if spec.get("commodity", "electricity") != "electricity":
+        raise InputError("only electricity commitments are supported", f"{field}.commodity")
+    if spec.get("baseline") is None:
+        raise InputError("a commitment requires a baseline, e.g. '500 kW'", f"{field}.baseline")
+    if spec.get("up-price") is None and spec.get("down-price") is None:
+        raise InputError(
+            "a commitment requires at least one deviation price (up-price and/or down-price)",
+            f"{field}.up-price",
+        )
+    prices = {}
+    for key in ("up-price", "down-price"):
+        value = spec.get(key)
+        arr = np.zeros(reader.grid.n)
+        if value is not None:
+            arr = np.nan_to_num(_price_per_power(value, f"{field}.{key}", reader, currency))
+        prices[key] = arr
+    return Commitment(
+        name=name,
+        baseline=reader.steps(spec["baseline"], f"{field}.baseline", "kW", np.nan),
+        up_price=prices["up-price"],
+        down_price=prices["down-price"],
     )
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice, TimeGrid
 from solvers.backend import RawSolution, Termination, get_backend, solve_on_face
+from solvers.commitments import commitment_cost
 from solvers.formulation import Formulation, build
 from solvers.lp import CompiledLP
 from solvers.peaks import peak_charges
@@ -263,6 +264,7 @@ def _interpret(
         breaches=float(sum(b.cost or 0.0 for b in breaches)),
         peak_consumption=_peak_cost(cons, problem.peak_consumption, problem.peak_consumption_price),
         peak_production=_peak_cost(prod, problem.peak_production, problem.peak_production_price),
+        commitments={c.name: commitment_cost(net, c) for c in problem.commitments},
     )
     result.breaches = breaches
     if violations:

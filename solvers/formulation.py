@@ -23,7 +23,8 @@ Site limits: ``site-power-capacity`` bounds both directions and is always hard;
 ``site-consumption-capacity`` and ``site-production-capacity`` are hard unless a
 breach price makes them soft (priced per kW of breach per step). Peak prices
 charge a new peak of ``g+`` (or ``g-``) above the peak already reached, once per
-kW (``solvers.peaks``).
+kW (``solvers.peaks``); commitments price the net power's deviations from a
+committed position per step (``solvers.commitments``).
 
 Ties are broken lexicographically, not by tiny costs: the objective above is
 the primary one and nothing else is in it. ``add_site`` also sets a secondary,
@@ -58,7 +59,8 @@ import numpy as np
 
 from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice
 from solvers.breaches import add_priced_breach
-from solvers.lp import ColumnBlock, LinearProgram
+from solvers.commitments import add_commitment
+from solvers.lp import ColumnBlock, LinearProgram, add_either_or
 from solvers.peaks import add_peak
 from solvers.process import ProcessVars, add_process
 from solvers.storage import BIG_M, TIMING, StorageVars, add_storage
@@ -204,35 +206,20 @@ def add_site(
         _priced(problem.peak_production_price, n), constraint="site-peak-production",
     )  # fmt: skip
 
+    bound = np.minimum(np.maximum(max_cons, max_prod), BIG_M)
+    for k, commitment in enumerate(problem.commitments):
+        add_commitment(lp, k, commitment, g_in, g_out, bound)
+
     # Where selling pays more than buying, keep g+ and g- apart with a binary.
     steps = np.flatnonzero(pp > cp + 1e-12)
     if len(steps):
-        m = len(steps)
-        y = lp.add_columns("site.importing", m, 0.0, 1.0, integer=True)
-        site.split = y
         mc = np.minimum(max_cons[steps], BIG_M) + 1.0
         mp = np.minimum(max_prod[steps], BIG_M) + 1.0
-        r = np.arange(m)
         # g+ - Mc y <= 0 ; g- + Mp y <= Mp
-        lp.add_rows(
-            "site.import-or-export",
-            np.repeat(np.arange(2 * m), 2),
-            np.stack(
-                [
-                    np.concatenate([g_in.start + steps, g_out.start + steps]),
-                    np.concatenate([y.start + r, y.start + r]),
-                ],
-                1,
-            ).ravel(),
-            np.stack([np.ones(2 * m), np.concatenate([-mc, mp])], 1).ravel(),
-            None,
-            np.concatenate([np.zeros(m), mp]),
-            size=2 * m,
-            constraint="import or export",
-            steps=np.concatenate([steps, steps]),
-            unit="kW",
-            elastic=False,
-        )
+        site.split = add_either_or(
+            lp, "site.import-or-export", g_in.start + steps, g_out.start + steps, mc, mp,
+            steps, constraint="import or export",
+        )  # fmt: skip
     return site
 
 
@@ -244,6 +231,8 @@ def _priced(price: np.ndarray | None, n: int) -> np.ndarray:
 def _price_only(problem: SiteProblem) -> bool:
     """Whether the site is only a price: no capacity, no peak price, equal prices both ways."""
     if problem.peak_consumption_price is not None or problem.peak_production_price is not None:
+        return False
+    if problem.commitments:
         return False
     caps = (
         problem.site_power_capacity,

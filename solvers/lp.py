@@ -426,3 +426,42 @@ class LinearProgram:
             elastic=elastic,
             c2=np.where(np.abs(cost2) < 1e-12, 0.0, cost2),
         )
+
+
+def add_either_or(
+    lp: LinearProgram,
+    name: str,
+    first: np.ndarray,
+    second: np.ndarray,
+    big_first: np.ndarray,
+    big_second: np.ndarray,
+    steps: np.ndarray,
+    *,
+    constraint: str,
+    device: str | None = None,
+) -> ColumnBlock:
+    """At most one of two non-negative columns per step is positive: one binary per step.
+
+    ``first[i]`` and ``second[i]`` are the global column indices of pair ``i``
+    (at step ``steps[i]``), ``big_*`` bounds on their values. With ``y[i]`` the
+    binary: ``first - big_first y <= 0`` and ``second + big_second y <= big_second``.
+    Returns the binaries' block.
+    """
+    m = len(steps)
+    r = np.arange(m)
+    y = lp.add_columns(f"{name}.binary", m, 0.0, 1.0, integer=True)
+    lp.add_rows(
+        f"{name}.either-or",
+        np.repeat(np.arange(2 * m), 2),
+        np.stack([np.concatenate([first, second]), np.concatenate([y.start + r] * 2)], 1).ravel(),
+        np.stack([np.ones(2 * m), np.concatenate([-big_first, big_second])], 1).ravel(),
+        None,
+        np.concatenate([np.zeros(m), big_second]),
+        size=2 * m,
+        constraint=constraint,
+        device=device,
+        steps=np.concatenate([steps, steps]),
+        unit="kW",
+        elastic=False,
+    )
+    return y

@@ -66,7 +66,7 @@ class DeviceSchedule:
 
 @dataclass
 class Costs:
-    """Costs in ``currency``: energy bought minus energy sold, plus peak and breach costs."""
+    """Costs in ``currency``: energy bought minus sold, plus peak, commitment and breach costs."""
 
     currency: str
     consumption: float = 0.0
@@ -75,6 +75,8 @@ class Costs:
     #: Charges for new consumption and production peaks (peak pricing).
     peak_consumption: float = 0.0
     peak_production: float = 0.0
+    #: What deviating from each commitment costs, by commitment name.
+    commitments: dict[str, float] = field(default_factory=dict)
 
     @property
     def energy(self) -> float:
@@ -84,7 +86,8 @@ class Costs:
     @property
     def total(self) -> float:
         """Energy cost plus peak charges plus breach costs."""
-        return self.energy + self.peak_consumption + self.peak_production + self.breaches
+        peaks = self.peak_consumption + self.peak_production
+        return self.energy + peaks + sum(self.commitments.values()) + self.breaches
 
 
 @dataclass
@@ -129,6 +132,7 @@ class ScheduleResult:
             "production-revenue": c.production_revenue,
             "peak-consumption": c.peak_consumption,
             "peak-production": c.peak_production,
+            "commitments": dict(c.commitments),
             "breaches": c.breaches,
         }
 

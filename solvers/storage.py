@@ -51,7 +51,7 @@ import numpy as np
 
 from schemas.flex_problem import StorageDevice
 from solvers.breaches import add_priced_breach
-from solvers.lp import ColumnBlock, LinearProgram, Soft
+from solvers.lp import ColumnBlock, LinearProgram, Soft, add_either_or
 
 #: Weight of the timing preference in the secondary objective, per kWh (throughput: 1).
 TIMING = 0.5
@@ -224,32 +224,13 @@ def add_storage(
     charging = None
     if binary_steps is not None and len(binary_steps):
         t = np.asarray(binary_steps, dtype=np.int64)
-        m = len(t)
-        r = np.arange(m)
-        charging = lp.add_columns(f"{name}.charging", m, 0.0, 1.0, integer=True)
         cap_c = np.minimum(np.asarray(up_c, dtype=float)[t], BIG_M)
         cap_p = np.minimum(np.asarray(up_p, dtype=float)[t], BIG_M)
         # P+ - C+ z <= 0 and P- + C- z <= C-.
-        lp.add_rows(
-            f"{name}.charge-or-discharge",
-            np.repeat(np.arange(2 * m), 2),
-            np.stack(
-                [
-                    np.concatenate([charge.start + t, discharge.start + t]),
-                    np.concatenate([charging.start + r, charging.start + r]),
-                ],
-                1,
-            ).ravel(),
-            np.stack([np.ones(2 * m), np.concatenate([-cap_c, cap_p])], 1).ravel(),
-            None,
-            np.concatenate([np.zeros(m), cap_p]),
-            size=2 * m,
-            constraint="charge or discharge",
-            device=name,
-            steps=np.concatenate([t, t]),
-            unit="kW",
-            elastic=False,
-        )
+        charging = add_either_or(
+            lp, f"{name}.charge-or-discharge", charge.start + t, discharge.start + t,
+            cap_c, cap_p, t, constraint="charge or discharge", device=name,
+        )  # fmt: skip
         room_cuts(lp, dev, dt, charge, discharge, soc, t)
     return StorageVars(dev, charge, discharge, soc, charging)
 

@@ -565,7 +565,7 @@ def test_every_case_schedules(fm, context):
             "does not support yet",
         ),
         (bat(group={"asset": 3}), CTX, "flex-model.group", "does not support yet"),
-        (BAT, ctx(commitments=[]), "flex-context.commitments", "does not support yet"),
+        (BAT, ctx(commodities=[]), "flex-context.commodities", "does not support yet"),
         (bat(**{"soc-mx": "40 kWh"}), CTX, "flex-model.soc-mx", "did you mean 'soc-max'"),
         (
             bat(**{"prefer_charging_sooner": True}),
