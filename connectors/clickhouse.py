@@ -190,6 +190,12 @@ class Store:
                     f"{self.database}.forecasters", rows, column_names=["name", "sensor", "body"]
                 )
 
+    def insert_forecast_scores(self, rows: list[list[Any]], columns: list[str]) -> None:
+        """Append rows of forecast scores (see the ``forecast_scores`` table)."""
+        if rows:
+            with self._lock:
+                self.client.insert(f"{self.database}.forecast_scores", rows, column_names=columns)
+
     def forget(self, table: str, names: Iterable[str]) -> None:
         """Remove deleted entries (``table``: "sensors", "assets", "forecasters") from their mirror.
 

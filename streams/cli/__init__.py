@@ -214,10 +214,11 @@ def _register() -> None:
     delete.add_command(delete_asset)
     delete.add_command(delete_report)
     delete.add_command(delete_forecaster)
-    from streams.cli.forecasting import add_forecaster, show_forecasters
+    from streams.cli.forecasting import add_forecaster, show_forecasters, show_forecasts
 
     add.add_command(add_forecaster)
     show.add_command(show_forecasters)
+    show.add_command(show_forecasts)
 
 
 _register()

@@ -88,3 +88,69 @@ def show_forecasters(fmt: str) -> None:
         rows.append(row)
     columns = ["name", "sensor", "model", "horizon", "quantiles", "retrain", "regressors"]
     _print(rows, [*columns, "features"], fmt, "forecasters")
+
+
+ACCURACY_SQL = """
+SELECT source, horizon_from, horizon_to, pairs, mae, wape, crps, naive_mae, skill,
+       pinball_sum, events_from, events_to
+FROM forecast_accuracy
+WHERE sensor = {sensor:String}
+ORDER BY source, horizon_from
+"""
+
+
+def accuracy_rows(rows: list[list], forecaster: str | None = None) -> list[dict]:
+    """Rows of the ``forecast_accuracy`` view as printed: metrics per forecaster and bucket."""
+    from streams.forecasting.scoring import BucketScore
+
+    out = []
+    for source, lo, hi, pairs, mae, wape, crps, naive, skill, pinball, first, last in rows:
+        name = source.removeprefix("forecaster:")
+        if forecaster is not None and name != forecaster:
+            continue
+        label = BucketScore(int(lo), int(hi)).label
+        row = {
+            "forecaster": name,
+            "horizon": label,
+            "pairs": int(pairs),
+            "MAE": _num(mae),
+            "WAPE": _num(wape),
+            "CRPS": _num(crps),
+            "naive MAE": _num(naive),
+            "skill": _num(skill),
+        }
+        for q, total in sorted((pinball or {}).items(), key=lambda kv: float(kv[0])):
+            row[f"pinball {q}"] = _num(float(total) / int(pairs))
+        row["events"] = f"{str(first)[:16]} .. {str(last)[:16]}"
+        out.append(row)
+    return out
+
+
+def _num(v: object) -> str:
+    return "" if v is None else f"{float(v):.4g}"  # type: ignore[arg-type]
+
+
+@click.command("forecasts")
+@click.option("--sensor", required=True, help="The forecast sensor.")
+@click.option("--forecaster", help="Only this forecaster (default: all of the sensor).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def show_forecasts(sensor: str, forecaster: str | None, fmt: str) -> None:
+    """Print forecast accuracy of a sensor's forecasters per horizon bucket.
+
+    From the ``forecast_accuracy`` view: pairs scored, MAE, WAPE, CRPS, pinball
+    loss per quantile, and the skill against seasonal naive (1 - MAE / naive
+    MAE; above 0 the forecaster beats it).
+    """
+    from connectors.settings import Settings
+    from streams.sql.access import query_rows
+
+    _, rows = query_rows(Settings(), ACCURACY_SQL, {"sensor": sensor})
+    out = accuracy_rows(rows, forecaster)
+    if not out and fmt == "table":
+        click.echo(
+            f"no scored forecasts of sensor {sensor!r} yet: scores appear once measurements "
+            "of forecast events arrive"
+        )
+        return
+    columns = list(dict.fromkeys(k for r in out for k in r))
+    _print(out, columns, fmt, f"forecast accuracy of {sensor}")
