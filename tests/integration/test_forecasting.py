@@ -134,3 +134,55 @@ def test_readings_become_quantile_forecasts_that_are_scored_as_measurements_arri
     table = run(["show", "forecasts", "--sensor", "site-load"], fs.env)
     assert "skill" in table.stdout and "load-ahead" in table.stdout
     assert end <= first + STEP
+
+
+def test_a_schedule_uses_the_forecast_where_its_load_has_no_beliefs(fs, tmp_path):
+    register(fs, tmp_path)
+    devices = tmp_path / "devices.yaml"
+    devices.write_text(
+        yaml.safe_dump([{"name": "home-bat", "unit": "kW", "event_resolution": "PT15M"}])
+    )
+    assert run(["add", "sensor", str(devices)], fs.env).returncode == 0
+    home = tmp_path / "home.yaml"
+    home.write_text(
+        yaml.safe_dump(
+            {
+                "name": "home",
+                "flex-context": {
+                    "consumption-price": "100 EUR/MWh",
+                    "inflexible-device-sensors": [{"sensor": "site-load"}],
+                    "site-power-capacity": "20 kW",
+                },
+                "flex-model": {
+                    "sensor": "home-bat",
+                    "soc-at-start": "5 kWh",
+                    "soc-max": "10 kWh",
+                    "power-capacity": "5 kW",
+                },
+            }
+        )
+    )
+    assert run(["add", "asset", str(home)], fs.env).returncode == 0
+    fs.start_worker()
+    # Before any reading: the schedule's error names the sensor and the missing span.
+    start = datetime.now(UTC)
+    start = start.replace(second=0, microsecond=0) + timedelta(minutes=15 - start.minute % 15)
+    args = ["add", "schedule", "--asset", "home", "--start", start.isoformat(), "--duration"]
+    out = run([*args, "PT2H", "--wait", "--format", "json"], fs.env)
+    (failed,) = json.loads(out.stdout)
+    assert failed["status"] == "error"
+    assert "no beliefs of sensor 'site-load' for 8 of 8 steps" in failed["message"]
+    assert "forecasters load-ahead cover no more" in failed["message"]
+
+    publish_history(fs, datetime.now(UTC))
+    wait_for(
+        lambda: (r := fs.sql(FORECASTS)) and len(r) == 3 and r,
+        timeout=120,
+        what="forecasts in ClickHouse",
+    )
+    out = run([*args, "PT2H", "--wait", "--format", "json"], fs.env)
+    assert out.returncode == 0, out.stderr
+    (answer,) = json.loads(out.stdout)
+    assert answer["status"] == "optimal", answer
+    assert "from the latest median forecast of forecaster:load-ahead" in answer["message"]
+    assert "site-load" in answer["message"] and len(answer["values"]) == 8
