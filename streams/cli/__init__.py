@@ -214,7 +214,14 @@ def _register() -> None:
     delete.add_command(delete_asset)
     delete.add_command(delete_report)
     delete.add_command(delete_forecaster)
-    from streams.cli.forecasting import add_forecaster, show_forecasters, show_forecasts
+    from streams.cli.forecasting import (
+        add_forecaster,
+        forecast_group,
+        show_forecasters,
+        show_forecasts,
+    )
+
+    main.add_command(forecast_group)
 
     add.add_command(add_forecaster)
     show.add_command(show_forecasters)

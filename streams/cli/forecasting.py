@@ -7,6 +7,7 @@ forecasts. ``show forecasts`` prints their accuracy from ClickHouse.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -154,3 +155,171 @@ def show_forecasts(sensor: str, forecaster: str | None, fmt: str) -> None:
         return
     columns = list(dict.fromkeys(k for r in out for k in r))
     _print(out, columns, fmt, f"forecast accuracy of {sensor}")
+
+
+@click.group("forecast")
+def forecast_group() -> None:
+    """Forecasting tools: walk-forward backtests of registered forecasters."""
+
+
+@forecast_group.command("backtest")
+@click.option("--forecaster", "name", required=True, help="A registered forecaster.")
+@click.option("--start", required=True, help="First forecast time, ISO 8601 with offset.")
+@click.option("--end", required=True, help="End of the backtest, ISO 8601 with offset.")
+@click.option("--every", help="Time between forecasts (ISO 8601); default forecast-frequency.")
+@click.option("--retrain-frequency", help="Time between trainings; default the forecaster's.")
+@click.option(
+    "--output",
+    default="backtest.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Chart of measured values, median and seasonal naive: F.html, F.png or F.svg.",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def backtest_command(
+    name: str,
+    start: str,
+    end: str,
+    every: str | None,
+    retrain_frequency: str | None,
+    output: str,
+    fmt: str,
+) -> None:
+    """Walk-forward backtest of forecaster NAME over the history, belief-time correct.
+
+    Each forecast made at time T uses only beliefs believed by T, with a model
+    trained at T on the history as believed then. Prints MAE, WAPE, CRPS,
+    pinball loss and skill against seasonal naive per horizon bucket, and
+    saves a chart.
+    """
+    from datetime import timedelta
+
+    from schemas.times import parse_duration, to_us
+    from streams.cli.charts import build_chart, save_chart
+    from streams.forecasting.backtest import backtest
+    from streams.forecasting.features import FeatureSpec
+    from streams.reports.batch import parse_time
+
+    t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
+    if t1 <= t0:
+        raise InputError("--end must be after --start", "--end")
+    view = _view()
+    forecaster = view.forecasters.get(name)
+    if forecaster is None:
+        raise InputError(
+            f"forecaster {name!r} is not registered ('flexstream show forecasters')", "--forecaster"
+        )
+    sensor = view.sensors.get(forecaster.sensor)
+    if sensor is None:
+        raise InputError(f"its sensor {forecaster.sensor!r} is not registered", "--forecaster")
+    step_every = parse_duration(every, "--every", positive=True) if every else None
+    retrain = (
+        parse_duration(retrain_frequency, "--retrain-frequency", positive=True)
+        if retrain_frequency
+        else forecaster.retrain_frequency
+    )
+    spec = FeatureSpec.of(forecaster, sensor)
+    hist = _backtest_history(forecaster, t0 - forecaster.train_period, t1)
+    if not len(hist.target):
+        raise InputError(
+            f"no measured beliefs of {forecaster.sensor!r} between {t0 - forecaster.train_period} "
+            f"and {t1}; publish history first",
+            "--start",
+        )
+    us = timedelta(microseconds=1)
+    result = backtest(
+        spec,
+        forecaster.quantiles,
+        forecaster.model,
+        hist,
+        to_us(t0),
+        to_us(t1),
+        (step_every or forecaster.forecast_frequency) // us,
+        retrain // us,
+        forecaster.train_period // us,
+    )
+    if not result.forecasts:
+        raise InputError(
+            "not enough history before --start to train; start later or publish more",
+            "--start",
+        )
+    rows = []
+    for b in result.scores:
+        row = {"horizon": b.label, "pairs": b.n}
+        row.update({k: _num(v) for k, v in b.metrics().items()})
+        rows.append(row)
+    if fmt == "json":
+        click.echo(json.dumps({"forecaster": name, "scores": rows}, indent=2))
+    else:
+        _print(rows, list(dict.fromkeys(k for r in rows for k in r)), fmt, f"backtest of {name}")
+        click.echo(
+            f"{len(result.forecasts)} forecasts, {result.trainings} trainings "
+            f"({result.train_seconds:.1f} s training, {result.forecast_seconds:.1f} s forecasting)"
+        )
+    chart = build_chart(
+        {forecaster.sensor: _chart_frame(forecaster, hist, result, t0, t1, spec.step_us)},
+        {forecaster.sensor: sensor.unit},
+        title=f"backtest of {name}: measured, median forecast (latest made), seasonal naive",
+    )
+    click.echo(f"wrote {save_chart(chart, output)}", err=fmt == "json")
+
+
+def _backtest_history(forecaster: Any, lo: Any, hi: Any) -> Any:
+    """The measured beliefs of the forecaster's target and regressors, through the store."""
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.settings import Settings
+    from streams.forecasting.features import Histories
+    from streams.forecasting.running import FEATURE_HISTORY, history_of, history_query
+    from streams.sql.access import query_rows
+
+    settings = Settings()
+    known = datetime.now(UTC)
+    hi = hi + forecaster.max_forecast_horizon + timedelta(days=1)
+    got = {}
+    for name in [forecaster.sensor, *forecaster.regressors]:
+        sql, params = history_query(
+            settings.clickhouse.database, name, lo - FEATURE_HISTORY, hi, known
+        )
+        got[name] = history_of(query_rows(settings, sql, params)[1])
+    return Histories(got.pop(forecaster.sensor), got)
+
+
+def _chart_frame(forecaster: Any, hist: Any, result: Any, t0: Any, t1: Any, step_us: int) -> Any:
+    """A beliefs frame of the measured values, the medians and the naive, for the chart."""
+    import numpy as np
+    import pandas as pd
+
+    from schemas.times import to_us
+
+    lo, hi = to_us(t0), to_us(t1)
+    parts = []
+    sel = (hist.target.event_start >= lo) & (hist.target.event_start < hi)
+    parts.append(
+        (
+            "measured",
+            hist.target.event_start[sel],
+            hist.target.belief_time[sel],
+            hist.target.value[sel],
+        )
+    )
+    for f in result.forecasts:
+        keep = f.event_start_us < hi
+        made = np.full(int(keep.sum()), f.made_at_us)
+        parts.append((f"{forecaster.source} median", f.event_start_us[keep], made, f.median[keep]))
+        parts.append(("seasonal naive", f.event_start_us[keep], made, f.naive[keep]))
+    res = pd.Timedelta(microseconds=step_us)
+    frames = [
+        pd.DataFrame(
+            {
+                "event_start": pd.to_datetime(starts, unit="us", utc=True),
+                "belief_time": pd.to_datetime(made, unit="us", utc=True),
+                "source": source,
+                "cumulative_probability": 0.5,
+                "event_value": values,
+                "event_resolution": res,
+            }
+        )
+        for source, starts, made, values in parts
+    ]
+    return pd.concat(frames, ignore_index=True)

@@ -99,9 +99,13 @@ class Histories:
 
 
 def first_event(made_at_us: np.ndarray | int, step_us: int) -> np.ndarray:
-    """Start of the first event a forecast made at ``made_at_us`` covers: at or after it."""
+    """Start of the first event a forecast made at ``made_at_us`` covers: the one in progress.
+
+    The event in progress is not measured yet, so a schedule starting at the
+    current step finds it forecast too.
+    """
     t = np.asarray(made_at_us, dtype=np.int64)
-    return -((-t) // step_us) * step_us
+    return t // step_us * step_us
 
 
 def forecast_pairs(spec: FeatureSpec, made_at_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -110,13 +110,14 @@ def score(
     """Sums per horizon bucket of forecast pairs (rows x quantiles) against ``actual``.
 
     Rows without a measured value, a median or a seasonal-naive value are left
-    out; buckets without pairs too.
+    out; buckets without pairs too. A negative horizon (the event in progress at
+    the forecast time) counts in the first bucket.
     """
     qs = list(quantiles)
     median = forecasts[:, qs.index(0.5)]
     ok = np.isfinite(actual) & np.isfinite(naive) & np.isfinite(forecasts).all(axis=1)
-    ok &= horizon_s >= 0
-    h, f, nv, y = horizon_s[ok], forecasts[ok], naive[ok], actual[ok]
+    # The event in progress at the belief time (a negative horizon) counts as horizon 0.
+    h, f, nv, y = np.maximum(horizon_s[ok], 0), forecasts[ok], naive[ok], actual[ok]
     bucket = np.searchsorted(np.asarray(edges), h, side="right") - 1
     out = []
     for b, lo in enumerate(edges):

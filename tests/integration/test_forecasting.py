@@ -82,10 +82,9 @@ def test_readings_become_quantile_forecasts_that_are_scored_as_measurements_arri
     )
     assert [r[0] for r in rows] == [0.1, 0.5, 0.9]
     for _, _, _, first, _, made in rows:
-        # A forecast's events start at or after its belief time.
-        assert datetime.fromisoformat(first).replace(tzinfo=UTC) >= datetime.fromisoformat(
-            made
-        ).replace(tzinfo=UTC)
+        # A forecast's events start with the one in progress at its belief time.
+        made_at = datetime.fromisoformat(made).replace(tzinfo=UTC)
+        assert datetime.fromisoformat(first).replace(tzinfo=UTC) > made_at - STEP
     # The quantiles do not cross, event by event.
     by_q = fs.sql(
         "SELECT event_start, groupArray((cumulative_probability, event_value)) "
@@ -102,7 +101,7 @@ def test_readings_become_quantile_forecasts_that_are_scored_as_measurements_arri
     decoded = [serde.decode(m.value())[1] for m in msgs if m.key() == b"site-load"]
     ours = [d for d in decoded if d.get("source") == SOURCE]
     assert {d["cumulative_probability"] for d in ours} == {0.1, 0.5, 0.9}
-    assert all(d["belief_time"] <= d["start"] for d in ours)
+    assert all(d["start"] > d["belief_time"] - STEP for d in ours)
 
     # Measurements of the first forecast hour arrive (believed now): they are scored.
     first = datetime.fromisoformat(rows[1][3]).replace(tzinfo=UTC)
@@ -134,6 +133,20 @@ def test_readings_become_quantile_forecasts_that_are_scored_as_measurements_arri
     table = run(["show", "forecasts", "--sensor", "site-load"], fs.env)
     assert "skill" in table.stdout and "load-ahead" in table.stdout
     assert end <= first + STEP
+
+    # A walk-forward backtest over the last two days of the history, with its chart.
+    chart = tmp_path / "backtest.html"
+    args = ["forecast", "backtest", "--forecaster", "load-ahead", "--every", "PT6H"]
+    window = ["--start", (end - timedelta(days=2)).isoformat(), "--end", end.isoformat()]
+    out = run([*args, *window, "--output", str(chart), "--format", "json"], fs.env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["forecaster"] == "load-ahead"
+    assert [r["horizon"] for r in result["scores"]] == ["0-1 h", "1-6 h"]
+    assert sum(r["pairs"] for r in result["scores"]) == 8 * 24
+    assert chart.stat().st_size > 10_000 and "vega" in chart.read_text()
+    out = run(["forecast", "backtest", "--forecaster", "ghost", *window], fs.env)
+    assert out.returncode == 2 and "'ghost' is not registered" in out.stderr
 
 
 def test_a_schedule_uses_the_forecast_where_its_load_has_no_beliefs(fs, tmp_path):

@@ -102,11 +102,11 @@ def test_no_feature_uses_a_belief_made_after_the_forecast(rows, reg_rows, made_s
     assert np.array_equal(a.to_numpy(), b.to_numpy(), equal_nan=True)
 
 
-def test_forecast_rows_start_at_the_first_event_at_or_after_the_forecast_time():
+def test_forecast_rows_start_with_the_event_in_progress_at_the_forecast_time():
     spec = FeatureSpec(step_us=15 * 60_000_000, horizon_steps=4)
     made, events = forecast_pairs(spec, np.array([T0 + 7 * 60_000_000, T0]))
     assert list(made) == [T0 + 7 * 60_000_000] * 4 + [T0] * 4
-    assert list((events - T0) // 60_000_000) == [15, 30, 45, 60, 0, 15, 30, 45]
+    assert list((events - T0) // 60_000_000) == [0, 15, 30, 45, 0, 15, 30, 45]
 
 
 def test_lags_are_relative_to_the_horizon():
