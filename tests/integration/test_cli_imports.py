@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 #: Libraries that cost seconds to import and that help screens never need.
-HEAVY = ("faust", "pandas", "pint", "highspy", "pyomo")
+HEAVY = ("faust", "pandas", "pint", "highspy", "pyomo", "lightgbm", "pvlib", "scoringrules")
 
 
 def loaded_after(code: str) -> list[str]:
@@ -44,6 +44,9 @@ def loaded_after(code: str) -> list[str]:
         ["show", "beliefs", "--help"],
         ["add", "sensor", "--help"],
         ["worker", "--help"],
+        ["add", "forecaster", "--help"],
+        ["show", "forecasts", "--help"],
+        ["forecast", "backtest", "--help"],
     ],
 )
 def test_help_loads_no_heavy_library(args):
