@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.times import parse_duration
+from schemas.times import format_duration, parse_duration
 
 #: Sources of forecasts start with this; the rest is the forecaster's name.
 SOURCE_PREFIX = "forecaster:"
@@ -172,6 +172,23 @@ class Forecaster(BaseModel):
     def source(self) -> str:
         """The source of this forecaster's beliefs."""
         return forecaster_source(self.name)
+
+    def resolution_problem(self, sensor_resolution: timedelta) -> str | None:
+        """Why this forecaster's ``resolution`` cannot be the target sensor's, or None.
+
+        Forecasts are beliefs of the sensor, which accepts only its own event
+        resolution (any spacing for an instantaneous sensor).
+        """
+        if (
+            self.resolution is None
+            or sensor_resolution <= timedelta(0)
+            or self.resolution == sensor_resolution
+        ):
+            return None
+        return (
+            f"{format_duration(self.resolution)} differs from sensor {self.sensor!r}'s event "
+            f"resolution {format_duration(sensor_resolution)}; leave it out or make them equal"
+        )
 
     def step(self, sensor_resolution: timedelta) -> timedelta:
         """The forecasts' step: the own resolution, else the sensor's (15 min if instantaneous)."""

@@ -17,7 +17,7 @@ from streams.cli.registry import _documents, _print, _publish, _view
 
 
 def check_forecaster(forecaster: Any, sensors: Any) -> None:
-    """Refuse a forecaster whose target or regressors are not registered sensors."""
+    """Refuse a forecaster with unregistered sensors, or a resolution other than its target's."""
     for field, name in [("sensor", forecaster.sensor)] + [
         (f"regressors[{i}]", r) for i, r in enumerate(forecaster.regressors)
     ]:
@@ -26,6 +26,9 @@ def check_forecaster(forecaster: Any, sensors: Any) -> None:
                 f"sensor {name!r} is not registered; add it first ('flexstream add sensor')",
                 f"forecaster {forecaster.name!r}: {field}",
             )
+    problem = forecaster.resolution_problem(sensors[forecaster.sensor].event_resolution)
+    if problem:
+        raise InputError(problem, f"forecaster {forecaster.name!r}: resolution")
 
 
 @click.command("forecaster")

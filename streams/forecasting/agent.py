@@ -216,6 +216,12 @@ def install(ctx: WorkerContext) -> None:
                 r.stats["error"] = f"target sensor {f.sensor!r} is not registered"
                 log.warning("forecaster %s waits: %s", f.name, r.stats["error"])
             return
+        problem = f.resolution_problem(sensor.event_resolution)
+        if problem:
+            if r.stats["error"] != problem:
+                r.stats["error"] = problem
+                log.warning("forecaster %s waits: resolution %s", f.name, problem)
+            return
         now = ctx.clock()
         if r.train_due(now):
             await train(r, sensor, now)

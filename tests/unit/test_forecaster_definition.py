@@ -148,3 +148,14 @@ def test_registration_needs_the_target_and_regressors_registered():
         check_forecaster(f, {"pv": Sensor(name="pv", unit="kW")})
     check_forecaster(f, {n: Sensor(name=n, unit="kW") for n in ("pv", "irradiance")})
     assert forecaster_source("x") == "forecaster:x"
+
+
+def test_a_resolution_other_than_the_targets_is_refused():
+    hourly = {
+        "pv": Sensor(name="pv", unit="kW", event_resolution="PT1H"),
+        "irradiance": Sensor(name="irradiance", unit="W/m**2"),
+    }
+    with pytest.raises(InputError, match=r"resolution: PT15M differs from sensor 'pv'.*PT1H"):
+        check_forecaster(parse(PV), hourly)
+    soc = {**hourly, "pv": Sensor(name="pv", unit="kWh", event_resolution="PT0M")}
+    check_forecaster(parse(PV), soc)  # an instantaneous sensor takes any spacing
