@@ -198,7 +198,7 @@ def install(ctx: WorkerContext) -> None:
             await histories(r, lo - FEATURE_HISTORY - f.max_forecast_horizon, hi, now)
         ).target
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(pool, score_round, f, spec, rows, measured, now)
+        result = await loop.run_in_executor(pool, score_round, f, spec, rows, measured)
         if result is None:
             return
         scores, first, end = result

@@ -24,12 +24,14 @@ from connectors.clickhouse import identifier
 from connectors.sdk.records import batch_records
 from schemas.beliefs import Sensor
 from schemas.forecaster import SOURCE_PREFIX, Forecaster
-from schemas.times import engine_time, from_us, to_us
+from schemas.times import engine_time, from_us
 from streams.forecasting.features import FeatureSpec, seasonal_lag
 from streams.forecasting.history import BeliefHistory
 from streams.forecasting.pipeline import Forecast, Trained
 from streams.forecasting.scoring import BucketScore, score
 
+#: A time after every belief: the values as believed at the end of the data.
+_ALL = np.iinfo(np.int64).max // 2
 #: After a failed or empty training, wait this long before trying again.
 RETRY_AFTER = timedelta(minutes=1)
 #: History read before the forecast time for the features (lags of a week and a day).
@@ -169,14 +171,14 @@ def score_round(
     spec: FeatureSpec,
     forecasts: list[list[Any]],
     measured: BeliefHistory,
-    now: datetime,
 ) -> tuple[list[BucketScore], int, int] | None:
     """Score forecast beliefs (rows: belief time, event start, probability, value).
 
     Each forecast (one belief time and event) is compared with the event's
-    measured value as believed now; its seasonal-naive baseline is the one known
-    at the forecast's belief time. Returns the bucket sums, and the first and end
-    (µs) of the scored events; None when no forecast has a measurement yet.
+    measured value as believed now (``measured`` holds only what is believed
+    now); its seasonal-naive baseline is the one known at the forecast's belief
+    time. Returns the bucket sums, and the first and end (µs) of the scored
+    events; None when no forecast has a measurement yet.
     """
     if not forecasts:
         return None
@@ -190,7 +192,10 @@ def score_round(
         sel = np.isclose(cp, q)
         matrix[inverse[sel], j] = val[sel]
     made, events = keys[:, 0], keys[:, 1]
-    actual = measured.as_of(events, np.full(len(events), to_us(now)))
+    # ``measured`` holds only what is believed by now (the query says so): all of it is
+    # the truth now, also a belief from the current second (which the features, rounding
+    # belief times up to the second, would count as known only from the next one).
+    actual = measured.as_of(events, np.full(len(events), _ALL))
     has = np.isfinite(actual)
     if not has.any():
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -96,6 +97,10 @@ def test_readings_become_quantile_forecasts_that_are_scored_as_measurements_arri
     for _, pairs in by_q:
         values = [v for _, v in sorted(pairs)]
         assert values == sorted(values) and all(math.isfinite(v) for v in values)
+    # The worker says what each forecaster did.
+    with urllib.request.urlopen(f"http://127.0.0.1:{fs.web_port}/forecasters/", timeout=10) as r:
+        stats = json.loads(r.read())["load-ahead"]
+    assert stats["trainings"] >= 1 and stats["forecasts"] >= 1 and stats["error"] is None
     # The forecasts went through the readings topic as BeliefBatch messages.
     msgs = fs.consume_all("readings.meter", expect=100, timeout=30)
     decoded = [serde.decode(m.value())[1] for m in msgs if m.key() == b"site-load"]

@@ -159,3 +159,33 @@ def test_a_resolution_other_than_the_targets_is_refused():
         check_forecaster(parse(PV), hourly)
     soc = {**hourly, "pv": Sensor(name="pv", unit="kWh", event_resolution="PT0M")}
     check_forecaster(parse(PV), soc)  # an instantaneous sensor takes any spacing
+
+
+def test_accuracy_rows_print_metrics_per_forecaster_and_bucket():
+    from streams.cli.forecasting import accuracy_rows
+
+    rows = [
+        [
+            "forecaster:a",
+            0,
+            3600,
+            "4",
+            0.5,
+            0.25,
+            0.2,
+            1.0,
+            0.5,
+            {"0.5": 1.0, "0.1": 0.4},
+            "t0",
+            "t1",
+        ],
+        ["forecaster:b", 172800, 4294967295, "2", 1, None, 1, 1, 0, {}, "t0", "t1"],
+    ]
+    out = accuracy_rows(rows)
+    assert [(r["forecaster"], r["horizon"], r["pairs"]) for r in out] == [
+        ("a", "0-1 h", 4),
+        ("b", "48 h-", 2),
+    ]
+    assert out[0]["skill"] == "0.5" and out[0]["pinball 0.1"] == "0.1" and out[1]["WAPE"] == ""
+    assert list(out[0]).index("pinball 0.1") < list(out[0]).index("pinball 0.5")
+    assert [r["forecaster"] for r in accuracy_rows(rows, "b")] == ["b"]

@@ -84,7 +84,7 @@ def test_a_scoring_round_compares_forecasts_with_measurements_and_the_naive_know
     es = [e - day for e in events] + events[:2]
     bt = [e - day + 900_000_000 for e in events] + [made + 3_600_000_000] * 2
     measured = BeliefHistory.from_arrays(es, bt, [3.0] * 4 + [2.0, 2.0])
-    out = score_round(F, SPEC, rows, measured, NOW + timedelta(hours=2))
+    out = score_round(F, SPEC, rows, measured)
     assert out is not None
     scores, first, end = out
     assert (first, end) == (events[0], events[1] + 900_000_000)
@@ -94,7 +94,7 @@ def test_a_scoring_round_compares_forecasts_with_measurements_and_the_naive_know
     assert len(table[0]) == len(SCORE_COLUMNS)
     # measured 2.0 against quantiles 0, 1, 2 on two events
     assert np.allclose(list(table[0][11].values()), [2 * 0.1 * 2, 2 * 0.5 * 1, 0.0])
-    assert score_round(F, SPEC, rows, BeliefHistory.empty(), NOW) is None
+    assert score_round(F, SPEC, rows, BeliefHistory.empty()) is None
 
 
 def test_history_sql_leaves_out_forecasts_and_what_was_believed_later():
@@ -102,3 +102,15 @@ def test_history_sql_leaves_out_forecasts_and_what_was_believed_later():
     assert "NOT startsWith(source, {prefix:String})" in sql and params["prefix"] == "forecaster:"
     assert "belief_time <= {known:DateTime64(6, 'UTC')}" in sql
     assert params["known"] == "2026-05-01 12:00:00.000000"
+
+
+def test_a_measurement_from_the_current_second_is_scored():
+    made = to_us(NOW)
+    rows = [[made, made, q, v] for q, v in zip(F.quantiles, (0.0, 1.0, 2.0), strict=True)]
+    day = 86_400_000_000
+    just_now = NOW + timedelta(minutes=20, microseconds=174_000)
+    measured = BeliefHistory.from_arrays(
+        [made - day, made], [made - day + 900_000_000, to_us(just_now)], [3.0, 2.0]
+    )
+    out = score_round(F, SPEC, rows, measured)
+    assert out is not None and out[0][0].n == 1
