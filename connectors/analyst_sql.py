@@ -47,19 +47,34 @@ from connectors.settings import Settings
 from schemas.errors import ConnectorError
 
 #: Output formats an analyst may ask for, by lower-case name. Text formats for
-#: people and scripts, Parquet and Arrow for data frames; none of them reads
-#: a schema or template file.
+#: people and scripts, Parquet and Arrow for data frames, Native and RowBinary
+#: for ClickHouse clients; none of them reads a schema or template file.
 FORMATS: dict[str, str] = {
     name.lower(): name
     for name in (
         "JSONCompact",
         "JSON",
+        "JSONStrings",
         "JSONEachRow",
         "JSONCompactEachRow",
+        "JSONCompactEachRowWithNamesAndTypes",
         "CSV",
         "CSVWithNames",
+        "CSVWithNamesAndTypes",
         "TabSeparated",
         "TabSeparatedWithNames",
+        "TabSeparatedWithNamesAndTypes",
+        "TabSeparatedRaw",
+        "TSV",
+        "TSVWithNames",
+        "TSVWithNamesAndTypes",
+        "Values",
+        "Native",
+        "RowBinary",
+        "RowBinaryWithNames",
+        "RowBinaryWithNamesAndTypes",
+        "ArrowStream",
+        "ORC",
         "Pretty",
         "PrettyCompact",
         "PrettyCompactMonoBlock",
@@ -397,11 +412,12 @@ class AnalystSql:
         sql: str,
         fmt: str | None = None,
         parameters: Mapping[str, ParameterValue] | None = None,
+        default: str = DEFAULT_FORMAT,
     ) -> tuple[str, str, bool]:
         """Statement, format name and whether the SQL named it, once ``sql`` passed every gate.
 
         ``fmt`` is a format asked for apart (None: the SQL's own, else
-        :data:`DEFAULT_FORMAT`). A statement that no longer parses once a
+        ``default``). A statement that no longer parses once a
         FORMAT clause is appended already ends in one: the engine's tree names
         it, and the text runs exactly as it was classified, nothing appended.
         ``parameters`` (see :func:`check_parameters`) are bound for the tree too.
@@ -414,7 +430,7 @@ class AnalystSql:
         check_classification(first)
         tree = _raw(client, f"EXPLAIN AST {text}", parameters).decode(errors="replace")
         check_functions(tree)
-        name = choose_format(None, fmt)
+        name = choose_format(None, fmt if fmt is not None else default)
         query = f"{text}\nFORMAT {name}"
         with self._classify_lock:
             final = self._classify(query, self.database)
@@ -425,11 +441,16 @@ class AnalystSql:
         return query, name, False
 
     def execute(
-        self, sql: str, fmt: str | None = None, parameters: Mapping[str, Any] | None = None
+        self,
+        sql: str,
+        fmt: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        default: str = DEFAULT_FORMAT,
     ) -> SqlResult:
         """Check and run ``sql``; its result and format (blocks the calling thread).
 
-        ``parameters`` are the values of the statement's ``{name:Type}`` placeholders.
+        ``parameters`` are the values of the statement's ``{name:Type}`` placeholders;
+        ``default`` is the format when neither the SQL nor ``fmt`` names one.
         """
         if self._closed:
             raise ConnectorError("the analysts' query runner is closed")
@@ -438,7 +459,7 @@ class AnalystSql:
         try:
             if client is None:
                 client = self._connect()
-            query, name, own = self.check(client, sql, fmt, bound)
+            query, name, own = self.check(client, sql, fmt, bound, default)
             return SqlResult(_raw(client, query, bound), name, own)
         except ConnectorError:
             raise
@@ -457,11 +478,17 @@ class AnalystSql:
         return self.execute(sql, fmt).data
 
     async def execute_async(
-        self, sql: str, fmt: str | None = None, parameters: Mapping[str, Any] | None = None
+        self,
+        sql: str,
+        fmt: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        default: str = DEFAULT_FORMAT,
     ) -> SqlResult:
         """:meth:`execute` on the runner's own threads."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.execute, sql, fmt, parameters)
+        return await loop.run_in_executor(
+            self._executor, self.execute, sql, fmt, parameters, default
+        )
 
     async def run_async(self, sql: str, fmt: str | None = None) -> bytes:
         """:meth:`run` on the runner's own threads."""

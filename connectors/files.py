@@ -18,8 +18,10 @@ empty value is an error, never a NaN sent on (remove the row to leave the
 event out). Empty cells of the optional columns mean their default: the
 ``--source``/``--unit`` given, probability 0.5, and for a row with neither a
 belief time nor a horizon the caller's ``belief_time`` or ``belief_horizon``
-(``flexstream publish`` gives the time of publishing: believed now, as for
-data posted to FlexMeasures; without either the worker takes the event end).
+(``flexstream publish`` gives the time of publishing, as the SDK does:
+believed now, as for data posted to FlexMeasures, see
+``schemas.beliefs.publishing_belief_time``; without either the worker takes the
+event end).
 ``event_resolution``, when the column is there, must be filled in on every
 row. Errors name the column and the row, counting data rows from 1 after the
 header (blank lines are skipped and not counted).
@@ -34,13 +36,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 
 from schemas.errors import InputError
-from schemas.times import parse_duration
+from schemas.times import parse_duration, zone
 
 _GROUP = ["sensor", "source", "belief_time", "belief_horizon", "unit", "cumulative_probability"]
 _TEXT_COLUMNS = {"sensor": str, "source": str, "unit": str}
@@ -350,16 +351,6 @@ def _delimiter(delimiter: str) -> str:
     return d
 
 
-def _check_timezone(tz: str) -> None:
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(
-            f"{tz!r} is not a known time zone; give an IANA name such as Europe/Amsterdam or UTC",
-            "--timezone",
-        ) from None
-
-
 def read_csv(
     source: str | Path | IO[str],
     sensor: str | None = None,
@@ -385,7 +376,7 @@ def read_csv(
     """
     delimiter = _delimiter(delimiter)
     if timezone is not None:
-        _check_timezone(timezone)
+        zone(timezone, "--timezone")
     if belief_time is not None and belief_horizon is not None:
         raise InputError("give a belief time or a belief horizon, not both", "belief_horizon")
     if belief_time is not None and belief_time.tzinfo is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -101,6 +101,24 @@ def _wait_for_topics(admin: AdminClient, names: Iterable[str], timeout: float) -
             time.sleep(0.1)
 
 
+def watermark_offsets(consumer: Any, tp: Any, timeout: float = 15.0) -> tuple[int, int]:
+    """(low, high) offsets of a partition, retrying while its leader is not known yet.
+
+    A topic created a moment ago answers ``NOT_LEADER_FOR_PARTITION`` at first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lo, hi = consumer.get_watermark_offsets(tp, timeout=timeout)
+            return int(lo), int(hi)
+        except KafkaException as exc:
+            if time.monotonic() >= deadline:
+                raise ConnectorError(
+                    f"offsets of {tp.topic}[{tp.partition}] unavailable: {exc}"
+                ) from None
+            time.sleep(0.2)
+
+
 class ConfirmingProducer:
     """A producer whose ``flush`` returns only when every message is confirmed by the broker.
 
@@ -138,18 +156,47 @@ class ConfirmingProducer:
         else:
             self._errors.append(f"{msg.topic()}: {err.str()}")
 
-    def send(self, topic: str, value: bytes | None, key: bytes | str | None = None) -> None:
-        """Queue one message (``value`` None: a tombstone); waits for queue space, never fails."""
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | str | None = None,
+        on_position: Callable[[tuple[str, int, int]], None] | None = None,
+    ) -> None:
+        """Queue one message (``value`` None: a tombstone); waits for queue space, never fails.
+
+        ``on_position`` is called with the message's (topic, partition, offset)
+        once the broker confirmed it (during :meth:`flush`).
+        """
+        report = self._on_delivery
+        if on_position is not None:
+
+            def report(err: KafkaError | None, msg: Any) -> None:
+                self._on_delivery(err, msg)
+                if err is None:
+                    on_position((msg.topic(), msg.partition(), msg.offset()))
+
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                self._producer.produce(topic, value=value, key=key, on_delivery=report)
                 return
             except BufferError:
                 self._producer.poll(0.05)
 
-    def flush(self, timeout: float = 60.0) -> int:
-        """Wait until every queued message is confirmed; return how many were delivered."""
-        left = self._producer.flush(timeout)
+    def flush(self, timeout: float = 60.0, progress: Callable[[int], None] | None = None) -> int:
+        """Wait until every queued message is confirmed; return how many were delivered.
+
+        ``progress`` is told the number delivered so far, a few times a second.
+        """
+        if progress is None:
+            left = self._producer.flush(timeout)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                left = self._producer.flush(min(0.2, max(deadline - time.monotonic(), 0)))
+                progress(self.delivered)
+                if not left or time.monotonic() >= deadline:
+                    break
         if left:
             raise ConnectorError(
                 f"{left} messages were not confirmed within {timeout:.0f} s; is Kafka reachable?"

@@ -21,6 +21,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from connectors.kafka import watermark_offsets
 from schemas import serde
 from schemas.errors import ConnectorError, InputError
 
@@ -97,8 +98,13 @@ class Landing:
 
     @property
     def done(self) -> bool:
-        """Every published message was handled."""
+        """Every published message was handled (stored or dead-lettered)."""
         return self.pending == 0
+
+    @property
+    def all_stored(self) -> bool:
+        """Every published message was stored, none dead-lettered."""
+        return self.stored == self.published
 
 
 def tally(
@@ -151,7 +157,7 @@ def end_offsets(conf: Mapping[str, Any], topic: str) -> dict[int, int]:
     consumer = _consumer(conf)
     try:
         return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            p: watermark_offsets(consumer, TopicPartition(topic, p))[1]
             for p in _partitions(consumer, topic)
         }
     finally:
@@ -186,9 +192,7 @@ def read_dead_letters(
     consumer = _consumer(conf)
     try:
         parts = _partitions(consumer, topic)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts
-        }
+        ends = {p: watermark_offsets(consumer, TopicPartition(topic, p)) for p in parts}
         if start is not None:
             begin = {p: max(start.get(p, 0), ends[p][0]) for p in parts}
         elif since is not None:
@@ -230,22 +234,27 @@ def wait_landed(
     conf: Mapping[str, Any],
     group: str,
     dead_letters_topic: str,
-    dead_letters_start: Mapping[int, int],
+    dead_letters_start: Mapping[int, int] | None,
     published: list[Position],
     timeout: float,
     every: float = 0.5,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Landing:
     """Wait until consumer ``group`` handled every ``published`` message, or ``timeout`` s.
 
     Returns the tally; when time ran out, :attr:`Landing.pending` counts the rest.
+    Dead letters are read from ``dead_letters_start`` (None: the topic's start).
+    ``progress`` is told ``(handled, published)`` after every look.
     """
     partitions = {(t, p) for t, p, _ in published}
     deadline = clock() + timeout
     while True:
         committed = committed_offsets(conf, group, partitions)
         landing = tally(published, committed, [])
+        if progress is not None:
+            progress(landing.published - landing.pending, landing.published)
         if landing.done or clock() >= deadline:
             break
         sleep(every)

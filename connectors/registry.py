@@ -18,18 +18,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Self
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pydantic import BaseModel
 
-from connectors.kafka import ConfirmingProducer
+from connectors.kafka import ConfirmingProducer, watermark_offsets
 from schemas import serde
 from schemas.assets import Asset
-from schemas.beliefs import Sensor
-from schemas.documents import parse_model
+from schemas.beliefs import Sensor, load_sensors
+from schemas.documents import load_document, parse_model
 from schemas.errors import ConnectorError, InputError
 from schemas.forecaster import Forecaster
 
@@ -195,7 +196,7 @@ class RegistryView:
             parts = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in tmeta.partitions]
             ends = {}
             for tp in parts:
-                lo, hi = consumer.get_watermark_offsets(tp, timeout=10)
+                lo, hi = watermark_offsets(consumer, tp)
                 if hi > lo:
                     ends[tp.partition] = hi
             consumer.assign(parts)
@@ -222,3 +223,14 @@ class RegistryView:
 def read_registry(conf: dict[str, Any], topic: str, timeout: float = 30.0) -> RegistryView:
     """Read the whole registry once and return the caught-up view (stopped)."""
     return RegistryView.read_once(conf, topic, timeout)
+
+
+def known_sensors(
+    conf: dict[str, Any], topic: str, sensors_file: Path | None = None, timeout: float = 30.0
+) -> Mapping[str, Sensor]:
+    """The sensors a worker knows: the registry's, read now, then those of its sensors file.
+
+    As in the worker, a registered sensor takes precedence over the file's of the same name.
+    """
+    from_file = load_sensors(load_document(sensors_file), str(sensors_file)) if sensors_file else {}
+    return {**from_file, **read_registry(conf, topic, timeout).sensors}

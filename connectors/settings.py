@@ -82,6 +82,14 @@ class KafkaSettings(BaseSettings):
     local_heap_mb: int = Field(
         default=512, validation_alias="FLEXSTREAM_KAFKA_HEAP_MB", description="Local broker heap."
     )
+    local_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        validation_alias="FLEXSTREAM_KAFKA_BROKERS",
+        description="Nodes of the local Kafka: 1, or a KRaft cluster (3: replication 3, "
+        "two in sync) with node i on FLEXSTREAM_KAFKA_PORT + 2i.",
+    )
 
     @property
     def external(self) -> bool:
@@ -164,6 +172,13 @@ class WorkerSettings(BaseSettings):
     )
     web_port: int = Field(
         default=6066, description="Port of the worker's web endpoint (127.0.0.1) for SQL."
+    )
+    clickhouse_port: int = Field(
+        default=8124,
+        ge=0,
+        le=65535,
+        description="Port of the worker's read-only ClickHouse HTTP interface (127.0.0.1), "
+        "for clickhouse-connect, Grafana and other ClickHouse clients; 0 turns it off.",
     )
     sql_threads: int = Field(
         default=2,

@@ -1,10 +1,17 @@
-"""A single-node KRaft Apache Kafka broker on 127.0.0.1, assembled from Maven Central.
+"""Local KRaft Apache Kafka on 127.0.0.1, assembled from Maven Central: one node or a cluster.
 
 The broker's jars are collected once per Kafka version by Maven's dependency
 plugin (``infra/kafka/pom.xml``) into ``<dist_dir>/<version>/``; each broker has
 its own data folder holding ``server.properties``, the KRaft log directory, the
 server log and a ``broker.json`` with its pid and ports. Starting is idempotent:
 a broker already running from the same data folder is reused.
+
+:func:`start` runs one node (replication 1). :func:`start_cluster` runs several
+nodes, each both broker and KRaft controller (a quorum of all of them), in
+folders ``node-1``, ``node-2``, ... of one cluster folder: topics are replicated
+to three nodes by default and writes need two in sync (``min.insync.replicas``),
+so the cluster keeps serving when one node is lost. A stopped node rejoins when
+the cluster is started again.
 
 Readiness is the log line "Kafka Server started" followed by a metadata round
 trip from a real client, never an open port.
@@ -24,7 +31,7 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 #: The Kafka version the project runs on (see README: "Kafka version").
@@ -164,14 +171,23 @@ def _cluster_id() -> str:
     return raw if not raw.startswith("-") else "A" + raw[1:]
 
 
-def _server_properties(data_dir: Path, port: int, cport: int) -> str:
+def _server_properties(
+    data_dir: Path,
+    port: int,
+    cport: int,
+    node_id: int = 1,
+    voters: str | None = None,
+    replication: int = 1,
+) -> str:
+    """A node's configuration; ``voters`` is the controller quorum (this node alone if None)."""
     logs = data_dir / "kraft-logs"
+    min_isr = 1 if replication < 3 else 2
     return "\n".join(
         [
-            "# Written by flexstream: single-node KRaft broker on 127.0.0.1.",
+            "# Written by flexstream: a KRaft node (broker and controller) on 127.0.0.1.",
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{cport}",
+            f"node.id={node_id}",
+            f"controller.quorum.voters={voters or f'{node_id}@127.0.0.1:{cport}'}",
             f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
             f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
             "controller.listener.names=CONTROLLER",
@@ -179,13 +195,14 @@ def _server_properties(data_dir: Path, port: int, cport: int) -> str:
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={logs}",
             "num.partitions=1",
-            "default.replication.factor=1",
-            "offsets.topic.replication.factor=1",
+            f"default.replication.factor={replication}",
+            f"min.insync.replicas={min_isr}",
+            f"offsets.topic.replication.factor={replication}",
             "offsets.topic.num.partitions=10",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"transaction.state.log.replication.factor={replication}",
+            f"transaction.state.log.min.isr={min_isr}",
+            f"share.coordinator.state.topic.replication.factor={replication}",
+            f"share.coordinator.state.topic.min.isr={min_isr}",
             "group.initial.rebalance.delay.ms=0",
             "log.cleaner.dedupe.buffer.size=4194304",
             "log.retention.check.interval.ms=60000",
@@ -214,37 +231,34 @@ def _java_cmd(jars: Path, data_dir: Path, heap_mb: int) -> list[str]:
     ]
 
 
-def start(
-    data_dir: Path,
-    dist_dir: Path,
-    port: int = 9092,
-    controller_port: int = 9093,
-    version: str = KAFKA_VERSION,
-    heap_mb: int = 512,
-    timeout: float = 120.0,
-) -> BrokerInfo:
-    """Start (or reuse) the broker whose data lives in ``data_dir``; wait until it is ready."""
-    data_dir = Path(data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    existing = running(data_dir)
-    if existing:
-        wait_ready(existing.bootstrap, timeout=timeout)
-        return existing
-    for p, what in ((port, "port"), (controller_port, "controller port")):
+def _check_ports(ports: list[tuple[int, str]]) -> None:
+    for p, what in ports:
         if not _port_free(p):
             raise BrokerError(
                 f"the broker's {what} {p} on 127.0.0.1 is in use by another program; stop it, "
                 "choose other ports (FLEXSTREAM_KAFKA_PORT, FLEXSTREAM_KAFKA_CONTROLLER_PORT) "
                 "or use that cluster with KAFKA_BOOTSTRAP_SERVERS"
             )
-    jars = fetch_jars(Path(dist_dir), version)
+
+
+@dataclass(frozen=True)
+class _Launched:
+    proc: subprocess.Popen
+    info: BrokerInfo
+    log_offset: int
+
+
+def _launch(
+    jars: Path, data_dir: Path, props_text: str, cluster_id: str, info: BrokerInfo, heap_mb: int
+) -> _Launched:
+    """Write the node's configuration, format its storage once, start it (without waiting)."""
     props = data_dir / "server.properties"
     formatted = (data_dir / "kraft-logs" / "meta.properties").exists()
-    props.write_text(_server_properties(data_dir, port, controller_port))
+    props.write_text(props_text)
     base = _java_cmd(jars, data_dir, heap_mb)
     if not formatted:
         fmt = subprocess.run(
-            [*base, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)],
+            [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
             capture_output=True,
             text=True,
             check=False,
@@ -265,30 +279,171 @@ def start(
         start_new_session=True,
     )
     console.close()
-    info = BrokerInfo(proc.pid, port, controller_port, data_dir, version)
     (data_dir / "broker.json").write_text(
         json.dumps(
-            {"pid": proc.pid, "port": port, "controller_port": controller_port, "version": version}
+            {
+                "pid": proc.pid,
+                "port": info.port,
+                "controller_port": info.controller_port,
+                "version": info.version,
+            }
         )
     )
+    return _Launched(proc, replace(info, pid=proc.pid), offset)
+
+
+def _wait_started(launched: list[_Launched], timeout: float) -> None:
+    """Wait until every launched node logged that it started; stop them all if one fails."""
     deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
+    waiting = list(launched)
+    while waiting:
+        for node in list(waiting):
+            d = node.info.data_dir
+            if node.proc.poll() is not None:
+                for other in launched:
+                    stop(other.info.data_dir)
+                raise BrokerError(
+                    f"the broker exited with code {node.proc.returncode} while starting; see "
+                    f"{d / 'console.log'} and {d / 'server.log'}:\n{_tail(d)}"
+                )
+            if _log_has_started(d / "server.log", node.log_offset):
+                waiting.remove(node)
+        if waiting and time.monotonic() > deadline:
+            for other in launched:
+                stop(other.info.data_dir)
+            d = waiting[0].info.data_dir
             raise BrokerError(
-                f"the broker exited with code {proc.returncode} while starting; see "
-                f"{data_dir / 'console.log'} and {log_path}:\n{_tail(data_dir)}"
-            )
-        if _log_has_started(log_path, offset):
-            break
-        if time.monotonic() > deadline:
-            stop(data_dir)
-            raise BrokerError(
-                f"the broker did not start within {timeout:.0f} s; see {log_path}:\n"
-                f"{_tail(data_dir)}"
+                f"the broker did not start within {timeout:.0f} s; see {d / 'server.log'}:\n"
+                f"{_tail(d)}"
             )
         time.sleep(0.1)
-    wait_ready(info.bootstrap, timeout=max(5.0, deadline - time.monotonic()))
-    return info
+
+
+def start(
+    data_dir: Path,
+    dist_dir: Path,
+    port: int = 9092,
+    controller_port: int = 9093,
+    version: str = KAFKA_VERSION,
+    heap_mb: int = 512,
+    timeout: float = 120.0,
+) -> BrokerInfo:
+    """Start (or reuse) the broker whose data lives in ``data_dir``; wait until it is ready."""
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    existing = running(data_dir)
+    if existing:
+        wait_ready(existing.bootstrap, timeout=timeout)
+        return existing
+    _check_ports([(port, "port"), (controller_port, "controller port")])
+    jars = fetch_jars(Path(dist_dir), version)
+    info = BrokerInfo(0, port, controller_port, data_dir, version)
+    props = _server_properties(data_dir, port, controller_port)
+    started = time.monotonic()
+    node = _launch(jars, data_dir, props, _cluster_id(), info, heap_mb)
+    _wait_started([node], timeout)
+    wait_ready(node.info.bootstrap, timeout=max(5.0, timeout - (time.monotonic() - started)))
+    return node.info
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """The running nodes of a local cluster (all of them, or those still up)."""
+
+    brokers: tuple[BrokerInfo, ...]
+    data_dir: Path
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap addresses clients connect to (every running node)."""
+        return ",".join(b.bootstrap for b in self.brokers)
+
+
+def node_dirs(cluster_dir: Path, nodes: int) -> list[Path]:
+    """The data folders of a cluster's ``nodes`` nodes."""
+    return [Path(cluster_dir) / f"node-{i}" for i in range(1, nodes + 1)]
+
+
+def running_cluster(cluster_dir: Path) -> ClusterInfo | None:
+    """The nodes of the cluster in ``cluster_dir`` that are running, or None when none is."""
+    cluster_dir = Path(cluster_dir)
+    state = cluster_dir / "cluster.json"
+    if not state.exists():
+        return None
+    try:
+        nodes = int(json.loads(state.read_text())["nodes"])
+    except (OSError, ValueError, KeyError):
+        return None
+    up = tuple(b for d in node_dirs(cluster_dir, nodes) if (b := running(d)) is not None)
+    return ClusterInfo(up, cluster_dir) if up else None
+
+
+def start_cluster(
+    cluster_dir: Path,
+    dist_dir: Path,
+    nodes: int = 3,
+    port: int = 9092,
+    controller_port: int = 9093,
+    ports: list[tuple[int, int]] | None = None,
+    version: str = KAFKA_VERSION,
+    heap_mb: int = 512,
+    timeout: float = 180.0,
+) -> ClusterInfo:
+    """Start (or complete) a local cluster of ``nodes`` KRaft nodes; wait until all serve.
+
+    Node ``i`` (from 0) listens on ``port + 2i`` and its controller on
+    ``controller_port + 2i``, unless ``ports`` gives (port, controller port)
+    per node. Replication is three (fewer nodes: all of them), writes need two
+    replicas in sync. Nodes already running are kept; stopped ones start again
+    with their data. The cluster's size is fixed when it is first formatted.
+    """
+    if nodes < 1:
+        raise BrokerError(f"a cluster needs at least one node, not {nodes}")
+    cluster_dir = Path(cluster_dir).resolve()
+    cluster_dir.mkdir(parents=True, exist_ok=True)
+    state = cluster_dir / "cluster.json"
+    if state.exists():
+        saved = json.loads(state.read_text())
+        if int(saved["nodes"]) != nodes:
+            raise BrokerError(
+                f"the cluster in {cluster_dir} has {saved['nodes']} nodes, not {nodes}; start it "
+                f"with {saved['nodes']}, or delete that folder for a new cluster"
+            )
+        cluster_id, ports = saved["cluster_id"], [tuple(p) for p in saved["ports"]]
+    else:
+        cluster_id = _cluster_id()
+        ports = ports or [(port + 2 * i, controller_port + 2 * i) for i in range(nodes)]
+        if len(ports) != nodes:
+            raise BrokerError(f"give {nodes} (port, controller port) pairs, not {len(ports)}")
+    voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+    jars = fetch_jars(Path(dist_dir), version)
+    launched = []
+    for i, (d, (p, c)) in enumerate(zip(node_dirs(cluster_dir, nodes), ports, strict=True)):
+        d.mkdir(exist_ok=True)
+        if running(d):
+            continue
+        _check_ports([(p, f"node {i + 1} port"), (c, f"node {i + 1} controller port")])
+        props = _server_properties(d, p, c, i + 1, voters, min(3, nodes))
+        info = BrokerInfo(0, p, c, d, version)
+        launched.append(_launch(jars, d, props, cluster_id, info, heap_mb))
+    state.write_text(
+        json.dumps({"nodes": nodes, "cluster_id": cluster_id, "ports": [list(p) for p in ports]})
+    )
+    started = time.monotonic()
+    _wait_started(launched, timeout)
+    cluster = running_cluster(cluster_dir)
+    assert cluster is not None
+    left = max(5.0, timeout - (time.monotonic() - started))
+    wait_ready(cluster.bootstrap, timeout=left, brokers=nodes)
+    return cluster
+
+
+def stop_cluster(cluster_dir: Path, grace: float = 15.0) -> int:
+    """Stop every running node of the cluster in ``cluster_dir``; how many were running."""
+    cluster = running_cluster(Path(cluster_dir))
+    if cluster is None:
+        return 0
+    return sum(stop(b.data_dir, grace) for b in cluster.brokers)
 
 
 def _log_has_started(log_path: Path, offset: int) -> bool:
@@ -309,8 +464,10 @@ def _tail(data_dir: Path, n: int = 20) -> str:
     return "\n".join(out)
 
 
-def wait_ready(bootstrap: str, timeout: float = 30.0, config: dict | None = None) -> None:
-    """Wait for a metadata round trip to ``bootstrap`` to succeed."""
+def wait_ready(
+    bootstrap: str, timeout: float = 30.0, config: dict | None = None, brokers: int = 1
+) -> None:
+    """Wait for a metadata round trip to ``bootstrap`` that lists ``brokers`` brokers."""
     from confluent_kafka.admin import AdminClient
 
     conf = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000}
@@ -321,7 +478,7 @@ def wait_ready(bootstrap: str, timeout: float = 30.0, config: dict | None = None
     while time.monotonic() < deadline:
         try:
             md = admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
-            if md.brokers:
+            if len(md.brokers) >= brokers:
                 return
         except Exception as exc:  # noqa: BLE001 - confluent raises KafkaException variants
             last = exc

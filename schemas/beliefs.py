@@ -7,13 +7,15 @@ known sensors and the current time (the clock is injectable).
 
 Belief times: a record carries either one ``belief_time`` or a
 ``belief_horizon_ms`` (time between belief and event end); with neither, the
-values are measurements known at event end (horizon 0).
+values are measurements known at event end (horizon 0). Producers (``flexstream
+publish``, the SDK) send the time of publishing instead when their user gave
+neither (:func:`publishing_belief_time`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -450,6 +452,26 @@ def validate(
         counts=[m],
     )
     return out, rejections
+
+
+def publishing_belief_time(
+    belief_time: datetime | None,
+    belief_horizon: timedelta | None,
+    now: Callable[[], datetime],
+) -> datetime | None:
+    """The belief time producers send with readings whose user gave ``belief_time`` or not.
+
+    The given belief time; none with a ``belief_horizon`` (the worker reckons it
+    from each event's end); otherwise ``now()``, the time of publishing:
+    "believed now", as FlexMeasures does for posted data. So a day-ahead price
+    published today for tomorrow lands, where the worker's own default (known at
+    the event's end, a belief time after the receiver's clock) would
+    dead-letter it. Measurements known at their event's end say so with a
+    horizon of zero.
+    """
+    if belief_time is not None or belief_horizon is not None:
+        return belief_time
+    return now()
 
 
 def load_sensors(data: Any, where: str = "sensors") -> dict[str, Sensor]:

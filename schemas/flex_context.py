@@ -29,16 +29,7 @@ from schemas.flex_model import (
 )
 
 #: FlexMeasures 1.0 flex-context fields that FlexStream does not support yet.
-PLANNED_FLEX_CONTEXT_FIELDS = frozenset(
-    {
-        "commitments",
-        "commodities",
-        "site-peak-consumption",
-        "site-peak-consumption-price",
-        "site-peak-production",
-        "site-peak-production-price",
-    }
-)
+PLANNED_FLEX_CONTEXT_FIELDS = frozenset({"commitments", "commodities"})
 
 
 def _sensor_list(value: Any) -> Any:
@@ -64,6 +55,12 @@ class FlexContext(_FlexBase):
     site_power_capacity: FieldValue = Field(default=None, alias="site-power-capacity")
     site_consumption_capacity: FieldValue = Field(default=None, alias="site-consumption-capacity")
     site_production_capacity: FieldValue = Field(default=None, alias="site-production-capacity")
+    site_peak_consumption: FieldValue = Field(default=None, alias="site-peak-consumption")
+    site_peak_consumption_price: FieldValue = Field(
+        default=None, alias="site-peak-consumption-price"
+    )
+    site_peak_production: FieldValue = Field(default=None, alias="site-peak-production")
+    site_peak_production_price: FieldValue = Field(default=None, alias="site-peak-production-price")
     inflexible_consumption: FieldValue = Field(default=None, alias="inflexible-consumption")
     inflexible_production: FieldValue = Field(default=None, alias="inflexible-production")
     inflexible_device_sensors: Annotated[list[Any], BeforeValidator(_sensor_list)] = Field(

@@ -189,7 +189,9 @@ class SiteProblem:
     ``inflexible_power`` is the net of inflexible consumption (positive) and
     production (negative), kW per step. Site capacities are kW (``nan`` = none):
     ``site_power_capacity`` is always hard; the consumption and production
-    capacities are soft where ``breach_prices`` price them.
+    capacities are soft where ``breach_prices`` price them. With a peak price, a
+    new peak costs its price per kW above the peak already reached
+    (:mod:`solvers.peaks`).
     """
 
     grid: TimeGrid
@@ -201,6 +203,12 @@ class SiteProblem:
     site_production_capacity: np.ndarray | float = np.nan
     inflexible_power: np.ndarray | float = 0.0
     breach_prices: BreachPrices = field(default_factory=BreachPrices)
+    #: Peak pricing: the peaks already reached this period (kW per step, the baseline)
+    #: and their prices (currency per kW of new peak, per step; None: no peak pricing).
+    peak_consumption: np.ndarray | float = 0.0
+    peak_consumption_price: np.ndarray | None = None
+    peak_production: np.ndarray | float = 0.0
+    peak_production_price: np.ndarray | None = None
     currency: str = "EUR"
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -217,8 +225,13 @@ class SiteProblem:
             "site_consumption_capacity",
             "site_production_capacity",
             "inflexible_power",
+            "peak_consumption",
+            "peak_production",
         ):
             setattr(self, name, _vec(getattr(self, name), n))
+        for name in ("peak_consumption_price", "peak_production_price"):
+            if getattr(self, name) is not None:
+                setattr(self, name, _vec(getattr(self, name), n))
         for dev in self.devices:
             if dev.n != n:
                 raise ValueError(f"device {dev.name!r} has {dev.n} steps, the site {n}")

@@ -579,6 +579,16 @@ def _context(
         )
         if ref is not None
     }
+    peaks = {
+        f"peak_{side}": _peak(getattr(ctx, f"site_peak_{side}"), f"site-peak-{side}", reader)
+        for side in ("consumption", "production")
+    }
+    prices = {
+        f"peak_{side}_price": _peak_price(
+            getattr(ctx, f"site_peak_{side}_price"), f"site-peak-{side}-price", reader, currency
+        )
+        for side in ("consumption", "production")
+    }
     return SiteProblem(
         grid=reader.grid,
         devices=devices,
@@ -591,7 +601,26 @@ def _context(
         breach_prices=_breach_prices(ctx, reader, currency, legacy),
         currency=currency,
         outputs=outputs,
+        **peaks,
+        **prices,
     )
+
+
+def _peak(value: Any, field: str, reader: SeriesReader) -> np.ndarray:
+    """The peak already reached (kW per step); 0 kW when not given, as in FlexMeasures."""
+    return _non_negative(reader.steps(value, field, "kW", 0.0), field)
+
+
+def _peak_price(value: Any, field: str, reader: SeriesReader, currency: str) -> np.ndarray | None:
+    """A peak price as currency per kW of new peak per step; None when not given."""
+    if value is None:
+        return None
+    arr = reader.steps(value, field, f"{currency}/kW", 0.0)
+    if np.any(np.isnan(arr)) or np.any(arr < 0):
+        raise InputError(
+            f"give a non-negative price per power for every step, e.g. '260 {currency}/MW'", field
+        )
+    return arr
 
 
 def parse_site_problem(

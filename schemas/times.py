@@ -1,4 +1,4 @@
-"""Time helpers: microseconds since the epoch, aware datetimes, ISO 8601 durations.
+"""Time helpers: microseconds since the epoch, aware datetimes, ISO 8601 durations, timezones.
 
 Inside FlexStream every time is timezone-aware (UTC where it is stored). These
 are the one place where times are read from text or objects users give, turned
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import isodate
 
@@ -24,6 +25,17 @@ US = timedelta(microseconds=1)
 #: What the CLI's options say about an unreadable or naive datetime.
 UNREADABLE = "cannot read {value!r} as a datetime; write ISO 8601 such as 2026-04-01T00:00+02:00"
 NAIVE = "{value!r} has no UTC offset; add one, e.g. Z or +02:00"
+
+
+def zone(name: str, field: str) -> ZoneInfo:
+    """The IANA timezone ``name``, or an :class:`InputError` naming ``field``."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise InputError(
+            f"{name!r} is not a known timezone; give an IANA name such as Europe/Amsterdam or UTC",
+            field,
+        ) from None
 
 
 def to_us(t: datetime) -> int:

@@ -38,6 +38,7 @@ from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice, Time
 from solvers.backend import RawSolution, Termination, get_backend, solve_on_face
 from solvers.formulation import Formulation, build
 from solvers.lp import CompiledLP
+from solvers.peaks import peak_charges
 from solvers.result import Breach, Costs, DeviceSchedule, ScheduleResult, Status
 from solvers.storage import soc_trajectory, soft_breach
 
@@ -47,8 +48,8 @@ FEASIBILITY_TOL = 1e-6
 BREACH_TOL = 1e-6
 #: Slack in the elastic (diagnosis) model above this names a conflict.
 CONFLICT_TOL = 1e-9
-#: From this many devices, the first solve uses an interior-point method.
-IPM_MIN_DEVICES = 20
+#: From this many devices, the first solve lifts the connection's limits first.
+DECOUPLE_MIN_DEVICES = 20
 #: Rounds of binaries at overlapping and candidate steps before a device gets them at every step.
 MAX_TARGETED_ROUNDS = 3
 
@@ -73,7 +74,7 @@ def schedule(
     tb = time.perf_counter()
     form = build(problem)
     clp = form.lp.compile()
-    clp.interior_point = _prefers_interior_point(problem)
+    clp.staged_columns = _coupling_columns(problem, form)
     build_s += time.perf_counter() - tb
     relaxed_solve = True
     raw = backend.solve(clp, relax_integrality=True, time_limit=remaining())
@@ -158,16 +159,24 @@ def schedule(
     return result
 
 
-def _prefers_interior_point(problem: SiteProblem) -> bool:
-    """Whether the first (relaxed) solve should use an interior-point method.
+def _coupling_columns(problem: SiteProblem, form: Formulation) -> np.ndarray | None:
+    """The site's flow columns, for a first solve without the connection's limits; or None.
 
-    Many devices behind one connection make a model of loosely coupled chains
-    where the simplex method pivots for long (measured: 100 batteries x 192
-    steps, 12.7 s by simplex, 5.5 s by interior point); one long chain (1 battery
-    x 8760 steps) is faster by simplex. The tie-breaking solve restarts from the
-    first optimum's basis with the simplex method either way.
+    Many devices behind one connection make a model of independent chains
+    coupled only by the site's capacity bounds on its import and export
+    columns. Solved first without those bounds, the model falls apart into
+    independent devices, and the optimum with the bounds restored is reached
+    from that basis by few dual simplex steps (``solvers.highs_backend``;
+    measured, 100 batteries x 192 steps: 3.2 s CPU against 6.5 s by interior
+    point and 11 s by the dual simplex method from scratch). One long chain
+    (1 battery x 8760 steps) gains nothing from it.
     """
-    return len(problem.devices) >= IPM_MIN_DEVICES and problem.grid.n * len(problem.devices) >= 5000
+    if len(problem.devices) < DECOUPLE_MIN_DEVICES or problem.grid.n * len(problem.devices) < 5000:
+        return None
+    site = form.site
+    if site.consumption is None or site.production is None:
+        return None
+    return np.concatenate([site.consumption.index, site.production.index])
 
 
 def _waste_candidates(problem: SiteProblem, dev: StorageDevice) -> np.ndarray:
@@ -252,6 +261,8 @@ def _interpret(
         consumption=float(np.sum(problem.consumption_price * cons * dt)),
         production_revenue=float(np.sum(problem.production_price * prod * dt)),
         breaches=float(sum(b.cost or 0.0 for b in breaches)),
+        peak_consumption=_peak_cost(cons, problem.peak_consumption, problem.peak_consumption_price),
+        peak_production=_peak_cost(prod, problem.peak_production, problem.peak_production_price),
     )
     result.breaches = breaches
     if violations:
@@ -278,6 +289,13 @@ def _interpret(
         result.status = Status.OPTIMAL
         result.message = "optimal"
     return result
+
+
+def _peak_cost(flow: np.ndarray, baseline: np.ndarray, price: np.ndarray | None) -> float:
+    """What the schedule's new peaks of ``flow`` cost (0 without a peak price)."""
+    if price is None:
+        return 0.0
+    return float(sum(c.cost for c in peak_charges(flow, baseline, price)))
 
 
 def _side(values: np.ndarray, limit: np.ndarray, above: bool) -> np.ndarray:

@@ -14,9 +14,16 @@ is exact in an LP (a simultaneous ``g+`` and ``g-`` cannot lower the cost);
 at steps where the production price is higher, a binary per step keeps the two
 apart.
 
+A site without any connection limit and with equal prices both ways has no
+site columns at all: its cost is ``dt * price[t] * net[t]``, linear in the
+devices' powers, so the price is put on their columns directly (the same
+optimum, a model half the size for one device).
+
 Site limits: ``site-power-capacity`` bounds both directions and is always hard;
 ``site-consumption-capacity`` and ``site-production-capacity`` are hard unless a
-breach price makes them soft (priced per kW of breach per step).
+breach price makes them soft (priced per kW of breach per step). Peak prices
+charge a new peak of ``g+`` (or ``g-``) above the peak already reached, once per
+kW (``solvers.peaks``).
 
 Ties are broken lexicographically, not by tiny costs: the objective above is
 the primary one and nothing else is in it. ``add_site`` also sets a secondary,
@@ -52,6 +59,7 @@ import numpy as np
 from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice
 from solvers.breaches import add_priced_breach
 from solvers.lp import ColumnBlock, LinearProgram
+from solvers.peaks import add_peak
 from solvers.process import ProcessVars, add_process
 from solvers.storage import BIG_M, TIMING, StorageVars, add_storage
 
@@ -137,6 +145,15 @@ def add_site(
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown device type {type(dev).__name__}")
 
+    if _price_only(problem):
+        # No limit at the connection and one price both ways: the site's cost is the
+        # price times its net power, so the price goes straight onto the devices'
+        # columns (the inflexible part is a constant) and the site needs no columns.
+        if b_rows:
+            rows, cols = np.concatenate(b_rows), np.concatenate(b_cols)
+            lp.add_cost_at(cols, np.concatenate(b_vals) * cp[rows] * dt)
+        return site
+
     g_in = lp.add_columns("site.consumption", n, 0.0, np.inf, cp * dt)
     g_out = lp.add_columns("site.production", n, 0.0, np.inf, -pp * dt)
     site.consumption, site.production = g_in, g_out
@@ -178,6 +195,15 @@ def add_site(
         else:
             add_priced_breach(lp, f"site.{name}", flow.index, cap, price, constraint=name)
 
+    add_peak(
+        lp, "site.peak-consumption", g_in.index, problem.peak_consumption,
+        _priced(problem.peak_consumption_price, n), constraint="site-peak-consumption",
+    )  # fmt: skip
+    add_peak(
+        lp, "site.peak-production", g_out.index, problem.peak_production,
+        _priced(problem.peak_production_price, n), constraint="site-peak-production",
+    )  # fmt: skip
+
     # Where selling pays more than buying, keep g+ and g- apart with a binary.
     steps = np.flatnonzero(pp > cp + 1e-12)
     if len(steps):
@@ -208,6 +234,24 @@ def add_site(
             elastic=False,
         )
     return site
+
+
+def _priced(price: np.ndarray | None, n: int) -> np.ndarray:
+    """A peak price per step (``nan``: none)."""
+    return np.full(n, np.nan) if price is None else price
+
+
+def _price_only(problem: SiteProblem) -> bool:
+    """Whether the site is only a price: no capacity, no peak price, equal prices both ways."""
+    if problem.peak_consumption_price is not None or problem.peak_production_price is not None:
+        return False
+    caps = (
+        problem.site_power_capacity,
+        problem.site_consumption_capacity,
+        problem.site_production_capacity,
+    )
+    no_limits = all(np.all(np.isnan(np.asarray(c, dtype=float))) for c in caps)
+    return no_limits and bool(np.all(problem.production_price == problem.consumption_price))
 
 
 def build(

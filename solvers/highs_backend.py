@@ -50,6 +50,9 @@ OPTIONS = {
 }
 
 
+#: LP solves skip presolve unless more than this share of the columns is fixed.
+PRESOLVE_FIXED_SHARE = 0.01
+
 #: HiGHS's ``simplex_strategy`` value for the primal simplex method.
 PRIMAL_SIMPLEX = 4
 
@@ -93,6 +96,11 @@ class HighsBackend:
         if np.any(lp.lb > lp.ub + 1e-12):
             # Folded bounds already contradict each other: infeasible without a solve.
             return RawSolution(Termination.INFEASIBLE, None, None, time.perf_counter() - t0)
+        empty = np.diff(lp.a_start) == 0
+        if np.any(empty & ((lp.row_lower > 1e-9) | (lp.row_upper < -1e-9))):
+            # A row without columns that excludes 0 (e.g. a process with no placement);
+            # HiGHS calls a model without columns empty (optimal) whatever its rows say.
+            return RawSolution(Termination.INFEASIBLE, None, None, time.perf_counter() - t0)
         h = highspy.Highs()
         for key, value in OPTIONS.items():
             h.setOptionValue(key, value)
@@ -100,10 +108,20 @@ class HighsBackend:
             h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
         inf = highspy.kHighsInf
         mip = lp.has_integers and not relax_integrality
-        if lp.interior_point and not mip:
-            # Interior point with crossover: a basic optimum, so the tie-breaking
-            # solve still restarts from a basis (with the simplex method).
-            h.setOptionValue("solver", "ipm")
+        staged = lp.staged_columns if lp.staged_columns is not None and not mip else None
+        lb = np.where(np.isfinite(lp.lb), lp.lb, -inf)
+        ub = np.where(np.isfinite(lp.ub), lp.ub, inf)
+        if staged is not None and len(staged):
+            # First stage: the coupling upper bounds lifted (restored below).
+            ub = ub.copy()
+            ub[staged] = inf
+        if not mip and np.count_nonzero(lp.lb == lp.ub) <= PRESOLVE_FIXED_SHARE * lp.num_col:
+            # Without fixed columns to remove, presolve finds next to nothing in these models
+            # (100 batteries x 192 steps: 174 of 19392 rows) and costs more than it saves:
+            # 1 battery x 8760 steps, 0.25 s CPU without against 0.33 s with; the fleet's
+            # first stage 0.85 s against 1.24 s. With many fixed columns (EVs away, binaries
+            # fixed for the tie-break) it pays: 100 V2G EVs' tie-break 0.2 s against 0.9 s.
+            h.setOptionValue("presolve", "off")
         integrality = lp.integer.astype(np.int32) if mip else np.zeros(lp.num_col, np.int32)
         h.passModel(
             lp.num_col,
@@ -113,8 +131,8 @@ class HighsBackend:
             int(highspy.ObjSense.kMinimize),
             0.0,
             lp.c,
-            np.where(np.isfinite(lp.lb), lp.lb, -inf),
-            np.where(np.isfinite(lp.ub), lp.ub, inf),
+            lb,
+            ub,
             np.where(np.isfinite(lp.row_lower), lp.row_lower, -inf),
             np.where(np.isfinite(lp.row_upper), lp.row_upper, inf),
             lp.a_start,
@@ -124,8 +142,37 @@ class HighsBackend:
         )
         build = time.perf_counter() - t0
         t1 = time.perf_counter()
+        if staged is not None and len(staged):
+            self._decoupled_stage(h, lp, staged)
         h.run()
         return self._read(h, lp, mip, time.perf_counter() - t1, build)
+
+    @staticmethod
+    def _decoupled_stage(h: highspy.Highs, lp: CompiledLP, staged: np.ndarray) -> None:
+        """Solve with the coupling bounds lifted, then restore them in ``h``.
+
+        Without the connection's limits a fleet falls apart into independent
+        devices, which the dual simplex method solves quickly; the restored
+        bounds leave that optimal basis dual feasible, so the next ``run``
+        continues with the dual simplex method from it and only has to repair
+        the steps where the connection binds (measured: 100 batteries x 192
+        steps, 3.2 s CPU in all, against 6.5 s by interior point from scratch and
+        11 s by the dual simplex method from scratch). If the first stage ends
+        otherwise than optimal (e.g. unbounded without the limits), the solver
+        starts afresh on the restored model. HiGHS's time limit counts the
+        instance's cumulative run time, so it covers both stages as set.
+        """
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            h.clearSolver()
+        inf = highspy.kHighsInf
+        idx = np.asarray(staged, dtype=np.int32)
+        h.changeColsBounds(
+            len(idx),
+            idx,
+            np.where(np.isfinite(lp.lb[idx]), lp.lb[idx], -inf),
+            np.where(np.isfinite(lp.ub[idx]), lp.ub[idx], inf),
+        )
 
     def _read(
         self, h: highspy.Highs, lp: CompiledLP, mip: bool, seconds: float, build: float
@@ -168,11 +215,22 @@ class HighsBackend:
             return self.solve(face, relax_integrality=relax_integrality, time_limit=time_limit)
         h = handle[0]
         t0 = time.perf_counter()
+        if not mip:
+            pinned = _pinned_columns(h, lp)
+            if pinned is None:
+                # The optimal face is one point: the first solution is the tie-broken one.
+                return RawSolution(Termination.OPTIMAL, first.x, first.objective, 0.0)
+            idx, value = pinned
+            # Columns that cannot move on the optimal face are fixed where they are: the
+            # primal simplex method then pivots only among the tied ones (100 batteries x
+            # 192 steps: 0.04 s instead of 0.35 s).
+            h.changeColsBounds(len(idx), idx, value, value)
         nz = np.flatnonzero(lp.c).astype(np.int32)
         h.addRow(-highspy.kHighsInf, first.objective + tolerance, len(nz), nz, lp.c[nz])
         h.changeColsCost(lp.num_col, np.arange(lp.num_col, dtype=np.int32), lp.c2)
         if time_limit is not None:
-            h.setOptionValue("time_limit", float(max(time_limit, 1e-3)))
+            # HiGHS counts the instance's run time across runs: extend it by what is left.
+            h.setOptionValue("time_limit", float(h.getRunTime() + max(time_limit, 1e-3)))
         h.setOptionValue("solver", "choose")
         if not mip:
             # The basis stays primal feasible: primal simplex goes on from it, where the
@@ -183,3 +241,47 @@ class HighsBackend:
         t1 = time.perf_counter()
         h.run()
         return self._read(h, lp, mip, time.perf_counter() - t1, build)
+
+
+#: Reduced costs and row duals at or below this are taken as zero (a possible tie):
+#: HiGHS's dual feasibility tolerance.
+DUAL_ZERO = 1e-7
+
+
+def _pinned_columns(h: highspy.Highs, lp: CompiledLP) -> tuple[np.ndarray, np.ndarray] | None:
+    """Columns the LP optimum in ``h`` pins to their bound, and those bounds; None if unique.
+
+    Every optimum meets complementary slackness with the dual solution found: a
+    column at a bound with a non-zero reduced cost stays at that bound, an
+    inequality row at a side with a non-zero dual stays at that side. If no
+    column at a bound and no row at a side has a zero reduced cost or dual, the
+    remaining (basic) values follow from them, so the optimal face is a single
+    point and a tie-break cannot change it (measured: 1 battery x 8760 steps; a
+    fleet's optimum is degenerate). A zero reduced cost may be a degenerate
+    basic column or a real tie: not pinned.
+    """
+    sol = h.getSolution()
+    if not (sol.value_valid and sol.dual_valid):
+        return np.zeros(0, dtype=np.int32), np.zeros(0)
+    x = np.asarray(sol.col_value)
+    rc = np.asarray(sol.col_dual)
+    free = lp.lb < lp.ub
+    at_lower = np.abs(x - lp.lb) <= 1e-9
+    at_upper = np.abs(x - lp.ub) <= 1e-9
+    at_bound = free & (at_lower | at_upper)
+    moving = np.abs(rc) > DUAL_ZERO
+    pinned = np.flatnonzero(at_bound & moving).astype(np.int32)
+    value = np.where(at_lower[pinned], lp.lb[pinned], lp.ub[pinned])
+    act = np.asarray(sol.row_value)
+    dual = np.asarray(sol.row_dual)
+    ranged = lp.row_lower < lp.row_upper
+    at_side = (np.abs(act - lp.row_lower) <= 1e-9) | (np.abs(act - lp.row_upper) <= 1e-9)
+    unique = not np.any(at_bound & ~moving) and not np.any(
+        ranged & at_side & (np.abs(dual) <= DUAL_ZERO)
+    )
+    return None if unique else (pinned, value)
+
+
+def _unique_optimum(h: highspy.Highs, lp: CompiledLP) -> bool:
+    """Whether the LP optimum just found in ``h`` is the only one (see ``_pinned_columns``)."""
+    return _pinned_columns(h, lp) is None

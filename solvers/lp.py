@@ -114,9 +114,11 @@ class CompiledLP:
     row_block_slices: list[tuple[str, int, int]]
     elastic: bool = False
     c2: np.ndarray | None = None  # the tie-breaking objective
-    #: A hint for back ends with a choice: many loosely coupled blocks (a fleet behind
-    #: one connection), where an interior-point method beats the simplex method.
-    interior_point: bool = False
+    #: A hint for back ends with a choice: columns whose bounds are the only coupling
+    #: between otherwise independent blocks (a fleet's site flows under the connection
+    #: capacity). A back end may solve first with these bounds lifted, then restore
+    #: them and continue from that optimal basis (see ``solvers.highs_backend``).
+    staged_columns: np.ndarray | None = None
 
     @property
     def has_secondary(self) -> bool:
@@ -193,6 +195,7 @@ class LinearProgram:
     _cost: list[np.ndarray] = field(default_factory=list)
     _cost2: list[np.ndarray] = field(default_factory=list)
     _int: list[np.ndarray] = field(default_factory=list)
+    _cost_at: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     num_col: int = 0
 
     def add_columns(
@@ -226,6 +229,10 @@ class LinearProgram:
         i = self.columns.index(block)
         costs = self._cost2 if secondary else self._cost
         costs[i] = costs[i] + _as_array(cost, block.size, 0.0)
+
+    def add_cost_at(self, cols: np.ndarray, cost: np.ndarray) -> None:
+        """Add ``cost[i]`` to the objective coefficient of column ``cols[i]`` (repeats add up)."""
+        self._cost_at.append((np.asarray(cols, dtype=np.int64), np.asarray(cost, dtype=float)))
 
     def add_rows(
         self,
@@ -298,6 +305,8 @@ class LinearProgram:
         cost = np.concatenate(self._cost) if self._cost else np.zeros(0)
         cost2 = np.concatenate(self._cost2) if self._cost2 else np.zeros(0)
         integer = np.concatenate(self._int) if self._int else np.zeros(0, dtype=bool)
+        for cols_at, cost_at in self._cost_at:
+            np.add.at(cost, cols_at, cost_at)
         if elastic:
             cost = np.zeros_like(cost)
             cost2 = np.zeros_like(cost2)

@@ -66,12 +66,15 @@ class DeviceSchedule:
 
 @dataclass
 class Costs:
-    """Costs in ``currency``: energy bought minus energy sold, plus breach costs."""
+    """Costs in ``currency``: energy bought minus energy sold, plus peak and breach costs."""
 
     currency: str
     consumption: float = 0.0
     production_revenue: float = 0.0
     breaches: float = 0.0
+    #: Charges for new consumption and production peaks (peak pricing).
+    peak_consumption: float = 0.0
+    peak_production: float = 0.0
 
     @property
     def energy(self) -> float:
@@ -80,8 +83,8 @@ class Costs:
 
     @property
     def total(self) -> float:
-        """Energy cost plus breach costs."""
-        return self.energy + self.breaches
+        """Energy cost plus peak charges plus breach costs."""
+        return self.energy + self.peak_consumption + self.peak_production + self.breaches
 
 
 @dataclass
@@ -124,6 +127,8 @@ class ScheduleResult:
             "energy": c.energy,
             "consumption": c.consumption,
             "production-revenue": c.production_revenue,
+            "peak-consumption": c.peak_consumption,
+            "peak-production": c.peak_production,
             "breaches": c.breaches,
         }
 

@@ -26,18 +26,11 @@ from typing import Any
 import faust
 from mode import CrashingSupervisor
 
-from connectors.analyst_sql import (
-    FORMAT_HEADER,
-    OWN_FORMAT_HEADER,
-    AnalystSql,
-    open_analyst_sql,
-)
 from connectors.clickhouse import Store
 from connectors.registry import RegistryView
 from connectors.settings import Settings
 from schemas.beliefs import Sensor
-from schemas.errors import ConnectorError
-from streams import metrics
+from streams import operations
 from streams.beliefs import agent as beliefs_agent
 from streams.context import WorkerContext
 from streams.forecasting import agent as forecasting_agent
@@ -45,7 +38,7 @@ from streams.ingest import agent as ingest_agent
 from streams.ingest.sink import RegistrySink
 from streams.reports import agent as reports_agent
 from streams.scheduling import agent as scheduling_agent
-from streams.sql import auth as sql_auth
+from streams.sql import endpoints as sql_endpoints
 from streams.worker_file import WORKER_STATE
 
 log = logging.getLogger("flexstream.worker")
@@ -108,6 +101,8 @@ FEATURES: list[Callable[[WorkerContext], None]] = [
     scheduling_agent.install,
     reports_agent.install,
     forecasting_agent.install,
+    sql_endpoints.install,
+    operations.install,
 ]
 
 
@@ -175,7 +170,14 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         store = await ctx.run_db(open_store)
         ctx.store = store
         (data_dir / WORKER_STATE).write_text(
-            json.dumps({"pid": os.getpid(), "web_port": s.worker.web_port, "app": app.conf.id})
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "web_port": w.web_port,
+                    "clickhouse_port": w.clickhouse_port,
+                    "app": app.conf.id,
+                }
+            )
         )
         # What start-up made lives as long as the worker: keep it out of the collector's
         # full passes, which the objects of each batch would otherwise trigger again and again.
@@ -207,81 +209,6 @@ def create_app(cfg: WorkerConfig) -> faust.App:
 
     for install in FEATURES:
         install(ctx)
-
-    sql_token = sql_auth.new_token(data_dir)
-    analysts: dict[str, AnalystSql] = {}  # opened on the first query, once the store is open
-
-    def _close_analysts() -> None:
-        if "runner" in analysts:
-            analysts.pop("runner").close()
-
-    atexit.register(_close_analysts)
-
-    @app.page("/sql/")
-    class SqlView(faust.web.View):
-        """Run an analyst's query: POST {"sql": ..., "format": ...} as application/json.
-
-        ``format`` is optional: without it the SQL's own FORMAT clause, else
-        JSONCompact. ``parameters`` (optional) are the values of the SQL's
-        ``{name:Type}`` placeholders, bound by the engine. The response's
-        headers name the format and whether the SQL named it.
-
-        Needs the data folder's token (see :mod:`streams.sql.auth`); refuses
-        cross-origin requests. The query passes the gates of
-        :mod:`connectors.analyst_sql` and runs on its read-only clients and
-        threads, never on the worker's writer.
-        """
-
-        async def post(self, request: faust.web.Request) -> faust.web.Response:
-            refused = sql_auth.refusal(request.headers, sql_token)
-            if refused:
-                return self.error(*refused)
-            try:
-                body = await request.json()
-                sql, fmt = str(body["sql"]), body.get("format")
-                fmt = None if fmt is None else str(fmt)
-                params = body.get("parameters")
-            except (ValueError, KeyError, TypeError, AttributeError):
-                return self.error(400, 'send a JSON object {"sql": ..., "format": ...}')
-            if ctx.store is None:
-                return self.error(503, "the worker's store is not open yet; retry shortly")
-            try:
-                if "runner" not in analysts:
-                    analysts["runner"] = open_analyst_sql(s)
-                result = await analysts["runner"].execute_async(sql, fmt, params)
-            except ConnectorError as exc:  # refused, or the engine's message
-                return self.error(400, str(exc))
-            return self.bytes(
-                result.data,
-                content_type="application/octet-stream",
-                headers={FORMAT_HEADER: result.format, OWN_FORMAT_HEADER: str(result.own_format)},
-            )
-
-    @app.page("/health")
-    @app.page("/health/")
-    class HealthView(faust.web.View):
-        """Liveness: started, ready (nothing failing), problems, beliefs written so far."""
-
-        async def get(self, request: faust.web.Request) -> faust.web.Response:
-            sink = ctx.readings_sink
-            return self.json({**ctx.health.report(), "written": sink.written if sink else 0})
-
-    @app.page("/ready")
-    class ReadyView(faust.web.View):
-        """Readiness: 200 when started and nothing is failing, else 503 with the problems."""
-
-        async def get(self, request: faust.web.Request) -> faust.web.Response:
-            report = ctx.health.report()
-            return self.json(report, status=200 if report["ready"] else 503)
-
-    @app.page("/metrics")
-    class MetricsView(faust.web.View):
-        """Prometheus metrics of this worker, in the text exposition format (0.0.4)."""
-
-        async def get(self, request: faust.web.Request) -> faust.web.Response:
-            return self.bytes(
-                ctx.metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE}
-            )
 
     def _close() -> None:
         registry.stop()

@@ -1,7 +1,9 @@
 """Wiring at the entry point: settings, the Kafka cluster to use, the worker process.
 
 The local broker is started only when no external cluster is configured
-(``KAFKA_BOOTSTRAP_SERVERS``); its data lives in ``<data_dir>/kafka``.
+(``KAFKA_BOOTSTRAP_SERVERS``); its data lives in ``<data_dir>/kafka``. With
+``FLEXSTREAM_KAFKA_BROKERS`` (or ``flexstream up --brokers``) above one, a local
+cluster of that many nodes runs instead, in ``<data_dir>/kafka-cluster``.
 """
 
 from __future__ import annotations
@@ -29,11 +31,23 @@ def broker_dir(settings: Settings) -> Path:
     return settings.paths.root / "kafka"
 
 
+def cluster_dir(settings: Settings) -> Path:
+    """Where the local cluster's nodes keep their data."""
+    return settings.paths.root / "kafka-cluster"
+
+
 def bootstrap(settings: Settings, start: bool = False) -> str:
-    """The bootstrap address: the external cluster, or the local broker (started if asked)."""
+    """The bootstrap address: the external cluster, else the local cluster or broker.
+
+    A local cluster that runs is used whatever ``FLEXSTREAM_KAFKA_BROKERS`` says
+    (it was started with ``flexstream up --brokers N``); else the local broker.
+    Started if asked and none runs.
+    """
     if settings.kafka.external:
         return str(settings.kafka.bootstrap_servers)
-    info = kafka_local.running(broker_dir(settings))
+    info = kafka_local.running_cluster(cluster_dir(settings)) or kafka_local.running(
+        broker_dir(settings)
+    )
     if info:
         return info.bootstrap
     if not start:
@@ -57,18 +71,19 @@ def up(settings: Settings) -> str:
             ) from None
         replication = 3
     else:
+        local = dict(
+            port=k.local_port, controller_port=k.local_controller_port, heap_mb=k.local_heap_mb
+        )
         try:
-            info = kafka_local.start(
-                broker_dir(settings),
-                settings.paths.dist,
-                port=k.local_port,
-                controller_port=k.local_controller_port,
-                heap_mb=k.local_heap_mb,
-            )
+            if k.local_brokers > 1:
+                bs = kafka_local.start_cluster(
+                    cluster_dir(settings), settings.paths.dist, nodes=k.local_brokers, **local
+                ).bootstrap
+            else:
+                bs = kafka_local.start(broker_dir(settings), settings.paths.dist, **local).bootstrap
         except kafka_local.BrokerError as exc:
             raise InfraError(str(exc)) from None
-        bs = info.bootstrap
-        replication = 1
+        replication = 3 if k.local_brokers > 1 else 1
     ensure_topics(
         k.client_config(bs), k.topic_prefix, replication_factor=_replication(bs, replication, k)
     )
@@ -83,8 +98,9 @@ def _replication(bootstrap: str, wanted: int, k: Any) -> int:
 
 
 def down(settings: Settings) -> bool:
-    """Stop the local broker; False when none ran."""
-    return kafka_local.stop(broker_dir(settings))
+    """Stop the local broker and the local cluster's nodes; False when none ran."""
+    nodes = kafka_local.stop_cluster(cluster_dir(settings))
+    return kafka_local.stop(broker_dir(settings)) or nodes > 0
 
 
 def spawn_worker(

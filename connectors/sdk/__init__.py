@@ -5,8 +5,17 @@ and :class:`AsyncFlexStreamClient` (asyncio; it runs the blocking calls in
 threads and bridges a consumer thread to an ``asyncio.Queue``)::
 
     with FlexStreamClient("127.0.0.1:9092") as fs:
-        fs.publish_readings("site-pv", start, timedelta(minutes=15), values, source="meter")
+        receipt = fs.publish_readings("site-pv", start, timedelta(minutes=15), values,
+                                      source="meter", belief_horizon=timedelta(0))
+        landing = fs.wait_landed(receipt, timeout=60)   # stored / dead-lettered, with reasons
         schedules = fs.trigger_and_get_schedule("site", start, timedelta(days=1))
+
+Readings are checked against the sensors the worker knows before anything is
+sent (``check=False`` skips it), are believed at the time of publishing unless
+given a belief time or horizon, and each publish returns a :class:`Receipt`
+(where its messages went) that :meth:`FlexStreamClient.wait_landed` follows
+until the worker stored or dead-lettered them (:class:`NotLanded` when it did
+not in time).
 
 The bootstrap address is given explicitly or taken from ``KAFKA_BOOTSTRAP_SERVERS``
 (:meth:`FlexStreamClient.from_settings`); for the local broker, ``flexstream up``
@@ -29,9 +38,11 @@ The pure parts (:class:`Schedule`, :func:`batch_records`, :func:`build_request`,
 :class:`AnswerBook`) are usable and tested without Kafka.
 """
 
+from connectors.landing import DeadLetterInfo, Landing
 from connectors.sdk.aio import AsyncFlexStreamClient, ScheduleStream
 from connectors.sdk.client import FlexStreamClient, ScheduleSubscription, ScheduleTimeout
 from connectors.sdk.client import Topic as Topic
+from connectors.sdk.receipts import NotLanded, Receipt
 from connectors.sdk.records import MAX_VALUES as MAX_VALUES
 from connectors.sdk.records import OK_STATUSES as OK_STATUSES
 from connectors.sdk.records import (
@@ -47,7 +58,11 @@ from connectors.sdk.records import (
 __all__ = [
     "AnswerBook",
     "AsyncFlexStreamClient",
+    "DeadLetterInfo",
     "FlexStreamClient",
+    "Landing",
+    "NotLanded",
+    "Receipt",
     "Schedule",
     "ScheduleStream",
     "ScheduleSubscription",

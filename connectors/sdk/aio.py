@@ -7,7 +7,9 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from connectors.landing import Landing
 from connectors.sdk.client import FlexStreamClient
+from connectors.sdk.receipts import Receipt
 from connectors.sdk.records import Schedule
 from connectors.settings import Settings
 
@@ -126,13 +128,21 @@ class AsyncFlexStreamClient:
         """Confirm queued readings and close the consumers."""
         await asyncio.to_thread(self.sync.close)
 
-    async def publish_readings(self, *args: Any, **kwargs: Any) -> int:
+    async def publish_readings(self, *args: Any, **kwargs: Any) -> Receipt:
         """See :meth:`FlexStreamClient.publish_readings`."""
         return await asyncio.to_thread(self.sync.publish_readings, *args, **kwargs)
 
-    async def publish_reading(self, *args: Any, **kwargs: Any) -> int:
+    async def publish_reading(self, *args: Any, **kwargs: Any) -> Receipt:
         """See :meth:`FlexStreamClient.publish_reading`."""
         return await asyncio.to_thread(self.sync.publish_reading, *args, **kwargs)
+
+    async def wait_landed(
+        self, receipts: Receipt | Iterable[Receipt], *, timeout: float = 60.0, every: float = 0.5
+    ) -> Landing:
+        """See :meth:`FlexStreamClient.wait_landed` (raises ``NotLanded`` on timeout)."""
+        return await asyncio.to_thread(
+            self.sync.wait_landed, receipts, timeout=timeout, every=every
+        )
 
     async def flush(self, timeout: float = 60.0) -> int:
         """See :meth:`FlexStreamClient.flush`."""

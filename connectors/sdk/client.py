@@ -5,13 +5,25 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from connectors.kafka import ConfirmingProducer
+from connectors import landing
+from connectors.kafka import ConfirmingProducer, watermark_offsets
+from connectors.landing import Landing
+from connectors.reading_check import Outgoing
+from connectors.registry import known_sensors
+from connectors.sdk.receipts import (
+    KnownSensors,
+    Receipt,
+    dead_letters_start,
+    landed_or_raise,
+    value_ranges,
+)
 from connectors.sdk.records import (
     MAX_VALUES,
     AnswerBook,
@@ -21,11 +33,19 @@ from connectors.sdk.records import (
     build_request,
     decode_schedule,
 )
-from connectors.settings import Settings
+from connectors.settings import KafkaSettings, Settings
 from schemas import serde
+from schemas.beliefs import publishing_belief_time
 from schemas.errors import ConnectorError, InputError
 
 Topic = Literal["meter", "price"]
+#: How long the dead-letters topic's end offsets serve as where to read a receipt's
+#: dead letters from (older offsets stay correct, but more dead letters are read).
+_DEAD_LETTERS_FLOOR_AGE = 30.0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class ScheduleTimeout(ConnectorError):
@@ -35,21 +55,6 @@ class ScheduleTimeout(ConnectorError):
         self.request_id = request_id
         self.partial = partial
         super().__init__(message)
-
-
-def _watermarks(c: Consumer, tp: TopicPartition, timeout: float = 15.0) -> tuple[int, int]:
-    """(low, high) offsets of a partition, retrying while its leader is not known yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            lo, hi = c.get_watermark_offsets(tp, timeout=timeout)
-            return int(lo), int(hi)
-        except KafkaException as exc:  # e.g. NOT_LEADER_FOR_PARTITION on a new topic
-            if time.monotonic() >= deadline:
-                raise ConnectorError(
-                    f"offsets of {tp.topic}[{tp.partition}] unavailable: {exc}"
-                ) from None
-            time.sleep(0.2)
 
 
 class ScheduleSubscription:
@@ -71,7 +76,7 @@ class ScheduleSubscription:
         if until_end:  # stop at the end offsets of the partitions that hold messages
             self._left = {}
             for tp in consumer.assignment():
-                lo, hi = _watermarks(consumer, tp)
+                lo, hi = watermark_offsets(consumer, tp)
                 if hi > lo:
                     self._left[tp.partition] = hi
         self.stop = threading.Event()
@@ -120,8 +125,16 @@ class FlexStreamClient:
 
     ``librdkafka_overrides`` go to every producer and consumer (underscores in a
     key become dots: ``linger_ms=10``; dotted keys work as ``**{"linger.ms": 10}``).
-    With ``settings``, its security options and topic prefix are used. Not meant
-    to be shared by threads except through :class:`AsyncFlexStreamClient`.
+    With ``settings``, its security options, topic prefix and the worker's sensors
+    file (``FLEXSTREAM_WORKER_SENSORS_FILE``) are used. Not meant to be shared by
+    threads except through :class:`AsyncFlexStreamClient`.
+
+    Readings are checked before sending (``check=False`` here or per call sends
+    without checking): the sensor must be known to the worker (registered, or in
+    ``sensors_file``), the unit convertible to the sensor's and the resolution the
+    sensor's. The registry is read on the first check and again when a check
+    fails. ``clock`` gives the time of publishing, the belief time of readings
+    published without ``belief_time`` or ``belief_horizon``.
     """
 
     def __init__(
@@ -132,6 +145,9 @@ class FlexStreamClient:
         settings: Settings | None = None,
         max_values: int = MAX_VALUES,
         settle: float = 0.5,
+        check: bool = True,
+        sensors_file: Path | None = None,
+        clock: Callable[[], datetime] = _utc_now,
         **librdkafka_overrides: Any,
     ) -> None:
         bootstrap = bootstrap_servers or (settings.kafka.bootstrap_servers if settings else None)
@@ -151,6 +167,20 @@ class FlexStreamClient:
         self._conf = conf
         self.max_values = max_values
         self.settle = settle
+        self.check = check
+        self.clock = clock
+        if sensors_file is None and settings is not None:
+            sensors_file = settings.worker.sensors_file
+        self.sensors_file = sensors_file
+        self.known_sensors = KnownSensors(
+            lambda: known_sensors(self._conf, self.topic("registry"), self.sensors_file)
+        )
+        kafka = (
+            settings.kafka if settings else KafkaSettings.model_construct(topic_prefix=topic_prefix)
+        )
+        #: The worker's consumer group of the readings topics.
+        self.readings_group = kafka.consumer_group("readings")
+        self._dead_letters_floor: tuple[float, dict[int, int] | None] | None = None
         self._producer: ConfirmingProducer | None = None
         self._pending = 0  # beliefs queued since the last flush
         self._listener: Consumer | None = None  # answers of requests sent by this client
@@ -212,14 +242,21 @@ class FlexStreamClient:
         cumulative_probability: float = 0.5,
         topic: Topic = "meter",
         wait: bool = True,
-    ) -> int:
+        check: bool | None = None,
+    ) -> Receipt:
         """Publish a regular series (event ``i`` starts at ``start + i * resolution``).
 
         Long series are split into messages of at most ``max_values`` values.
-        Returns the number of beliefs confirmed by the broker (with ``wait=False``:
-        queued; confirm them with :meth:`flush`). Without ``belief_time`` and
-        ``belief_horizon`` each value is a measurement known at its event's end.
-        NaN is sent, but the worker dead-letters it (alone; the rest lands).
+        Returns a :class:`Receipt` (``beliefs``: how many were sent), confirmed by
+        the broker (with ``wait=False``: queued; :meth:`flush` confirms them);
+        :meth:`wait_landed` follows it to where it lands. Without
+        ``belief_time`` and ``belief_horizon`` the values are believed at the
+        time of publishing (``clock``), as with ``flexstream publish``; give
+        ``belief_horizon=timedelta(0)`` for measurements known at their event's
+        end. Checked first (see the class; ``check`` overrides the client's
+        choice): a refused series raises :class:`InputError` and sends nothing.
+        NaN is sent, but the worker dead-letters it (with the rest of its
+        message's values stored).
         """
         full = self._readings_topic(topic)
         records = batch_records(
@@ -228,13 +265,13 @@ class FlexStreamClient:
             resolution,
             values,
             source=source,
-            belief_time=belief_time,
+            belief_time=publishing_belief_time(belief_time, belief_horizon, self.clock),
             belief_horizon=belief_horizon,
             unit=unit,
             cumulative_probability=cumulative_probability,
             max_values=self.max_values,
         )
-        return self._send_beliefs(full, "BeliefBatch", records, wait)
+        return self._send_beliefs(full, "BeliefBatch", records, wait, check)
 
     def publish_reading(
         self,
@@ -250,8 +287,12 @@ class FlexStreamClient:
         cumulative_probability: float = 0.5,
         topic: Topic = "meter",
         wait: bool = True,
-    ) -> int:
-        """Publish one belief; ``resolution`` must be the sensor's (0 for instantaneous)."""
+        check: bool | None = None,
+    ) -> Receipt:
+        """Publish one belief; ``resolution`` must be the sensor's (0 for instantaneous).
+
+        Belief time, checks and the receipt as for :meth:`publish_readings`.
+        """
         full = self._readings_topic(topic)
         rec = belief_record(
             sensor,
@@ -259,12 +300,12 @@ class FlexStreamClient:
             value,
             resolution=resolution,
             source=source,
-            belief_time=belief_time,
+            belief_time=publishing_belief_time(belief_time, belief_horizon, self.clock),
             belief_horizon=belief_horizon,
             unit=unit,
             cumulative_probability=cumulative_probability,
         )
-        return self._send_beliefs(full, "Belief", [rec], wait)
+        return self._send_beliefs(full, "Belief", [rec], wait, check)
 
     def _send_beliefs(
         self,
@@ -272,14 +313,82 @@ class FlexStreamClient:
         kind: Literal["Belief", "BeliefBatch"],
         records: list[dict[str, Any]],
         wait: bool,
-    ) -> int:
-        """Queue ``kind`` records keyed by sensor; confirm them now if ``wait``, else count them."""
+        check: bool | None,
+    ) -> Receipt:
+        """Check, then queue ``kind`` records keyed by sensor; confirm them now if ``wait``."""
+        if self.check if check is None else check:
+            where = value_ranges(records) if kind == "BeliefBatch" else ["value"]
+            self.known_sensors.check(
+                [Outgoing(kind, rec, w) for rec, w in zip(records, where, strict=True)]
+            )
+        receipt = Receipt(
+            topic=topic,
+            sensor=records[0]["sensor"],
+            beliefs=sum(len(r["values"]) if kind == "BeliefBatch" else 1 for r in records),
+            messages=len(records),
+            sent_at=self.clock(),
+            dead_letters_from=self._dead_letters_now(),
+        )
+        confirmed = receipt.positions.append
         for rec in records:
-            self.producer.send(topic, serde.encode(kind, rec), key=rec["sensor"])
-        n = sum(len(r["values"]) if kind == "BeliefBatch" else 1 for r in records)
+            self.producer.send(
+                topic, serde.encode(kind, rec), key=rec["sensor"], on_position=confirmed
+            )
         with self._lock:
-            self._pending += n
-        return self.flush() if wait else n
+            self._pending += receipt.beliefs
+        if wait:
+            self.flush()
+        return receipt
+
+    def _dead_letters_now(self) -> dict[int, int] | None:
+        """End offsets of the dead-letters topic, at most ``_DEAD_LETTERS_FLOOR_AGE`` s old.
+
+        Any dead letter of a message sent after they were read lies beyond
+        them. None when they cannot be read (dead letters are then read from
+        the topic's start).
+        """
+        with self._lock:
+            now = time.monotonic()
+            if self._dead_letters_floor is None or (
+                now - self._dead_letters_floor[0] > _DEAD_LETTERS_FLOOR_AGE
+            ):
+                try:
+                    ends = landing.end_offsets(self._conf, self.topic("dead-letters"))
+                except (ConnectorError, KafkaException):
+                    ends = None
+                self._dead_letters_floor = (now, ends)
+            return self._dead_letters_floor[1]
+
+    def wait_landed(
+        self,
+        receipts: Receipt | Iterable[Receipt],
+        *,
+        timeout: float = 60.0,
+        every: float = 0.5,
+    ) -> Landing:
+        """Wait until the worker stored or dead-lettered every message of ``receipts``.
+
+        Confirms unconfirmed receipts first (:meth:`flush`). Returns the
+        :class:`~connectors.landing.Landing`: messages ``stored``,
+        ``dead_lettered`` (a batch with a bad value counts here, though its other
+        values are stored) and the ``dead_letters`` with their reasons. Raises
+        :class:`~connectors.sdk.receipts.NotLanded` (its ``landing`` says what is
+        pending) when the worker did not handle them all within ``timeout``
+        seconds.
+        """
+        rs = [receipts] if isinstance(receipts, Receipt) else list(receipts)
+        if not all(r.confirmed for r in rs):
+            self.flush()
+        result = landing.wait_landed(
+            self._conf,
+            self.readings_group,
+            self.topic("dead-letters"),
+            dead_letters_start(rs),
+            [p for r in rs for p in r.positions],
+            timeout,
+            every,
+        )
+        return landed_or_raise(result, timeout, self.readings_group)
 
     def flush(self, timeout: float = 60.0) -> int:
         """Wait for the broker to confirm everything queued; return the beliefs confirmed."""
@@ -312,7 +421,7 @@ class FlexStreamClient:
             for p in meta.partitions:
                 tp = TopicPartition(topic, p, OFFSET_BEGINNING)
                 if start == "end":  # concrete offsets: nothing produced after this is missed
-                    tp.offset = _watermarks(c, tp)[1]
+                    tp.offset = watermark_offsets(c, tp)[1]
                 parts.append(tp)
             c.assign(parts)
         except Exception:

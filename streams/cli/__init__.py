@@ -37,22 +37,34 @@ def _settings():  # noqa: ANN202 - import kept lazy so `flexstream --help` is fa
 
 
 @main.command()
-def up() -> None:
-    """Start the local Kafka broker (or check the configured cluster) and create the topics."""
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    default=None,
+    help="Nodes of the local Kafka: 3 runs a KRaft cluster (replication 3, two in sync) "
+    "(default: FLEXSTREAM_KAFKA_BROKERS, 1).",
+)
+def up(brokers: int | None) -> None:
+    """Start the local Kafka broker or cluster (or check the configured one); create the topics."""
     from streams import runtime
 
     s = _settings()
+    if brokers is not None:
+        s.kafka.local_brokers = brokers
     bs = runtime.up(s)
-    where = (
-        "external cluster" if s.kafka.external else f"local broker, data in {runtime.broker_dir(s)}"
-    )
+    if s.kafka.external:
+        where = "external cluster"
+    elif s.kafka.local_brokers > 1:
+        where = f"local cluster of {s.kafka.local_brokers} nodes, data in {runtime.cluster_dir(s)}"
+    else:
+        where = f"local broker, data in {runtime.broker_dir(s)}"
     click.echo(f"Kafka ready at {bs} ({where})")
     click.echo(bs)
 
 
 @main.command()
 def down() -> None:
-    """Stop the local Kafka broker (its data stays for the next 'up')."""
+    """Stop the local Kafka broker or cluster (its data stays for the next 'up')."""
     from streams import runtime
 
     s = _settings()

@@ -9,8 +9,9 @@ Nothing still referring to the entity may remain (:mod:`schemas.deletion`).
 A sensor's beliefs stay in ClickHouse unless ``--purge``; so do a
 forecaster's forecasts (beliefs from source ``forecaster:<name>``) and scores. Purging writes to
 the store, which the embedded engine admits to one process: while a worker
-holds the data folder, ``--purge`` is refused (the worker's SQL endpoint is
-read-only by design); stop the worker, purge, start it again.
+holds the data folder, the worker purges (its ``/admin/purge/`` endpoint, with
+the data folder's admin token, once the tombstone has reached it); otherwise
+the command opens the store itself.
 """
 
 from __future__ import annotations
@@ -71,13 +72,13 @@ def confirm(yes: bool, what: str, interactive: bool | None = None) -> None:
 
 
 def _purge_allowed(s: Any, purge: bool) -> None:
-    """Refuse ``--purge`` while a worker holds the embedded store."""
+    """Refuse a forecaster's ``--purge`` while a worker holds the embedded store."""
     worker = _worker(s)
     if purge and worker is not None:
         raise InfraError(
-            f"--purge: the running worker (pid {worker['pid']}) holds the embedded store and "
-            "only reads through its SQL endpoint; stop the worker first, then run this again "
-            "(or delete without --purge: the beliefs stay)"
+            f"--purge: the running worker (pid {worker['pid']}) holds the embedded store; "
+            "a forecaster's forecasts are purged without a worker: stop it, run this again "
+            "and start it (or delete without --purge: the forecasts stay)"
         )
 
 
@@ -100,6 +101,68 @@ def _in_store(s: Any, table: str, name: str, purge: bool) -> int:
         return store.purge_beliefs(name)
     finally:
         store.close()
+
+
+def _purge_through_worker(worker: dict[str, Any], s: Any, name: str, timeout: float) -> int:
+    """Have the running ``worker`` purge the beliefs of deleted sensor ``name``; how many."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    from streams.sql import auth
+
+    token = auth.read_token(s.paths.root, auth.ADMIN_TOKEN_FILE)
+    if token is None:
+        raise InfraError(
+            f"--purge: the admin token ({auth.ADMIN_TOKEN_FILE}) of the running worker (pid "
+            f"{worker['pid']}) cannot be read in {s.paths.root}; run as the user who started it"
+        )
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{worker['web_port']}/admin/purge/",
+        data=json.dumps({"sensor": name}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        method="POST",
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return int(json.loads(resp.read())["purged"])
+        except urllib.error.HTTPError as exc:
+            reason = exc.read().decode(errors="replace")
+            if exc.code not in (409, 503) or time.monotonic() > deadline:
+                raise InfraError(
+                    f"--purge: the worker (pid {worker['pid']}) did not purge {name}'s beliefs "
+                    f"({exc.code}: {reason}); the sensor is deleted, its beliefs stay: run "
+                    f"'flexstream delete sensor {name} --purge' again later"
+                ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise InfraError(
+                f"--purge: the worker (pid {worker['pid']}) does not answer on 127.0.0.1:"
+                f"{worker['web_port']} ({exc}); the sensor is deleted, its beliefs stay"
+            ) from None
+        time.sleep(0.3)  # the tombstone has not reached the worker yet
+
+
+def _file_sensors(s: Any) -> set[str]:
+    """Names of the sensors in the worker's sensors file (the registry cannot delete these)."""
+    from schemas.beliefs import load_sensors
+    from schemas.documents import load_document
+
+    path = s.worker.sensors_file
+    return set(load_sensors(load_document(path), str(path))) if path else set()
+
+
+def _purge(worker: dict[str, Any] | None, s: Any, name: str) -> int:
+    """Delete the beliefs of deleted sensor ``name``: through the running worker, or here."""
+    if worker is not None:
+        return _purge_through_worker(worker, s, name, timeout=30.0)
+    return _in_store(s, "sensors", name, purge=True)
+
+
+def _beliefs(n: int) -> str:
+    return f"{n} belief{'s' if n != 1 else ''}"
 
 
 def _mirror(s: Any, table: str, name: str) -> None:
@@ -131,13 +194,19 @@ def delete_sensor(name: str, purge: bool, yes: bool) -> None:
 
     s = _settings()
     view = _registry(s)
+    worker = _worker(s)
+    if purge and name not in view.sensors and name not in _file_sensors(s):
+        # Deleted earlier (its beliefs kept, or a purge that did not finish): purge now.
+        confirm(yes, f"the beliefs of sensor {name}, which is not registered")
+        n = _purge(worker, s, name)
+        click.echo(f"sensor {name} is not registered; purged its {_beliefs(n)}")
+        return
     check_sensor_deletable(name, view.sensors, view.assets, _reports(s), view.forecasters)
-    _purge_allowed(s, purge)
     confirm(yes, f"sensor {name}" + (" and all its beliefs" if purge else ""))
     registry.tombstone(_producer(s), s.kafka.topic("registry"), "sensor", name)
     if purge:
-        n = _in_store(s, "sensors", name, purge=True)
-        click.echo(f"deleted sensor {name} and its {n} belief{'s' if n != 1 else ''}")
+        n = _purge(worker, s, name)
+        click.echo(f"deleted sensor {name} and its {_beliefs(n)}")
         return
     _mirror(s, "sensors", name)
     click.echo(f"deleted sensor {name} (its beliefs stay in ClickHouse; --purge deletes them)")

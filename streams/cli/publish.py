@@ -144,8 +144,10 @@ def publish(
     from connectors.kafka import ConfirmingProducer
     from connectors.settings import Settings
     from schemas import serde
+    from schemas.beliefs import publishing_belief_time
     from schemas.times import parse_duration
     from streams import runtime
+    from streams.cli.progress import LazyProgress
 
     s = Settings()
     res = parse_duration(resolution, "--resolution") if resolution is not None else None
@@ -158,7 +160,8 @@ def publish(
     if belief_time is not None and belief_horizon is not None:
         raise InputError("give --belief-time or --belief-horizon, not both", "--belief-horizon")
     horizon = parse_duration(belief_horizon, "--belief-horizon") if belief_horizon else None
-    believed = None if horizon is not None else parse_belief_time(belief_time or "now")
+    given = parse_belief_time(belief_time) if belief_time is not None else None
+    believed = publishing_belief_time(given, horizon, lambda: datetime.now(UTC))
     readings = read_csv(
         file,
         sensor=sensor,
@@ -181,23 +184,28 @@ def publish(
 
         dead_start = end_offsets(conf, s.kafka.topic("dead-letters"))
     producer = ConfirmingProducer(conf, keep_positions=wait_landed)
-    for r in readings:
-        producer.send(full, serde.encode(r.schema, r.record), key=r.key)
-    delivered = producer.flush()
     beliefs = sum(r.count for r in readings)
+    with LazyProgress(f"sending to {full} (readings)", total=beliefs) as bar:
+        for r in readings:
+            producer.send(full, serde.encode(r.schema, r.record), key=r.key)
+            bar.advance(r.count)
+        bar.update(description="confirmed (messages)", completed=0, total=len(readings))
+        delivered = producer.flush(progress=bar.report)
     click.echo(f"published {beliefs} readings in {delivered} messages to {full}")
     if not wait_landed:
         return
     from connectors.landing import wait_landed as follow
 
-    landing = follow(
-        conf,
-        s.kafka.consumer_group("readings"),
-        s.kafka.topic("dead-letters"),
-        dead_start,
-        producer.positions,
-        timeout,
-    )
+    with LazyProgress("landed (messages)", total=delivered) as bar:
+        landing = follow(
+            conf,
+            s.kafka.consumer_group("readings"),
+            s.kafka.topic("dead-letters"),
+            dead_start,
+            producer.positions,
+            timeout,
+            progress=bar.report,
+        )
     for line in landing_lines(landing):
         click.echo(line)
     if landing.dead_lettered:
@@ -213,15 +221,7 @@ def publish(
 
 def _check(s, conf: dict, readings: list) -> None:  # noqa: ANN001 - Settings
     """Check ``readings`` against the registry and the worker's sensors file."""
-    from collections import ChainMap
-
     from connectors.reading_check import check_readings
-    from connectors.registry import read_registry
-    from schemas.beliefs import load_sensors
-    from schemas.documents import load_document
+    from connectors.registry import known_sensors
 
-    path = s.worker.sensors_file
-    from_file = load_sensors(load_document(path), str(path)) if path else {}
-    registry = read_registry(conf, s.kafka.topic("registry"))
-    # As in the worker: registered sensors take precedence over the sensors file.
-    check_readings(readings, ChainMap(registry.sensors, dict(from_file)))
+    check_readings(readings, known_sensors(conf, s.kafka.topic("registry"), s.worker.sensors_file))

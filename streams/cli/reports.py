@@ -129,6 +129,7 @@ def _register(defn: Any) -> None:
 def _batch(defn: Any, start: str, end: str | None, dry_run: bool, output_file: str | None) -> None:
     from rich.table import Table
 
+    from streams.cli.progress import LazyProgress
     from streams.reports.batch import (
         parse_time,
         publish_records,
@@ -141,7 +142,8 @@ def _batch(defn: Any, start: str, end: str | None, dry_run: bool, output_file: s
     t0, t1 = parse_time(start, "--start"), parse_time(end or "", "--end")
     if t1 <= t0:
         raise InputError("--end must be after --start", "--end")
-    prep, records = run_batch(s, defn, t0, t1)
+    with LazyProgress(f"report {defn.name}: windows computed") as bar:
+        prep, records = run_batch(s, defn, t0, t1, progress=bar.report)
     rows = record_rows(records, prep.parameters.timezone)
     table = Table("sensor", "event start (UTC)", "value", title=f"report {defn.name}")
     for r in rows:
@@ -242,12 +244,32 @@ def show_reports(fmt: str) -> None:
     help="F.html (self-contained), F.png or F.svg.",
 )
 @click.option("--title", help="Chart title.")
-def chart(sensors: tuple[str, ...], start: str, end: str, output: str, title: str | None) -> None:
-    """Chart beliefs, schedules and reports of sensors as Vega-Lite (HTML, PNG or SVG)."""
+@click.option(
+    "--timezone",
+    help="IANA timezone of the time axis, e.g. Europe/Amsterdam or UTC (default: the "
+    "sensors' timezone when they share one, else UTC).",
+)
+def chart(
+    sensors: tuple[str, ...],
+    start: str,
+    end: str,
+    output: str,
+    title: str | None,
+    timezone: str | None,
+) -> None:
+    """Chart beliefs, schedules and reports of sensors as Vega-Lite (HTML, PNG or SVG).
+
+    The HTML file fills the browser window's width and needs no network; PNG
+    and SVG are 720 pixels wide. Series of daily (or longer) resolution, such
+    as daily KPI reports, are drawn as bars per day, the others as steps.
+    """
+    from schemas.times import zone
     from streams.reports.batch import parse_time, write_chart
 
+    if timezone is not None:
+        zone(timezone, "--timezone")
     t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
     if t1 <= t0:
         raise InputError("--end must be after --start", "--end")
-    path = write_chart(_settings(), list(sensors), t0, t1, output, title)
+    path = write_chart(_settings(), list(sensors), t0, t1, output, title, timezone)
     click.echo(f"wrote {path}")

@@ -74,7 +74,7 @@ from streams.ingest.sink import BeliefSink
 from streams.reports.compute import (
     compute_windows,
     load_inputs,
-    result_records,
+    window_records,
 )
 from streams.reports.running import RunningReport, observe
 from streams.reports.windows import from_us
@@ -82,7 +82,7 @@ from streams.reports.windows import from_us
 log = logging.getLogger("flexstream.reports")
 
 #: Windows computed per report in one round at most (the rest follow in the next).
-MAX_WINDOWS_PER_ROUND = 24 * 31
+MAX_WINDOWS_PER_ROUND = 24 * 366
 
 #: The faust table holding each report's window state.
 STATE_TABLE = "report-windows"
@@ -151,11 +151,11 @@ def install(ctx: WorkerContext) -> None:
 
     ctx.belief_hooks.append(on_beliefs)
 
-    def query_json(sql: str, parameters: Mapping[str, Any]) -> list[list]:
+    def query_arrow(sql: str, parameters: Mapping[str, Any]) -> bytes:
         store = ctx.store
         if store is None:
             raise RuntimeError("the store is not open")
-        return json.loads(store.raw(sql, "JSONCompact", parameters))["data"]
+        return store.raw(sql, "Arrow", parameters)
 
     async def close(report: RunningReport, due: list[int]) -> None:
         prep, windows = report.prepared, report.windows
@@ -169,7 +169,7 @@ def install(ctx: WorkerContext) -> None:
         loop = asyncio.get_running_loop()
         try:
             frames = await ctx.run_db(
-                lambda: load_inputs(prep, query_json, db, start, end)  # noqa: B023
+                lambda: load_inputs(prep, query_arrow, db, start, end)  # noqa: B023
             )
             results = await loop.run_in_executor(None, compute_windows, prep, frames, due)
         except FlexStreamError as exc:
@@ -181,15 +181,15 @@ def install(ctx: WorkerContext) -> None:
                 windows.done(i, windows.belief_time(i, now), versions[i])
             return
         now = ctx.clock()
+        belief_times = {i: windows.belief_time(i, now) for i in due}
         futures = []
         values = 0
+        for rec in window_records(prep, results, belief_times):
+            values += len(rec["values"])
+            value = serde.encode("BeliefBatch", rec)
+            futures.append(await reports_topic.send(key=rec["sensor"].encode(), value=value))
         for i in due:
-            bt = windows.belief_time(i, now)
-            for rec in result_records(prep, results.get(i, {}), bt):
-                values += len(rec["values"])
-                value = serde.encode("BeliefBatch", rec)
-                futures.append(await reports_topic.send(key=rec["sensor"].encode(), value=value))
-            windows.done(i, bt, versions[i])
+            windows.done(i, belief_times[i], versions[i])
         await asyncio.gather(*futures)
         st = report.stats
         st["closed"] += len(due) - late

@@ -11,7 +11,7 @@ starts).
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,10 @@ from streams.reports.compute import (
     frame_from_rows,
     load_inputs,
     prepare,
-    result_records,
+    window_records,
 )
 from streams.reports.reporters.beliefs import BELIEF_COLUMNS
-from streams.sql.access import query_rows
+from streams.sql.access import query_rows, run_sql
 
 
 def parse_time(text: str, option: str) -> datetime:
@@ -89,8 +89,12 @@ def run_batch(
     end: datetime,
     sensors: Mapping[str, Sensor] | None = None,
     belief_time: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[PreparedReport, list[dict[str, Any]]]:
-    """Compute the report's windows in ``[start, end)``; return ``BeliefBatch`` records."""
+    """Compute the report's windows in ``[start, end)``; return ``BeliefBatch`` records.
+
+    ``progress`` is told ``(windows computed, windows)`` as the computation goes.
+    """
     prep = prepare(defn, sensors if sensors is not None else known_sensors(settings))
     try:
         windows = prep.spec.between(start, end)
@@ -102,19 +106,18 @@ def run_batch(
             "align it, e.g. to a local midnight for daily windows",
             f"--{which}",
         ) from None
+    if progress is not None:
+        progress(0, len(windows))  # the total, while the inputs load
     frames = load_inputs(
         prep,
-        lambda sql, params: query_rows(settings, sql, params)[1],
+        lambda sql, params: run_sql(settings, sql, "Arrow", parameters=params),
         settings.clickhouse.database,
         start,
         end,
     )
-    results = compute_windows(prep, frames, windows)
+    results = compute_windows(prep, frames, windows, progress)
     bt = belief_time or datetime.now(UTC)
-    records: list[dict[str, Any]] = []
-    for idx in windows:
-        records.extend(result_records(prep, results.get(idx, {}), bt))
-    return prep, records
+    return prep, window_records(prep, results, dict.fromkeys(windows, bt))
 
 
 def publish_records(settings: Settings, records: list[dict[str, Any]]) -> int:
@@ -195,8 +198,13 @@ def write_chart(
     end: datetime,
     path: str | Path,
     title: str | None = None,
+    timezone: str | None = None,
 ) -> Path:
-    """Chart the beliefs, schedules and reports of ``sensors`` in ``[start, end)``."""
+    """Chart the beliefs, schedules and reports of ``sensors`` in ``[start, end)``.
+
+    Times show in ``timezone``, by default the sensors' own timezone when they
+    share one, else UTC (see :func:`streams.cli.charts.build_chart`).
+    """
     from streams.cli.charts import build_chart, save_chart
 
     frames = history_frames(settings, sensors, start, end)
@@ -209,5 +217,12 @@ def write_chart(
         )
     known = known_sensors(settings, with_registry=False)
     units = {n: known[n].unit for n in sensors if n in known}
-    chart = build_chart({n: f for n, f in frames.items() if not f.empty}, units, title=title)
+    zones = {n: known[n].timezone for n in sensors if n in known}
+    chart = build_chart(
+        {n: f for n, f in frames.items() if not f.empty},
+        units,
+        title=title,
+        timezone=timezone,
+        zones=zones,
+    )
     return save_chart(chart, path)

@@ -4,13 +4,15 @@ Both modes run the same steps, so they give the same values for the same data:
 
 1. :func:`input_sql` selects every belief (``FINAL``: each exactly once) of an
    input sensor that overlaps the span of the windows to compute; the result
-   comes back as ``JSONCompact`` rows (through the worker's store in streaming
-   mode, through :func:`streams.sql.access.query_rows` in batch mode) and
-   :func:`frame_from_rows` turns it into a beliefs frame;
+   comes back in ClickHouse's ``Arrow`` format (through the worker's store in
+   streaming mode, through :func:`streams.sql.access.run_sql` in batch mode) and
+   :func:`frame_from_arrow` turns it into a beliefs frame;
 2. :func:`compute_windows` calls the pure reporter once per window;
-3. :func:`result_records` turns the results into ``BeliefBatch`` records (one
-   per run of consecutive bins) for the reports topic, with the source
-   ``flexstream-reporter:<name>`` and one belief time.
+3. :func:`window_records` turns the results into ``BeliefBatch`` records for
+   the reports topic, with the source ``flexstream-reporter:<name>``: windows
+   of one belief time share records, one per run of consecutive bins
+   (:func:`result_records`), so a round of many closed windows is a few
+   messages rather than one per window.
 
 NaN and infinite results are never emitted: the reporter drops them.
 """
@@ -37,8 +39,8 @@ from streams.reports.reporters.grid import is_calendar
 from streams.reports.reporters.registry import compute_report, make_reporter
 from streams.reports.windows import WindowSpec, from_us
 
-#: Runs SQL with its bound parameters; returns the ``JSONCompact`` rows.
-Query = Callable[[str, Mapping[str, Any]], list[list]]
+#: Runs SQL with its bound parameters; returns the result in ClickHouse's ``Arrow`` format.
+Query = Callable[[str, Mapping[str, Any]], bytes]
 
 #: Every belief of a sensor whose event overlaps ``[start, end)`` (``lo``: a bound below
 #: every such event start); ``{db}`` is the database.
@@ -60,6 +62,29 @@ def input_sql(
     params = {"sensor": sensor, "start": engine_time(start), "end": engine_time(end)}
     params["lo"] = engine_time(lo)
     return _INPUT_SQL.replace("{db}", identifier(database), 1), params
+
+
+def frame_from_arrow(data: bytes) -> pd.DataFrame:
+    """A beliefs frame from a result in ClickHouse's ``Arrow`` format (:data:`BELIEF_COLUMNS`)."""
+    import pyarrow as pa
+
+    table = pa.ipc.open_file(pa.BufferReader(data)).read_all() if data else None
+    if table is None or table.num_rows == 0:
+        return frame_from_rows([])
+    return pd.DataFrame(
+        {
+            "event_start": pd.to_datetime(table.column("event_start").to_numpy(), utc=True),
+            "event_resolution": pd.to_timedelta(
+                table.column("event_resolution").to_numpy().astype(np.int64), unit="s"
+            ),
+            "belief_time": pd.to_datetime(table.column("belief_time").to_numpy(), utc=True),
+            "source": np.asarray(
+                table.column("source").cast(pa.string()).to_pylist(), dtype=object
+            ),
+            "cumulative_probability": table.column("cumulative_probability").to_numpy(),
+            "event_value": table.column("event_value").to_numpy(),
+        }
+    )
 
 
 def frame_from_rows(rows: list[list]) -> pd.DataFrame:
@@ -157,7 +182,7 @@ def load_inputs(
     frames: dict[str, pd.DataFrame] = {}
     for item in prep.parameters.input:
         sql, params = input_sql(database, item.sensor, start, end, prep.resolutions[item.sensor])
-        frames[item.name] = frame_from_rows(query(sql, params))
+        frames[item.name] = frame_from_arrow(query(sql, params))
     return frames
 
 
@@ -174,7 +199,7 @@ def _overlap(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFram
 SLOTWISE = frozenset({"AggregatorReporter", "ProfitOrLossReporter"})
 
 
-def _contiguous(windows: list[int], slotwise: bool, limit: int = 24 * 31) -> list[list[int]]:
+def _contiguous(windows: list[int], slotwise: bool, limit: int = 24 * 366) -> list[list[int]]:
     """Group sorted window indices into runs computed in one call (one each unless slotwise)."""
     if not slotwise:
         return [[i] for i in windows]
@@ -187,17 +212,43 @@ def _contiguous(windows: list[int], slotwise: bool, limit: int = 24 * 31) -> lis
     return runs
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """The results of consecutive windows computed in one reporter call."""
+
+    windows: list[int]
+    #: The windows' start bounds (ns since the epoch, UTC), sorted.
+    starts_ns: np.ndarray
+    #: Results by output sensor.
+    series: dict[str, pd.Series]
+
+    def split(self, sensor: str) -> dict[int, pd.Series]:
+        """The results of output ``sensor`` by window."""
+        series = self.series[sensor]
+        which = np.searchsorted(self.starts_ns, series.index.asi8, side="right") - 1
+        return {self.windows[k]: series[which == k] for k in np.unique(which)}
+
+
 def compute_windows(
-    prep: PreparedReport, frames: Mapping[str, pd.DataFrame], windows: list[int]
-) -> dict[int, dict[str, pd.Series]]:
-    """Run the reporter for each window; returns {window: {output sensor: Series}}.
+    prep: PreparedReport,
+    frames: Mapping[str, pd.DataFrame],
+    windows: list[int],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[RunResult]:
+    """Run the reporter over ``windows``: one call per window, or per run of contiguous ones.
 
     Contiguous windows of a slot-wise reporter (:data:`SLOTWISE`) are computed
-    in one call and split back per window, which gives the same values.
+    in one call, which gives the same values as one call per window. Windows
+    without input in one of the frames give no result. ``progress`` is told
+    ``(windows done, windows)`` after each call.
     """
-    out: dict[int, dict[str, pd.Series]] = {i: {} for i in windows}
+    out: list[RunResult] = []
     sensor_of = {o.name: o.sensor for o in prep.parameters.output}
+    done = 0
     for run in _contiguous(windows, prep.definition.reporter in SLOTWISE):
+        if progress is not None:
+            progress(done, len(windows))
+        done += len(run)
         bounds = [prep.spec.bounds(i) for i in run]
         ws, we = from_us(bounds[0][0]), from_us(bounds[-1][1])
         window_frames = {a: _overlap(f, ws, we) for a, f in frames.items()}
@@ -209,12 +260,10 @@ def compute_windows(
             (series,) = results.values()
             results = {prep.parameters.output[0].name: series}
         starts = np.array([b[0] for b in bounds], dtype=np.int64) * 1000  # ns
-        for name, series in results.items():
-            if name not in sensor_of or not len(series):
-                continue
-            which = np.searchsorted(starts, series.index.asi8, side="right") - 1
-            for k in np.unique(which):
-                out[run[k]][sensor_of[name]] = series[which == k]
+        kept = {sensor_of[n]: s for n, s in results.items() if n in sensor_of and len(s)}
+        out.append(RunResult(run, starts, kept))
+    if progress is not None:
+        progress(len(windows), len(windows))
     return out
 
 
@@ -256,4 +305,29 @@ def result_records(
                     "unit": None,
                 }
             )
+    return recs
+
+
+def window_records(
+    prep: PreparedReport, runs: list[RunResult], belief_times: Mapping[int, datetime]
+) -> list[dict[str, Any]]:
+    """``BeliefBatch`` records of computed ``runs``; ``belief_times``: window -> belief time.
+
+    Windows with the same belief time are joined per output sensor (a run whose
+    windows share one is taken whole), then split into runs of consecutive
+    bins by :func:`result_records`.
+    """
+    groups: dict[datetime, dict[str, list[pd.Series]]] = {}
+    for run in runs:
+        bts = {belief_times[i] for i in run.windows}
+        for sensor, series in run.series.items():
+            if len(bts) == 1:
+                groups.setdefault(next(iter(bts)), {}).setdefault(sensor, []).append(series)
+                continue
+            for i, part in run.split(sensor).items():
+                groups.setdefault(belief_times[i], {}).setdefault(sensor, []).append(part)
+    recs: list[dict[str, Any]] = []
+    for bt, parts in groups.items():
+        merged = {sensor: pd.concat(p) if len(p) > 1 else p[0] for sensor, p in parts.items()}
+        recs.extend(result_records(prep, merged, bt))
     return recs

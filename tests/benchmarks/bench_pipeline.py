@@ -308,6 +308,7 @@ def bench_throughput(
         "FLEXSTREAM_TOPIC_PREFIX": prefix,
         "FLEXSTREAM_DATA_DIR": str(data),
         "FLEXSTREAM_WORKER_WEB_PORT": str(web_port),
+        "FLEXSTREAM_WORKER_CLICKHOUSE_PORT": "0",
         "FLEXSTREAM_WORKER_SENSORS_FILE": str(sensors),
     }
     ensure_topics({"bootstrap.servers": bootstrap}, prefix)

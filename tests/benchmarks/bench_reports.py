@@ -22,7 +22,9 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -86,6 +88,7 @@ class Run:
             "FLEXSTREAM_TOPIC_PREFIX": self.prefix,
             "FLEXSTREAM_DATA_DIR": str(self.data),
             "FLEXSTREAM_WORKER_WEB_PORT": str(self.port),
+            "FLEXSTREAM_WORKER_CLICKHOUSE_PORT": "0",
             "FLEXSTREAM_WORKER_SENSORS_FILE": str(sensors),
         }
         ensure_topics({"bootstrap.servers": bootstrap}, self.prefix)
@@ -178,6 +181,11 @@ def _ts(t: datetime) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer days and repetitions")
+    ap.add_argument(
+        "--py-spy",
+        metavar="FILE",
+        help="profile the reporting worker's throughput run with py-spy (collapsed stacks)",
+    )
     args = ap.parse_args()
     days = 60 if args.quick else 365
     hours = 10 if args.quick else 30
@@ -195,7 +203,19 @@ def main() -> None:
         plain.stop()
         with_report = Run(info.bootstrap, root, report=True)
         runs.append(with_report)
+        spy = None
+        if args.py_spy:
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw"]
+                + ["-o", args.py_spy, "-r", "200", "-p", str(with_report.proc.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)
         rep = throughput(with_report, days, report=True)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         stats = with_report.stats()["net"]
         e2e, internal = latency(with_report, T0 + timedelta(days=days), hours)
         with_report.stop()

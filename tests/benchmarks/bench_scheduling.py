@@ -68,6 +68,7 @@ def main() -> None:
         "FLEXSTREAM_TOPIC_PREFIX": prefix,
         "FLEXSTREAM_DATA_DIR": str(root / "worker"),
         "FLEXSTREAM_WORKER_WEB_PORT": str(kafka_local.free_port()),
+        "FLEXSTREAM_WORKER_CLICKHOUSE_PORT": "0",
     }
     saved = dict(os.environ)
     os.environ.update(env)

@@ -62,6 +62,7 @@ class Env:
     data_dir: Path
     web_port: int
     sensors_file: Path
+    clickhouse_port: int = 0
     workers: list[subprocess.Popen] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -73,6 +74,7 @@ class Env:
             "FLEXSTREAM_TOPIC_PREFIX": self.prefix,
             "FLEXSTREAM_DATA_DIR": str(self.data_dir),
             "FLEXSTREAM_WORKER_WEB_PORT": str(self.web_port),
+            "FLEXSTREAM_WORKER_CLICKHOUSE_PORT": str(self.clickhouse_port),
             "FLEXSTREAM_WORKER_SENSORS_FILE": str(self.sensors_file),
             "FLEXSTREAM_KAFKA_DIST_DIR": str(DIST),
             **self.extra_env,
@@ -173,6 +175,7 @@ def fs(broker: kafka_local.BrokerInfo, tmp_path: Path) -> Iterator[Env]:
         prefix=f"t{uuid.uuid4().hex[:10]}.",
         data_dir=tmp_path / "data",
         web_port=kafka_local.free_port(),
+        clickhouse_port=kafka_local.free_port(),
         sensors_file=sensors_file,
     )
     ensure_topics({"bootstrap.servers": broker.bootstrap}, env.prefix)

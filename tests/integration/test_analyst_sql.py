@@ -88,11 +88,11 @@ def test_a_format_clause_in_the_sql(direct):
 @pytest.mark.parametrize(
     ("sql", "fmt", "message"),
     [
-        ("SELECT 1 FORMAT Native", None, "FORMAT Native in the SQL is not offered"),
+        ("SELECT 1 FORMAT Protobuf", None, "FORMAT Protobuf in the SQL is not offered"),
         ("SELECT 1 FORMAT TSVRaw", None, "FORMAT TSVRaw in the SQL is not offered"),
         ("SELECT 1 FORMAT Template", "CSV", "FORMAT Template in the SQL is not offered"),
         ("SELECT 1 FORMAT CSV", "JSONCompact", "asks for FORMAT CSV but format 'JSONCompact'"),
-        ("SELECT 1", "Native", "format 'Native' is not offered"),
+        ("SELECT 1", "CapnProto", "format 'CapnProto' is not offered"),
         ("SELECT 1 FORMAT CSV FORMAT JSON", None, "refused"),
     ],
 )
@@ -157,8 +157,8 @@ def test_through_the_worker(fs):
     assert (result.data, result.format, result.own_format) == (b'"n"\n3\n', "CSVWithNames", True)
     assert run_sql(s, "SELECT 2 FORMAT CSV", "CSV") == b"2\n"
     assert json.loads(run_sql(s, "SELECT 3 AS x", None))["data"] == [[3]]
-    with pytest.raises(ConnectorError, match="FORMAT Native in the SQL is not offered"):
-        run_sql(s, "SELECT 1 FORMAT Native", None)
+    with pytest.raises(ConnectorError, match="FORMAT Protobuf in the SQL is not offered"):
+        run_sql(s, "SELECT 1 FORMAT Protobuf", None)
     with pytest.raises(ConnectorError, match="refused: the SQL asks for FORMAT CSV"):
         run_sql(s, "SELECT 1 FORMAT CSV", "JSON")
     assert fs.sql("SELECT sum(event_value), count() FROM latest_values") == [[6.0, 3]]

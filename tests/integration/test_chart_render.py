@@ -60,7 +60,10 @@ def _beliefs(values, source: str, start: str = "2026-10-25T00:00Z") -> pd.DataFr
     )
 
 
-def _dump_dom(chromium: str, html: Path, profile: Path) -> str:
+def _dump_dom(
+    chromium: str, html: Path, profile: Path, window: tuple[int, int] | None = None
+) -> str:
+    """The page's DOM once drawn; no network (every request goes to a closed proxy port)."""
     cmd = [
         chromium,
         "--headless",
@@ -71,8 +74,11 @@ def _dump_dom(chromium: str, html: Path, profile: Path) -> str:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        "--proxy-server=http://127.0.0.1:9",
+        "--proxy-bypass-list=<-loopback>",
         f"--user-data-dir={profile}",
         "--virtual-time-budget=15000",
+        *([f"--window-size={window[0]},{window[1]}"] if window else []),
         "--dump-dom",
         html.as_uri(),
     ]
@@ -143,6 +149,62 @@ def test_html_is_self_contained_and_png_renders(tmp_path):
     with pytest.raises(InputError) as err:
         save_chart(chart, tmp_path / "c.pdf")
     assert err.value.field == "path"
+
+
+def _svg_width(dom: str) -> float:
+    return float(re.search(r'<svg[^>]*class="marks"[^>]*width="([\d.]+)"', dom).group(1))
+
+
+def test_html_fills_the_window_width_at_any_size(chromium, tmp_path):
+    frames = {"battery": _beliefs(np.tile([2.0, -2.0], 12), "meter")}
+    html = save_chart(build_chart(frames, {"battery": "kW"}), tmp_path / "wide.html")
+    widths = {}
+    for window in (1400, 700):
+        dom = _dump_dom(chromium, html, tmp_path / f"profile{window}", (window, 900))
+        assert 'aria-roledescription="line mark"' in dom, "no chart drawn"
+        widths[window] = _svg_width(dom)
+    # the page has 12 px of padding on either side; the chart takes the rest, no more
+    for window, width in widths.items():
+        assert window - 24 - 2 <= width <= window - 24, widths
+
+
+def test_dst_days_render_in_local_time_every_hour_once_and_bars_per_day(chromium, tmp_path):
+    # Amsterdam: Sun 25 Oct 2026 lasts 25 hours, Mon 26 Oct 24 hours
+    ams = "Europe/Amsterdam"
+    hours = 25 + 24
+    frames = {
+        "pv": _beliefs(np.arange(hours, dtype=float), "meter", start="2026-10-24T22:00Z"),
+        "cost": pd.concat(
+            [
+                _beliefs([3.0], "kpi-report", start="2026-10-24T22:00Z"),
+                _beliefs([4.0], "kpi-report", start="2026-10-25T23:00Z"),
+            ]
+        ).assign(event_resolution=pd.Timedelta("1D")),
+    }
+    chart = build_chart(frames, {"pv": "kW", "cost": "EUR"}, zones=dict.fromkeys(frames, ams))
+    html = save_chart(chart, tmp_path / "dst.html")
+    dom = _dump_dom(chromium, html, tmp_path / "profile", (1200, 900))
+    (line,) = re.findall(r'<path[^>]*aria-roledescription="line mark"[^>]*>', dom)
+    d = re.search(r' d="([^"]+)"', line).group(1)
+    xs = [float(m) for m in re.findall(r"[ML]([\d.]+),", d)]
+    assert len(xs) == 2 * hours - 1  # steps: a move, then across and down per event
+    steps = sorted(set(xs))
+    assert len(steps) == hours and xs == sorted(xs)  # every hour once, in time order
+    gaps = np.diff(steps)
+    assert gaps.max() - gaps.min() < 0.01  # equal hours: no gap, no overlap at the change
+    bars = re.findall(r'<path[^>]*aria-roledescription="bar"[^>]*>', dom)
+    assert len(bars) == 2
+    widths = sorted(
+        (
+            re.search(r"event start: ([^;]+);", b).group(1),
+            float(re.search(r"h([\d.]+)v", b).group(1)),
+        )
+        for b in bars
+    )
+    assert [w[0] for w in widths] == ["2026-10-25 00:00 CEST", "2026-10-26 00:00 CET"]
+    assert widths[0][1] / widths[1][1] == pytest.approx(25 / 24, rel=1e-3)
+    for label in ("Sun 25 Oct", "Mon 26 Oct", "time (Europe/Amsterdam)"):
+        assert f">{label}</text>" in dom, label
 
 
 if __name__ == "__main__":  # pragma: no cover

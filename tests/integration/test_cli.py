@@ -37,6 +37,7 @@ def local_env(tmp_path: Path) -> dict[str, str]:
             "FLEXSTREAM_KAFKA_PORT": str(kafka_local.free_port()),
             "FLEXSTREAM_KAFKA_CONTROLLER_PORT": str(kafka_local.free_port()),
             "FLEXSTREAM_WORKER_WEB_PORT": str(kafka_local.free_port()),
+            "FLEXSTREAM_WORKER_CLICKHOUSE_PORT": str(kafka_local.free_port()),
         }
     )
     yield env

@@ -19,7 +19,19 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 #: Libraries that cost seconds to import and that help screens never need.
-HEAVY = ("faust", "pandas", "pint", "highspy", "pyomo", "lightgbm", "pvlib", "scoringrules")
+HEAVY = (
+    "faust",
+    "pandas",
+    "pint",
+    "highspy",
+    "pyomo",
+    "altair",
+    "vl_convert",
+    "rich.progress",
+    "lightgbm",
+    "pvlib",
+    "scoringrules",
+)
 
 
 def loaded_after(code: str) -> list[str]:
@@ -44,6 +56,9 @@ def loaded_after(code: str) -> list[str]:
         ["show", "beliefs", "--help"],
         ["add", "sensor", "--help"],
         ["worker", "--help"],
+        ["chart", "--help"],
+        ["publish", "--help"],
+        ["add", "report", "--help"],
         ["add", "forecaster", "--help"],
         ["show", "forecasts", "--help"],
         ["forecast", "backtest", "--help"],

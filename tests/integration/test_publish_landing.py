@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.integration.conftest import wait_for
-from tests.integration.test_cli import run
+from tests.integration.test_cli import FLEXSTREAM, run
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +100,53 @@ def test_wait_landed_counts_stored_and_dead_lettered_and_show_lists_them(fs, tmp
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert "no dead letters" in run(["show", "dead-letters", "--since", later], fs.env).stdout
     assert "belief-in-future" in run(["show", "dead-letters", "--since", "P1D"], fs.env).stdout
+
+
+def _on_terminal(args: list[str], env: dict[str, str], timeout: float = 120) -> tuple[int, str]:
+    """Run flexstream with standard output and error on a pseudo-terminal: (exit code, output)."""
+    main_fd, child_fd = pty.openpty()
+    proc = subprocess.Popen(
+        [*FLEXSTREAM, *args],
+        env={**env, "TERM": "xterm", "COLUMNS": "100"},
+        stdin=subprocess.DEVNULL,
+        stdout=child_fd,
+        stderr=child_fd,
+    )
+    os.close(child_fd)
+    chunks, deadline = [], time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main_fd], [], [], 0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(main_fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        os.close(main_fd)
+    return code, b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def test_waiting_for_landing_shows_a_progress_bar_on_a_terminal_only(fs, tmp_path):
+    csv = tmp_path / "prices.csv"
+    csv.write_text(_tomorrow_prices(4))
+    # No worker runs: nothing lands, and the wait lasts its whole --timeout.
+    args = ["publish", "--topic", "price", "--sensor", "price", "--no-check", "--wait-landed",
+            "--timeout", "3", str(csv)]  # fmt: skip
+    code, shown = _on_terminal(args, fs.env)
+    assert code == 4, shown
+    assert "landed (messages)" in shown and "0/1" in shown, shown
+    bar_at = shown.index("landed (messages)")
+    assert "\x1b[2K" in shown[bar_at:], "the bar was not erased"  # transient
+    assert "landed: 0 messages stored, 0 dead-lettered, 1 not handled yet" in shown
+    piped = run(args, fs.env)
+    assert piped.returncode == 4
+    assert "landed (messages)" not in piped.stderr and "\x1b[" not in piped.stderr
+    assert "\x1b[" not in piped.stdout and "not handled yet" in piped.stdout

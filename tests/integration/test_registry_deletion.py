@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +14,7 @@ import yaml
 
 from schemas import serde
 from streams import runtime
+from streams.sql import auth
 from tests.integration.conftest import batch, wait_for
 from tests.integration.test_cli import FLEXSTREAM, run
 
@@ -20,6 +23,20 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 BELIEFS = "SELECT count() FROM flexstream.beliefs FINAL WHERE sensor = {!r}"
 MIRRORED = "SELECT count() FROM flexstream.{} FINAL WHERE name = {!r}"
+
+
+def _post_purge(port: int, sensor: str, headers: dict[str, str]) -> int:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/admin/purge/",
+        data=json.dumps({"sensor": sensor}).encode(),
+        headers={"Content-Type": "application/json", **headers},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def test_deleted_sensor_and_asset_are_forgotten_and_history_stays_unless_purged(fs, tmp_path):
@@ -78,12 +95,9 @@ def test_deleted_sensor_and_asset_are_forgotten_and_history_stays_unless_purged(
         check=False,
     )
     assert asked.returncode == 2 and "--yes" in asked.stderr
-    # The worker holds the embedded store: purging is refused, nothing deleted.
-    out = run(["delete", "sensor", "heat", "--purge", "--yes"], fs.env)
-    assert out.returncode == 2 and "stop the worker first" in out.stderr
-    assert "heat" in {
-        s["name"] for s in json.loads(run(["show", "sensors", "--format", "json"], fs.env).stdout)
-    }
+    # A sensor of the worker's sensors file is not the registry's to delete or purge.
+    out = run(["delete", "sensor", "pv", "--purge", "--yes"], fs.env)
+    assert out.returncode == 2 and "not registered" in out.stderr
 
     out = run(["delete", "sensor", "heat", "--yes"], fs.env)
     assert out.returncode == 0, out.stderr
@@ -105,11 +119,24 @@ def test_deleted_sensor_and_asset_are_forgotten_and_history_stays_unless_purged(
     assert fs.sql(BELIEFS.format("heat")) == [[2]]  # the history stays
     assert fs.sql(MIRRORED.format("sensors", "heat")) == [[0]]
 
-    # Without a worker, --purge deletes the beliefs too.
-    runtime.stop_process(fs.workers[-1], timeout=15)
+    # While a worker holds the store, it purges (with the admin token, not the readers').
+    readers = {"Authorization": f"Bearer {auth.read_token(fs.data_dir)}"}
+    assert _post_purge(fs.web_port, "spare", readers) == 401
+    admin = {"Authorization": f"Bearer {auth.read_token(fs.data_dir, auth.ADMIN_TOKEN_FILE)}"}
+    assert _post_purge(fs.web_port, "spare", admin) == 409  # still registered
+    assert _post_purge(fs.web_port, "spare", {**admin, "Origin": "http://x"}) == 403
+    fs.publish("readings.meter", [("spare", batch("spare", T0.replace(hour=2), [6.0]))])
+    wait_for(lambda: fs.sql(BELIEFS.format("spare")) == [[3]], what="spare beliefs")
     out = run(["delete", "sensor", "spare", "--purge", "--yes"], fs.env)
     assert out.returncode == 0, out.stderr
-    assert "deleted sensor spare and its 2 beliefs" in out.stdout
+    assert "deleted sensor spare and its 3 beliefs" in out.stdout
     assert fs.sql(BELIEFS.format("spare")) == [[0]]
-    assert fs.sql(MIRRORED.format("sensors", "spare")) == [[0]]
+    wait_for(lambda: fs.sql(MIRRORED.format("sensors", "spare")) == [[0]], what="unmirrored")
     assert fs.sql(BELIEFS.format("heat")) == [[2]]
+
+    # Without a worker, --purge on a sensor deleted earlier purges its kept beliefs.
+    runtime.stop_process(fs.workers[-1], timeout=15)
+    out = run(["delete", "sensor", "heat", "--purge", "--yes"], fs.env)
+    assert out.returncode == 0, out.stderr
+    assert "sensor heat is not registered; purged its 2 beliefs" in out.stdout
+    assert fs.sql(BELIEFS.format("heat")) == [[0]]

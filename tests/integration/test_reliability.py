@@ -168,7 +168,7 @@ def test_readings_published_through_a_broker_restart_land_exactly_once(fs, tmp_p
             series.append(values)
 
         def publish() -> None:
-            with FlexStreamClient(info.bootstrap, topic_prefix=fs.prefix) as client:
+            with FlexStreamClient(info.bootstrap, settings=fs.settings()) as client:
                 for i, values in enumerate(series):
                     published.append(
                         client.publish_readings(
@@ -177,7 +177,8 @@ def test_readings_published_through_a_broker_restart_land_exactly_once(fs, tmp_p
                             timedelta(minutes=15),
                             values,
                             source="sdk",
-                        )
+                            belief_horizon=timedelta(0),  # metered: known at each event's end
+                        ).beliefs
                     )
 
         t = threading.Thread(target=publish)

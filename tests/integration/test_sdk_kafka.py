@@ -51,24 +51,27 @@ def answer(fs, *schedules: Schedule) -> None:
 
 
 def client(fs, **kw) -> FlexStreamClient:
-    return FlexStreamClient(fs.bootstrap, topic_prefix=fs.prefix, **kw)
+    """A client of the test's topics that checks against its worker's sensors file."""
+    return FlexStreamClient(fs.bootstrap, settings=fs.settings(), **kw)
 
 
 def test_readings_published_with_both_clients_land_through_the_worker(fs):
     fs.start_worker()
     with client(fs, max_values=4) as c:
-        n = c.publish_readings("load", T0, Q, [float(i) for i in range(10)], source="meter")
-        assert n == 10
-        assert c.publish_reading("soc", T0, 4.5, resolution=timedelta(0), source="bms") == 1
+        r = c.publish_readings("load", T0, Q, [float(i) for i in range(10)], source="meter")
+        assert (r.beliefs, r.messages, r.confirmed) == (10, 3, True)
+        one = c.publish_reading("soc", T0, 4.5, resolution=timedelta(0), source="bms")
+        assert one.beliefs == 1
         # NaN goes out; the worker dead-letters it alone.
         c.publish_readings("load", T0 + 10 * Q, Q, [1.0, float("nan")], source="meter", wait=False)
         assert c.flush() == 2
 
     async def publish_async() -> int:
-        async with AsyncFlexStreamClient(fs.bootstrap, topic_prefix=fs.prefix) as ac:
-            return await ac.publish_readings(
+        async with AsyncFlexStreamClient(fs.bootstrap, settings=fs.settings()) as ac:
+            receipt = await ac.publish_readings(
                 "price", T0, timedelta(hours=1), [50.0, 60.0], source="epex", topic="price"
             )
+            return receipt.beliefs
 
     assert asyncio.run(publish_async()) == 2
     assert fs.end_offsets("readings.meter") == 5  # 3 messages of the split series, 1 + 1

@@ -566,12 +566,6 @@ def test_every_case_schedules(fm, context):
         ),
         (bat(group={"asset": 3}), CTX, "flex-model.group", "does not support yet"),
         (BAT, ctx(commitments=[]), "flex-context.commitments", "does not support yet"),
-        (
-            BAT,
-            ctx(**{"site-peak-consumption-price": "260 EUR/MW"}),
-            "flex-context.site-peak-consumption-price",
-            "does not support yet",
-        ),
         (bat(**{"soc-mx": "40 kWh"}), CTX, "flex-model.soc-mx", "did you mean 'soc-max'"),
         (
             bat(**{"prefer_charging_sooner": True}),

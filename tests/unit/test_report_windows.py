@@ -11,7 +11,13 @@ import pandas as pd
 from schemas.beliefs import Sensor
 from schemas.report_definition import build_definition
 from schemas.reporters import load_parameters
-from streams.reports.compute import prepare, result_records
+from streams.reports.compute import (
+    compute_windows,
+    frame_from_arrow,
+    frame_from_rows,
+    prepare,
+    result_records,
+)
 from streams.reports.windows import ReportWindows, WindowSpec, from_us, to_us
 
 H = 3_600_000_000
@@ -151,3 +157,76 @@ def test_results_become_one_batch_per_run_of_consecutive_bins():
     ]
     assert {r["source"] for r in recs} == {"flexstream-reporter:r"}
     assert {r["resolution_ms"] for r in recs} == {86_400_000}
+
+
+def test_computing_windows_reports_its_progress_up_to_every_window():
+    sensors = {
+        "pv": Sensor(name="pv", unit="kW", event_resolution="PT15M"),
+        "out": Sensor(name="out", unit="kWh", event_resolution="P1D", timezone="Europe/Amsterdam"),
+    }
+    start, end = datetime(2026, 3, 27, 23, tzinfo=UTC), datetime(2026, 3, 31, 22, tzinfo=UTC)
+    idx = pd.date_range(start, end, freq="15min", inclusive="left")
+    frame = pd.DataFrame(
+        {
+            "event_start": idx,
+            "event_resolution": pd.Timedelta("15min"),
+            "belief_time": idx + pd.Timedelta("15min"),
+            "source": "meter",
+            "cumulative_probability": 0.5,
+            "event_value": 1.0,
+        }
+    )
+    for reporter, config in (("AggregatorReporter", {}), ("PandasReporter", _PANDAS_CLIP)):
+        params = load_parameters(
+            {"input": [{"name": "pv", "sensor": "pv"}], "output": [{"name": "o", "sensor": "out"}],
+             "window": "P1D"}
+        )  # fmt: skip
+        prep = prepare(build_definition("r", reporter, config, params), sensors)
+        windows = prep.spec.between(start, end)  # four local days, one of 23 hours
+        calls: list[tuple[int, int]] = []
+        results = compute_windows(prep, {"pv": frame}, windows, lambda *a, c=calls: c.append(a))
+        assert len(windows) == 4
+        assert sorted(w for run in results for w in run.windows if run.series) == windows
+        assert calls[0] == (0, 4) and calls[-1] == (4, 4), reporter
+        if reporter == "PandasReporter":  # one call per window, one report each
+            assert calls == [(i, 4) for i in range(5)]
+        assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+        assert {n for _, n in calls} == {4}
+
+
+_PANDAS_CLIP = {
+    "required_input": [{"name": "pv", "unit": "kWh"}],
+    "required_output": [{"name": "o", "unit": "kWh"}],
+    "transformations": [
+        {"df_input": "pv", "df_output": "o", "method": "clip", "kwargs": {"lower": 0}}
+    ],
+}
+
+
+def test_arrow_results_read_as_the_same_frame_as_json_rows():
+    import pyarrow as pa
+
+    rows = [
+        ["2026-03-29T00:45:00.000000Z", 900, "2026-03-29T01:00:00.123456Z", "meter", 0.5, 1.5],
+        ["2026-03-29T01:00:00.000000Z", 0, "2026-03-29T02:00:00.000000Z", "fc", 0.9, -2.0],
+    ]
+    table = pa.table(
+        {
+            "event_start": pa.array(
+                pd.to_datetime([r[0] for r in rows], utc=True), pa.timestamp("us", "UTC")
+            ),
+            "event_resolution": pa.array([r[1] for r in rows], pa.uint32()),
+            "belief_time": pa.array(
+                pd.to_datetime([r[2] for r in rows], utc=True), pa.timestamp("us", "UTC")
+            ),
+            "source": pa.array([r[3] for r in rows]).dictionary_encode(),
+            "cumulative_probability": pa.array([r[4] for r in rows], pa.float64()),
+            "event_value": pa.array([r[5] for r in rows], pa.float64()),
+        }
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    got = frame_from_arrow(sink.getvalue().to_pybytes())
+    pd.testing.assert_frame_equal(got, frame_from_rows(rows))
+    pd.testing.assert_frame_equal(frame_from_arrow(b""), frame_from_rows([]))

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from reporting_frames import AMS, beliefs, day_hours, local_day
 
 from schemas.errors import InputError
-from streams.reports.reporters.beliefs import current_values
+from streams.reports.reporters.beliefs import check_frame, current_values, ranked_values
 from streams.reports.reporters.grid import Grid, convert, is_extensive, output_edges
 
 
@@ -137,3 +139,40 @@ def test_local_day_helper_matches_zoneinfo():
     start, end = local_day(2026, 10, 25)
     assert start.tzinfo is AMS and (end - start) == timedelta(days=1)
     assert (end.astimezone(UTC) - start.astimezone(UTC)) == timedelta(hours=25)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 200),  # quarter-hour of the event
+            st.floats(-1e6, 1e6, allow_nan=False),
+            st.sampled_from(["meter", "forecast"]),
+            st.sampled_from([0.1, 0.5, 0.9]),
+        ),
+        max_size=40,
+        unique_by=lambda t: t[0],
+    ),
+    st.sampled_from([None, ["meter"], ["forecast", "meter"]]),
+)
+def test_one_belief_per_event_gives_what_the_full_rule_gives(rows, sources):
+    t0 = pd.Timestamp("2026-03-29T00:00Z")
+    frame = pd.DataFrame(
+        {
+            "event_start": pd.to_datetime(
+                [t0 + pd.Timedelta(minutes=15 * q) for q, *_ in rows], utc=True
+            ),
+            "event_resolution": pd.Timedelta(minutes=15),
+            "belief_time": pd.to_datetime(
+                [t0 + pd.Timedelta(minutes=15 * q + 15) for q, *_ in rows], utc=True
+            ),
+            "source": [s for *_, s, _ in rows],
+            "cumulative_probability": [p for *_, p in rows],
+            "event_value": [v for _, v, *_ in rows],
+        }
+    )
+    checked = check_frame(frame, "x")
+    if sources is not None:
+        checked = checked[checked["source"].isin(sources)]
+    pd.testing.assert_frame_equal(
+        current_values(frame, "x", sources), ranked_values(checked, sources)
+    )

@@ -28,8 +28,9 @@ def test_choose_format():
     assert choose_format(None, "csv") == "CSV"
     assert choose_format("csvwithnames", None) == "CSVWithNames"
     assert choose_format("Parquet", "parquet") == "Parquet"
-    with pytest.raises(ConnectorError, match="FORMAT Native in the SQL is not offered"):
-        choose_format("Native", None)
+    assert choose_format("Native", None) == "Native"  # what ClickHouse clients read
+    with pytest.raises(ConnectorError, match="FORMAT Protobuf in the SQL is not offered"):
+        choose_format("Protobuf", None)  # reads a schema file
     with pytest.raises(ConnectorError, match="asks for FORMAT CSV but format 'JSON'"):
         choose_format("CSV", "JSON")
     with pytest.raises(ConnectorError, match="is not offered"):

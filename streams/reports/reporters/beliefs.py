@@ -105,17 +105,30 @@ def current_values(
     """
     df = check_frame(frame, field)
     if sources is not None:
-        priority = {str(s): i for i, s in enumerate(sources)}
-        df = df[df["source"].isin(list(priority))]
+        df = df[df["source"].isin([str(s) for s in sources])]
+    if df["event_start"].is_unique:
+        # One belief per event (a meter's series): it is the current value, nothing to rank.
+        return _one_per_event(df.sort_values("event_start", kind="stable"))
+    return ranked_values(df, sources)
+
+
+def _one_per_event(chosen: pd.DataFrame) -> pd.DataFrame:
+    """The result frame of :func:`current_values` from one chosen row per event, in order."""
+    chosen = chosen.reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "event_start": chosen["event_start"],
+            "event_end": chosen["event_start"] + chosen["event_resolution"],
+            "event_value": chosen["event_value"].astype(float),
+            "source": chosen["source"].astype(object),
+        }
+    )
+
+
+def ranked_values(df: pd.DataFrame, sources: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`current_values` of a checked frame by the full rule (any number of beliefs)."""
     if df.empty:
-        return pd.DataFrame(
-            {
-                "event_start": pd.Series([], dtype="datetime64[ns, UTC]"),
-                "event_end": pd.Series([], dtype="datetime64[ns, UTC]"),
-                "event_value": pd.Series([], dtype=float),
-                "source": pd.Series([], dtype=object),
-            }
-        )
+        return _one_per_event(df)
     df = df.assign(_dist=(df["cumulative_probability"] - 0.5).abs())
     key = ["event_start", "source"]
     order = ["belief_time", "_dist", "cumulative_probability"]
@@ -128,6 +141,7 @@ def current_values(
         belief_time=("belief_time", "first"),
     )
     if sources is not None:
+        priority = {str(s): i for i, s in enumerate(sources)}
         per_source["_rank"] = per_source["source"].map(priority).astype(int)
         per_source = per_source.sort_values(["event_start", "_rank"], kind="stable")
     else:
@@ -135,15 +149,7 @@ def current_values(
             ["event_start", "belief_time", "source"], ascending=[True, False, True], kind="stable"
         )
     chosen = per_source.groupby("event_start", sort=True).head(1)
-    chosen = chosen.sort_values("event_start", kind="stable").reset_index(drop=True)
-    return pd.DataFrame(
-        {
-            "event_start": chosen["event_start"],
-            "event_end": chosen["event_start"] + chosen["event_resolution"],
-            "event_value": chosen["event_value"].astype(float),
-            "source": chosen["source"].astype(object),
-        }
-    )
+    return _one_per_event(chosen.sort_values("event_start", kind="stable"))
 
 
 def as_ns(values: pd.Series | pd.DatetimeIndex) -> np.ndarray:

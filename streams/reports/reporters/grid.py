@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import cached_property, lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ import pint
 
 from schemas.errors import InputError
 from schemas.times import aware
+from schemas.times import zone as iana_zone
 from schemas.units import Q_, unit
 
 _DAY = timedelta(days=1)
@@ -45,13 +46,7 @@ _NS_PER_HOUR = 3_600_000_000_000
 
 def zone(name: str) -> ZoneInfo:
     """Return the IANA timezone ``name``, or raise :class:`InputError` naming ``timezone``."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InputError(
-            f"unknown timezone {name!r}; write an IANA name such as 'Europe/Amsterdam'",
-            "timezone",
-        ) from None
+    return iana_zone(name, "timezone")
 
 
 def is_calendar(resolution: timedelta) -> bool:
