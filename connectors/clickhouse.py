@@ -181,13 +181,28 @@ class Store:
                     column_names=["name", "parent", "devices", "body"],
                 )
 
+    def upsert_forecasters(self, forecasters: Iterable[Any]) -> None:
+        """Record forecaster definitions (a newer row replaces an older one of the same name)."""
+        rows = [[f.name, f.sensor, f.model_dump_json(by_alias=True)] for f in forecasters]
+        if rows:
+            with self._lock:
+                self.client.insert(
+                    f"{self.database}.forecasters", rows, column_names=["name", "sensor", "body"]
+                )
+
+    def insert_forecast_scores(self, rows: list[list[Any]], columns: list[str]) -> None:
+        """Append rows of forecast scores (see the ``forecast_scores`` table)."""
+        if rows:
+            with self._lock:
+                self.client.insert(f"{self.database}.forecast_scores", rows, column_names=columns)
+
     def forget(self, table: str, names: Iterable[str]) -> None:
-        """Remove deleted sensors or assets (``table``: "sensors" or "assets") from their mirror.
+        """Remove deleted entries (``table``: "sensors", "assets", "forecasters") from their mirror.
 
         The rows go (a lightweight DELETE) rather than being marked: readers of
         the mirror (``sensors FINAL``) then need no filter.
         """
-        if table not in ("sensors", "assets"):
+        if table not in ("sensors", "assets", "forecasters"):
             raise ValueError(f"no mirror table {table!r}")
         names = sorted(set(names))
         if names:
@@ -197,20 +212,31 @@ class Store:
                     parameters={"names": names},
                 )
 
+    def _purge(self, column: str, value: str) -> int:
+        """Delete the beliefs whose ``column`` ("sensor" or "source") is ``value``; count them."""
+        params = {"value": value}
+        where = f"WHERE {column} = {{value:String}}"
+        n = self.client.query(
+            f"SELECT count() FROM {self.database}.beliefs {where}", parameters=params
+        ).result_rows[0][0]
+        if n:
+            self.client.command(f"DELETE FROM {self.database}.beliefs {where}", parameters=params)
+        return int(n)
+
     def purge_beliefs(self, sensor: str) -> int:
         """Delete every belief of ``sensor``; returns how many rows there were."""
-        params = {"sensor": sensor}
         with self._lock:
-            n = self.client.query(
-                f"SELECT count() FROM {self.database}.beliefs WHERE sensor = {{sensor:String}}",
-                parameters=params,
-            ).result_rows[0][0]
-            if n:
-                self.client.command(
-                    f"DELETE FROM {self.database}.beliefs WHERE sensor = {{sensor:String}}",
-                    parameters=params,
-                )
-        return int(n)
+            return self._purge("sensor", sensor)
+
+    def purge_forecasts(self, source: str) -> int:
+        """Delete every belief of forecaster ``source`` and its scores; returns the beliefs."""
+        with self._lock:
+            n = self._purge("source", source)
+            self.client.command(
+                f"DELETE FROM {self.database}.forecast_scores WHERE source = {{source:String}}",
+                parameters={"source": source},
+            )
+        return n
 
     def add_sources(self, names: Iterable[str]) -> None:
         """Record source names (duplicates collapse)."""

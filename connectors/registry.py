@@ -1,10 +1,16 @@
-"""The registry: sensors and assets as events on a compacted topic.
+"""The registry: sensors, assets and forecasters as events on a compacted topic.
 
 Writers publish a ``RegistryEvent`` keyed ``<kind>:<name>``; compaction keeps
 the latest event per key, so the topic *is* the registry. Every reader holds all
 of it (a global view): :class:`RegistryView` reads every partition from the
 beginning without a consumer group, catches up to the end offsets, and then
 follows new events, calling listeners on each change.
+
+Kinds and schema versions: ``RegistryEvent`` version 2 (schema id 11) added the
+kind ``forecaster``; version 1 events (id 5) read unchanged. A reader older
+than version 2 rejects forecaster events as an unknown schema id (logged,
+skipped) and keeps its sensors and assets; a forecaster's tombstone has the key
+``forecaster:<name>``, which this view applies to its forecasters only.
 """
 
 from __future__ import annotations
@@ -26,10 +32,23 @@ from schemas.assets import Asset
 from schemas.beliefs import Sensor, load_sensors
 from schemas.documents import load_document, parse_model
 from schemas.errors import ConnectorError, InputError
+from schemas.forecaster import Forecaster
 
 log = logging.getLogger("flexstream.registry")
 
 Listener = Callable[[str, str, BaseModel | None], None]
+Entry = Sensor | Asset | Forecaster
+
+#: The model of each kind of registry entry.
+KINDS: dict[str, type[Entry]] = {"sensor": Sensor, "asset": Asset, "forecaster": Forecaster}
+
+
+def kind_of(item: Entry) -> str:
+    """The registry kind of a definition."""
+    for kind, model in KINDS.items():
+        if isinstance(item, model):
+            return kind
+    raise TypeError(f"{type(item).__name__} is not a registry entry")
 
 
 def registry_key(kind: str, name: str) -> str:
@@ -38,12 +57,12 @@ def registry_key(kind: str, name: str) -> str:
 
 
 def publish(
-    producer: ConfirmingProducer, topic: str, items: list[Sensor | Asset], flush: bool = True
+    producer: ConfirmingProducer, topic: str, items: list[Entry], flush: bool = True
 ) -> int:
-    """Publish sensor or asset definitions; returns the number confirmed."""
+    """Publish sensor, asset or forecaster definitions; returns the number confirmed."""
     now = datetime.now(UTC)
     for item in items:
-        kind = "sensor" if isinstance(item, Sensor) else "asset"
+        kind = kind_of(item)
         body = item.model_dump_json(by_alias=True)
         rec = {"kind": kind, "name": item.name, "body": body, "updated_at": now}
         producer.send(topic, serde.encode("RegistryEvent", rec), key=registry_key(kind, item.name))
@@ -51,7 +70,7 @@ def publish(
 
 
 def tombstone(producer: ConfirmingProducer, topic: str, kind: str, name: str) -> int:
-    """Delete a sensor or asset: a message with its key and no value; returns 1 when confirmed.
+    """Delete a registry entry: a message with its key and no value; returns 1 when confirmed.
 
     Readers drop the entry; compaction later removes its earlier events too.
     """
@@ -59,18 +78,17 @@ def tombstone(producer: ConfirmingProducer, topic: str, kind: str, name: str) ->
     return producer.flush()
 
 
-def decode_entry(value: bytes) -> tuple[str, str, Sensor | Asset]:
+def decode_entry(value: bytes) -> tuple[str, str, Entry]:
     """Decode a registry message into (kind, name, model); raises InputError if invalid."""
     name, rec = serde.decode(value)
     if name != "RegistryEvent":
         raise InputError(f"a {name} is not a registry event", "value")
     data = json.loads(rec["body"])
-    model = Sensor if rec["kind"] == "sensor" else Asset
-    return rec["kind"], rec["name"], parse_model(model, data, rec["kind"])
+    return rec["kind"], rec["name"], parse_model(KINDS[rec["kind"]], data, rec["kind"])
 
 
 class RegistryView:
-    """All sensors and assets of the registry topic, kept up to date in a background thread."""
+    """All entries of the registry topic, kept up to date in a background thread."""
 
     def __init__(self, conf: dict[str, Any], topic: str) -> None:
         self.topic = topic
@@ -86,6 +104,7 @@ class RegistryView:
         }
         self.sensors: dict[str, Sensor] = {}
         self.assets: dict[str, Asset] = {}
+        self.forecasters: dict[str, Forecaster] = {}
         self.rejected: list[tuple[int, int, str]] = []
         self._listeners: list[Listener] = []
         self._caught_up = threading.Event()
@@ -133,8 +152,8 @@ class RegistryView:
             if not key:
                 return
             kind, _, name = key.decode().partition(":")
-            target = self.sensors if kind == "sensor" else self.assets
-            if target.pop(name, None) is not None:
+            target = self._entries(kind)
+            if target is not None and target.pop(name, None) is not None:
                 log.info("registry: %s %s deleted", kind, name)
                 self._tell(kind, name, None)
             return
@@ -144,8 +163,18 @@ class RegistryView:
             self.rejected.append((partition, offset, str(exc)))
             log.warning("registry entry %s[%d]@%d rejected: %s", self.topic, partition, offset, exc)
             return
-        (self.sensors if kind == "sensor" else self.assets)[name] = model  # type: ignore[index]
+        self._entries(kind)[name] = model  # type: ignore[index]
         self._tell(kind, name, model)
+
+    def _entries(self, kind: str) -> dict[str, Any] | None:
+        """The entries of ``kind`` (None for a kind this view does not know)."""
+        return {"sensor": self.sensors, "asset": self.assets, "forecaster": self.forecasters}.get(
+            kind
+        )
+
+    def forecasters_of(self, sensor: str) -> list[Forecaster]:
+        """The forecasters whose target is ``sensor``, by name."""
+        return [f for _, f in sorted(dict(self.forecasters).items()) if f.sensor == sensor]
 
     def _tell(self, kind: str, name: str, model: BaseModel | None) -> None:
         """Call the listeners with a change (``model`` None: deleted)."""

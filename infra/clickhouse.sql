@@ -83,3 +83,58 @@ CREATE TABLE IF NOT EXISTS {db}.assets
 )
 ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY name;
+
+-- Forecasters as registered (mirror of the registry topic, like assets).
+CREATE TABLE IF NOT EXISTS {db}.forecasters
+(
+    name String,
+    sensor String COMMENT 'the target sensor',
+    body String COMMENT 'the definition as JSON (schemas/forecaster.py field names)',
+    updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY name;
+
+-- Forecast accuracy: forecasts (beliefs from source 'forecaster:<name>') scored against
+-- the measurements of their events as they arrive, per horizon bucket (the time from
+-- belief time to event start). One row per scoring round and bucket holds sums, so any
+-- span aggregates exactly (see the forecast_accuracy view). Only pairs with a
+-- seasonal-naive value (the baseline, as known at the forecast's belief time) count.
+CREATE TABLE IF NOT EXISTS {db}.forecast_scores
+(
+    source LowCardinality(String) COMMENT 'forecaster:<name>',
+    sensor LowCardinality(String) COMMENT 'the forecast sensor',
+    horizon_from UInt32 COMMENT 'bucket start, seconds from belief time to event start',
+    horizon_to UInt32 COMMENT 'bucket end (exclusive), seconds',
+    events_from DateTime64(6, 'UTC') COMMENT 'first scored event start of the round',
+    events_to DateTime64(6, 'UTC') COMMENT 'end of the last scored event of the round',
+    n UInt64 COMMENT 'forecast-measurement pairs scored',
+    abs_error Float64 COMMENT 'sum of |median - measured|',
+    abs_measured Float64 COMMENT 'sum of |measured| (WAPE = abs_error / abs_measured)',
+    naive_abs_error Float64 COMMENT 'sum of |seasonal-naive - measured|',
+    crps Float64 COMMENT 'sum of the CRPS approximated from the quantiles',
+    pinball Map(String, Float64) COMMENT 'per cumulative probability (as text, e.g. 0.1): sum of pinball losses',
+    scored_at DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(scored_at)
+ORDER BY (source, horizon_from, events_from);
+
+-- Accuracy per forecaster and horizon bucket over everything scored.
+CREATE VIEW IF NOT EXISTS {db}.forecast_accuracy AS
+SELECT
+    source,
+    any(sensor) AS sensor,
+    horizon_from,
+    any(horizon_to) AS horizon_to,
+    sum(n) AS pairs,
+    sum(abs_error) / sum(n) AS mae,
+    sum(abs_error) / nullIf(sum(abs_measured), 0) AS wape,
+    sum(crps) / sum(n) AS crps,
+    sum(naive_abs_error) / sum(n) AS naive_mae,
+    1 - sum(abs_error) / nullIf(sum(naive_abs_error), 0) AS skill,
+    sumMap(pinball) AS pinball_sum,
+    min(events_from) AS events_from,
+    max(events_to) AS events_to
+FROM {db}.forecast_scores FINAL
+WHERE n > 0
+GROUP BY source, horizon_from;

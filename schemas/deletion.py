@@ -1,9 +1,10 @@
-"""What stands in the way of deleting a sensor, an asset or a report (pure checks).
+"""What stands in the way of deleting a sensor, an asset, a report or a forecaster (pure checks).
 
 A deletion writes a tombstone to the compacted topic the entity lives on. Before
 that, the command makes sure nothing registered still points at the entity:
-an asset's flex-model or flex-context, or a report's inputs and outputs, may
-name a sensor; an asset may be the parent of others. Each check raises
+an asset's flex-model or flex-context, a report's inputs and outputs, or a
+forecaster's target and regressors may name a sensor; an asset may be the
+parent of others. Each check raises
 :class:`InputError` naming what refers to the entity and what to do.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from schemas.assets import Asset, sensor_refs
 from schemas.beliefs import Sensor
 from schemas.errors import InputError
+from schemas.forecaster import Forecaster
 from schemas.report_definition import ReportDefinition
 
 
@@ -29,11 +31,19 @@ def report_sensors(report: ReportDefinition) -> set[str]:
 
 
 def sensor_users(
-    name: str, assets: Mapping[str, Asset], reports: Mapping[str, ReportDefinition]
+    name: str,
+    assets: Mapping[str, Asset],
+    reports: Mapping[str, ReportDefinition],
+    forecasters: Mapping[str, Forecaster] | None = None,
 ) -> list[str]:
     """What refers to sensor ``name``, e.g. ``["asset 'battery'", "report 'kpi'"]``, sorted."""
     users = [f"asset {a!r}" for a, asset in sorted(assets.items()) if name in asset_sensors(asset)]
     users += [f"report {r!r}" for r, d in sorted(reports.items()) if name in report_sensors(d)]
+    users += [
+        f"forecaster {f!r}"
+        for f, d in sorted((forecasters or {}).items())
+        if name == d.sensor or name in d.regressors
+    ]
     return users
 
 
@@ -47,11 +57,12 @@ def check_sensor_deletable(
     sensors: Mapping[str, Sensor],
     assets: Mapping[str, Asset],
     reports: Mapping[str, ReportDefinition],
+    forecasters: Mapping[str, Forecaster] | None = None,
 ) -> None:
-    """Refuse to delete a sensor that is not registered or that an asset or report names."""
+    """Refuse deleting a sensor not registered, or named by an asset, report or forecaster."""
     if name not in sensors:
         raise InputError(f"sensor {name!r} is not registered ('flexstream show sensors')", "NAME")
-    users = sensor_users(name, assets, reports)
+    users = sensor_users(name, assets, reports, forecasters)
     if users:
         raise InputError(
             f"sensor {name!r} is still referenced by {', '.join(users)}; delete or change "
@@ -78,3 +89,11 @@ def check_report_deletable(name: str, reports: Mapping[str, ReportDefinition]) -
     """Refuse to delete a report that is not registered."""
     if name not in reports:
         raise InputError(f"report {name!r} is not registered ('flexstream show reports')", "NAME")
+
+
+def check_forecaster_deletable(name: str, forecasters: Mapping[str, Forecaster]) -> None:
+    """Refuse to delete a forecaster that is not registered."""
+    if name not in forecasters:
+        raise InputError(
+            f"forecaster {name!r} is not registered ('flexstream show forecasters')", "NAME"
+        )

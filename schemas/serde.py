@@ -32,12 +32,13 @@ SCHEMA_IDS: dict[int, str] = {
     2: "belief_batch.v1.avsc",
     3: "belief_batch.avsc",
     4: "dead_letter.v1.avsc",
-    5: "registry_event.avsc",
+    5: "registry_event.v1.avsc",
     6: "schedule_request.avsc",
     7: "schedule.v1.avsc",
     8: "report_definition.avsc",
     9: "schedule.avsc",
     10: "dead_letter.avsc",
+    11: "registry_event.avsc",
 }
 
 

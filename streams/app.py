@@ -33,6 +33,7 @@ from schemas.beliefs import Sensor
 from streams import operations
 from streams.beliefs import agent as beliefs_agent
 from streams.context import WorkerContext
+from streams.forecasting import agent as forecasting_agent
 from streams.ingest import agent as ingest_agent
 from streams.ingest.sink import RegistrySink
 from streams.reports import agent as reports_agent
@@ -99,6 +100,7 @@ FEATURES: list[Callable[[WorkerContext], None]] = [
     beliefs_agent.install,
     scheduling_agent.install,
     reports_agent.install,
+    forecasting_agent.install,
     sql_endpoints.install,
     operations.install,
 ]

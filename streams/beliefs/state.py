@@ -203,13 +203,19 @@ class BeliefState:
         return None
 
     def series(
-        self, sensor: str, start: datetime, end: datetime, source: str | None = None
+        self,
+        sensor: str,
+        start: datetime,
+        end: datetime,
+        source: str | None = None,
+        exclude_prefix: str | None = None,
     ) -> pd.Series:
         """Current values of ``sensor`` for events overlapping [start, end).
 
         Per event: the given source's most recent belief, or without a source the
         most recent belief of any source (between equal belief times, the source
-        whose name sorts last). For instantaneous sensors, every event held before
+        whose name sorts last), leaving out sources that start with
+        ``exclude_prefix`` (e.g. forecasters'). For instantaneous sensors, every event held before
         ``end``. The Series is indexed by aware UTC event start, sorted, with
         ``attrs["resolution"]`` (a timedelta).
         """
@@ -218,6 +224,8 @@ class BeliefState:
         res_td = self.resolution(sensor) or timedelta(0)
         res_us = res_td // timedelta(microseconds=1)
         names = [source] if source is not None else sorted(by_source)
+        if exclude_prefix:
+            names = [n for n in names if not n.startswith(exclude_prefix)]
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for name in names:
             for start_s, block in sorted(by_source.get(name, {}).items()):

@@ -177,17 +177,17 @@ def demo(days: int, keep_running: bool) -> None:
 
 @main.group()
 def add() -> None:
-    """Register sensors and assets, or request a schedule."""
+    """Register sensors, assets and forecasters, or request a schedule."""
 
 
 @main.group()
 def show() -> None:
-    """List sensors, assets, beliefs, schedules, reports or dead letters."""
+    """List sensors, assets, forecasters, forecasts, beliefs, schedules, reports or dead letters."""
 
 
 @main.group()
 def delete() -> None:
-    """Delete sensors, assets or reports (tombstones on their compacted topics)."""
+    """Delete sensors, assets, reports or forecasters (tombstones on their compacted topics)."""
 
 
 def _register() -> None:
@@ -220,11 +220,24 @@ def _register() -> None:
     from streams.cli.beliefs import show_beliefs
 
     show.add_command(show_beliefs)
-    from streams.cli.deletion import delete_asset, delete_report, delete_sensor
+    from streams.cli.deletion import delete_asset, delete_forecaster, delete_report, delete_sensor
 
     delete.add_command(delete_sensor)
     delete.add_command(delete_asset)
     delete.add_command(delete_report)
+    delete.add_command(delete_forecaster)
+    from streams.cli.forecasting import (
+        add_forecaster,
+        forecast_group,
+        show_forecasters,
+        show_forecasts,
+    )
+
+    main.add_command(forecast_group)
+
+    add.add_command(add_forecaster)
+    show.add_command(show_forecasters)
+    show.add_command(show_forecasts)
 
 
 _register()

@@ -1,12 +1,13 @@
-"""``flexstream delete sensor|asset|report NAME``: tombstones on the compacted topics.
+"""``flexstream delete sensor|asset|report|forecaster NAME``: tombstones on the compacted topics.
 
 A deletion is a message with the entity's key and no value on the topic it
-lives on (``registry`` for sensors and assets, ``report-definitions`` for
-reports): every view drops the entity, the worker stops running a deleted
+lives on (``registry`` for sensors, assets and forecasters,
+``report-definitions`` for reports): every view drops the entity, the worker stops running a deleted
 report and removes a deleted sensor or asset from its ClickHouse table.
 Nothing still referring to the entity may remain (:mod:`schemas.deletion`).
 
-A sensor's beliefs stay in ClickHouse unless ``--purge``. Purging writes to
+A sensor's beliefs stay in ClickHouse unless ``--purge``; so do a
+forecaster's forecasts (beliefs from source ``forecaster:<name>``) and scores. Purging writes to
 the store, which the embedded engine admits to one process: while a worker
 holds the data folder, the worker purges (its ``/admin/purge/`` endpoint, with
 the data folder's admin token, once the tombstone has reached it); otherwise
@@ -70,15 +71,34 @@ def confirm(yes: bool, what: str, interactive: bool | None = None) -> None:
     click.confirm(f"delete {what}?", abort=True)
 
 
+def _purge_allowed(s: Any, purge: bool) -> None:
+    """Refuse a forecaster's ``--purge`` while a worker holds the embedded store."""
+    worker = _worker(s)
+    if purge and worker is not None:
+        raise InfraError(
+            f"--purge: the running worker (pid {worker['pid']}) holds the embedded store; "
+            "a forecaster's forecasts are purged without a worker: stop it, run this again "
+            "and start it (or delete without --purge: the forecasts stay)"
+        )
+
+
 def _in_store(s: Any, table: str, name: str, purge: bool) -> int:
-    """Without a worker: remove ``name`` from its mirror table and, if asked, purge its beliefs."""
+    """Without a worker: remove ``name`` from its mirror table and, if asked, purge its beliefs.
+
+    For a forecaster, its beliefs are those of its source, with its scores.
+    """
     from connectors.clickhouse import Store
+    from schemas.forecaster import forecaster_source
 
     url = s.clickhouse.url.get_secret_value() if s.clickhouse.url else None
     store = Store.open(url, s.clickhouse.database, s.paths.root)
     try:
         store.forget(table, [name])
-        return store.purge_beliefs(name) if purge else 0
+        if not purge:
+            return 0
+        if table == "forecasters":
+            return store.purge_forecasts(forecaster_source(name))
+        return store.purge_beliefs(name)
     finally:
         store.close()
 
@@ -181,7 +201,7 @@ def delete_sensor(name: str, purge: bool, yes: bool) -> None:
         n = _purge(worker, s, name)
         click.echo(f"sensor {name} is not registered; purged its {_beliefs(n)}")
         return
-    check_sensor_deletable(name, view.sensors, view.assets, _reports(s))
+    check_sensor_deletable(name, view.sensors, view.assets, _reports(s), view.forecasters)
     confirm(yes, f"sensor {name}" + (" and all its beliefs" if purge else ""))
     registry.tombstone(_producer(s), s.kafka.topic("registry"), "sensor", name)
     if purge:
@@ -221,3 +241,27 @@ def delete_report(name: str, yes: bool) -> None:
     confirm(yes, f"report {name}")
     report_definitions.tombstone(_producer(s), s.kafka.topic(report_definitions.TOPIC), name)
     click.echo(f"deleted report {name} (its results stay in ClickHouse)")
+
+
+@click.command("forecaster")
+@click.argument("name")
+@click.option("--purge", is_flag=True, help="Also delete its forecasts and scores from ClickHouse.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_forecaster(name: str, purge: bool, yes: bool) -> None:
+    """Delete forecaster NAME: the worker stops forecasting (its forecasts stay unless --purge)."""
+    from connectors import registry
+    from schemas.deletion import check_forecaster_deletable
+
+    s = _settings()
+    check_forecaster_deletable(name, _registry(s).forecasters)
+    _purge_allowed(s, purge)
+    confirm(yes, f"forecaster {name}" + (" and all its forecasts" if purge else ""))
+    registry.tombstone(_producer(s), s.kafka.topic("registry"), "forecaster", name)
+    if purge:
+        n = _in_store(s, "forecasters", name, purge=True)
+        click.echo(f"deleted forecaster {name} and its {n} forecast belief{'s' if n != 1 else ''}")
+        return
+    _mirror(s, "forecasters", name)
+    click.echo(
+        f"deleted forecaster {name} (its forecasts stay in ClickHouse; --purge deletes them)"
+    )

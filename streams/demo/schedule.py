@@ -1,12 +1,14 @@
-"""The demo site schedules its battery and EV charger from streamed day-ahead prices.
+"""The demo site schedules its battery and EV charger from streamed prices and its own forecasts.
 
 Registers the site (both devices in one flex-model, scheduled jointly under the
-site's connection capacity, building load and PV as inflexible devices),
-publishes today's and tomorrow's day-ahead prices, forecasts of load and PV and
-the current states of charge, asks the worker for a 24-hour schedule through
-the SDK, and prints it: a table per device (hourly), the SOC path and the cost
-against an unscheduled baseline (battery idle, EV charging at full power on
-arrival until its target).
+site's connection capacity, building load and PV as inflexible devices) and two
+forecasters, of the PV (with the site's clear-sky profile) and of the load
+(with Dutch public holidays), publishes today's and tomorrow's day-ahead prices
+and the current states of charge, waits for the worker's first forecasts (made
+from the history just published), asks for a 24-hour schedule through the SDK,
+and prints it: a table per device (hourly), the SOC path, which inputs came
+from forecasts, and the cost against an unscheduled baseline (battery idle, EV
+charging at full power on arrival until its target).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from connectors.settings import Settings
 from schemas.assets import Asset
 from schemas.beliefs import Sensor
 from schemas.errors import InfraError
-from streams.demo.data import SENSORS, SITE_TZ, STEP, make_site
+from schemas.forecaster import Forecaster
+from streams.demo.data import SENSORS, SITE_TZ, STEP, Series, make_site
 from streams.scheduling.agent import floor_time
 
 EV_SENSORS = [
@@ -52,6 +55,37 @@ EV = {"soc-max": 60.0, "target": 50.0, "charge": 11.0, "discharge": 5.0, "soc": 
 def _num(value: float, digits: int) -> str:
     """``value`` with ``digits`` decimals; a solver's -1e-9 prints as 0, not -0."""
     return f"{round(value, digits) + 0.0:.{digits}f}"
+
+
+#: The demo's forecasters: PV with the site's clear-sky profile, load with NL holidays.
+FORECASTERS = [
+    Forecaster.model_validate(
+        {
+            "name": "demo-pv-ahead",
+            "sensor": "demo-pv",
+            "site": {"latitude": 52.37, "longitude": 4.9, "tilt": 35, "azimuth": 180},
+            "max-forecast-horizon": "P2D",
+            "train-period": "P30D",
+            "retrain-frequency": "P1D",
+            "forecast-frequency": "PT1H",
+            "quantiles": [0.1, 0.5, 0.9],
+            "description": "PV forecast: LightGBM quantiles on clear sky, lags and calendar",
+        }
+    ),
+    Forecaster.model_validate(
+        {
+            "name": "demo-load-ahead",
+            "sensor": "demo-load",
+            "holidays-country": "NL",
+            "max-forecast-horizon": "P2D",
+            "train-period": "P30D",
+            "retrain-frequency": "P1D",
+            "forecast-frequency": "PT1H",
+            "quantiles": [0.1, 0.5, 0.9],
+            "description": "Load forecast: LightGBM quantiles on lags, calendar and holidays",
+        }
+    ),
+]
 
 
 def site_asset(target_time: datetime) -> Asset:
@@ -96,7 +130,7 @@ def _wait(settings: Settings, expected: int, believed: datetime, timeout: float 
     from schemas.times import engine_time
     from streams.sql.access import query_rows
 
-    sources, params = in_list("source", ("demo-epex", "demo-forecast", "demo-ev-api"))
+    sources, params = in_list("source", ("demo-epex", "demo-ev-api"))
     sql = (
         f"SELECT (SELECT count() FROM beliefs FINAL WHERE source IN {sources} AND belief_time >= "
         "{believed:DateTime64(6, 'UTC')}), "
@@ -129,10 +163,12 @@ def run_schedule_demo(settings: Settings, bootstrap: str, echo: Callable = print
     conf = settings.kafka.client_config(bootstrap)
     producer = ConfirmingProducer(conf)
     registry.publish(
-        producer, settings.kafka.topic("registry"), [*SENSORS, *EV_SENSORS, site_asset(target)]
+        producer,
+        settings.kafka.topic("registry"),
+        [*SENSORS, *EV_SENSORS, site_asset(target), *FORECASTERS],
     )
     del producer  # confirmed; no client may outlive the broker the demo stops
-    # Today's and tomorrow's prices, and load/PV forecasts from now on, believed now.
+    # Today's and tomorrow's prices, believed now; load and PV come from the forecasters.
     future = make_site(day0, 2, seed=11)
     with FlexStreamClient(bootstrap, settings=settings) as client:
         believed = now - timedelta(seconds=1)
@@ -147,16 +183,6 @@ def run_schedule_demo(settings: Settings, bootstrap: str, echo: Callable = print
                     belief_time=believed,
                     topic="price",
                 )
-            elif s.sensor in ("demo-load", "demo-pv"):
-                skip = int((start - s.start) / s.step)
-                client.publish_readings(
-                    s.sensor,
-                    start,
-                    s.step,
-                    s.values[skip:],
-                    source="demo-forecast",
-                    belief_time=believed,
-                )
         client.publish_reading(
             "demo-ev-soc",
             start,
@@ -166,18 +192,60 @@ def run_schedule_demo(settings: Settings, bootstrap: str, echo: Callable = print
             belief_time=believed,
         )
         client.flush()
-        expected = 48 + 2 * (96 * 2 - int((start - day0) / STEP)) + 1
-        _wait(settings, expected, believed)
+        _wait(settings, 48 + 1, believed)
+        t = time.monotonic()
+        forecasts = _wait_forecasts(settings, start, believed)
         echo(
-            f"published prices for {day0:%Y-%m-%d} and the next day, load and PV forecasts, "
-            "states of charge; requesting a 24-hour schedule"
+            f"published prices for {day0:%Y-%m-%d} and the next day and the states of charge; "
+            f"forecasters {', '.join(f.name for f in FORECASTERS)} trained and forecast "
+            f"load and PV in {time.monotonic() - t:.1f} s; requesting a 24-hour schedule"
         )
         schedules = client.trigger_and_get_schedule(
             "demo-site", start, timedelta(hours=24), STEP, timeout=120
         )
     by = {s.sensor: s for s in schedules}
-    _print(by, future, start, echo)
+    prices = [x for x in future if x.sensor == "demo-day-ahead"]
+    _print(by, [*prices, *forecasts], start, echo)
     return by["demo-battery"]
+
+
+def _wait_forecasts(
+    settings: Settings, start: datetime, believed: datetime, timeout: float = 180
+) -> list[Series]:
+    """Wait for a 24-hour median forecast of each forecaster made since ``believed``."""
+    from schemas.times import engine_time
+    from streams.sql.access import query_rows
+
+    sql = (
+        "SELECT sensor, groupArray((toUnixTimestamp(event_start), event_value)) FROM ("
+        " SELECT sensor, event_start, argMax(event_value, belief_time) AS event_value"
+        " FROM beliefs WHERE source = {source:String} AND cumulative_probability = 0.5"
+        " AND belief_time >= {believed:DateTime64(6, 'UTC')}"
+        " AND event_start >= {start:DateTime64(6, 'UTC')}"
+        " GROUP BY sensor, event_start) GROUP BY sensor"
+    )
+    deadline = time.monotonic() + timeout
+    out: list[Series] = []
+    for f in FORECASTERS:
+        params = {
+            "source": f.source,
+            "believed": engine_time(believed.replace(microsecond=0)),
+            "start": engine_time(start),
+        }
+        while True:
+            rows = query_rows(settings, sql, params)[1]
+            points = sorted(rows[0][1]) if rows else []
+            if len(points) >= 96:
+                values = np.array([float(v) for _, v in points[:96]])
+                out.append(Series(f.sensor, start, STEP, values, f.source))
+                break
+            if time.monotonic() > deadline:
+                raise InfraError(
+                    f"forecaster {f.name} made no forecast within {timeout:.0f} s; "
+                    "see the worker's log"
+                )
+            time.sleep(0.3)
+    return out
 
 
 def _print(by: dict[str, Schedule], future: list, start: datetime, echo: Callable) -> None:
@@ -193,6 +261,8 @@ def _print(by: dict[str, Schedule], future: list, start: datetime, echo: Callabl
     if not first.ok:
         echo(f"no schedule: {first.message}")
         return
+    if first.message:
+        echo(first.message)
     n = len(first.values)
     price = _on_grid(future, "demo-day-ahead", start, n)
     inflex = _on_grid(future, "demo-load", start, n) + _on_grid(future, "demo-pv", start, n)

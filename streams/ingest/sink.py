@@ -22,7 +22,8 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 from connectors.clickhouse import Store
-from schemas.beliefs import BeliefColumns, Sensor
+from connectors.registry import kind_of
+from schemas.beliefs import BeliefColumns
 from streams.health import Health
 
 log = logging.getLogger("flexstream.sink")
@@ -103,47 +104,48 @@ class Sink:
 
 
 class RegistrySink(Sink):
-    """Registered sensors and assets into their tables, the newest definition per name.
+    """Registered sensors, assets and forecasters into their tables, the newest per name.
 
-    A deleted sensor or asset (:meth:`remove`) leaves its table; a later
-    definition of the same name, buffered before the write, wins over the deletion.
+    A deleted entry (:meth:`remove`) leaves its table; a later definition of the
+    same name, buffered before the write, wins over the deletion.
     """
+
+    #: Mirror table of each kind.
+    TABLES = {"sensor": "sensors", "asset": "assets", "forecaster": "forecasters"}
 
     def __init__(self, store: Store, health: Health | None = None) -> None:
         super().__init__(health, "registry")
         self.store = store
-        self._sensors: dict[str, Any] = {}
-        self._assets: dict[str, Any] = {}
+        self._buffered: dict[str, dict[str, Any]] = {kind: {} for kind in self.TABLES}
 
     def add(self, *models: Any) -> None:
-        """Buffer sensor and asset definitions (a later one replaces an earlier of its name)."""
+        """Buffer definitions (a later one replaces an earlier of its kind and name)."""
         for m in models:
-            (self._sensors if isinstance(m, Sensor) else self._assets)[m.name] = m
+            self._buffered[kind_of(m)][m.name] = m
 
     def remove(self, kind: str, name: str) -> None:
-        """Buffer the deletion of sensor or asset ``name`` (``kind``: "sensor" or "asset")."""
-        (self._sensors if kind == "sensor" else self._assets)[name] = None
+        """Buffer the deletion of entry ``name`` of ``kind`` ("sensor", "asset", "forecaster")."""
+        if kind in self._buffered:
+            self._buffered[kind][name] = None
 
     def __len__(self) -> int:
-        return len(self._sensors) + len(self._assets)
+        return sum(len(b) for b in self._buffered.values())
 
     def write(self) -> int:
-        """Remove the deleted, then upsert the buffered sensors and assets."""
-        for table, buffered in (("sensors", self._sensors), ("assets", self._assets)):
+        """Remove the deleted, then upsert the buffered definitions."""
+        for kind, buffered in self._buffered.items():
             gone = [n for n, m in buffered.items() if m is None]
             if gone:
-                self.store.forget(table, gone)
-        sensors = [m for m in self._sensors.values() if m is not None]
-        assets = [m for m in self._assets.values() if m is not None]
-        if sensors:
-            self.store.upsert_sensors(sensors)
-        if assets:
-            self.store.upsert_assets(assets)
+                self.store.forget(self.TABLES[kind], gone)
+        for kind, buffered in self._buffered.items():
+            models = [m for m in buffered.values() if m is not None]
+            if models:
+                getattr(self.store, f"upsert_{self.TABLES[kind]}")(models)
         return len(self)
 
     def clear(self) -> None:
         """Forget the written definitions."""
-        self._sensors, self._assets = {}, {}
+        self._buffered = {kind: {} for kind in self.TABLES}
 
 
 class BeliefSink(Sink):

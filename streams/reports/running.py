@@ -19,6 +19,7 @@ import numpy as np
 
 from schemas.beliefs import BeliefColumns
 from schemas.errors import FlexStreamError
+from schemas.forecaster import is_forecast_source
 from schemas.report_definition import ReportDefinition
 from streams.reports.compute import PreparedReport, prepare
 from streams.reports.windows import ReportWindows
@@ -98,6 +99,8 @@ def observe(report: RunningReport, cols: BeliefColumns, now: Any) -> bool:
                 continue
             if item.sources is not None and cols.source[i] not in item.sources:
                 continue
+            if item.sources is None and is_forecast_source(cols.source[i]):
+                continue  # forecasts of future events move no watermark unless asked for
             starts = cols.event_start_us[i]
             ends = starts + np.int64(res_us)
             if windows.observe(item.name, starts, ends, now):

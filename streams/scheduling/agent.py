@@ -68,8 +68,11 @@ async def solve_and_store(
     Raises when something fails past the checks of the request (the caller
     answers with status ``error``).
     """
+    forecasters: dict[str, list[str]] = {}
+    for name, f in sorted(dict(ctx.registry.forecasters).items()):
+        forecasters.setdefault(f.sensor, []).append(name)
     prepared, failed = scheduling.prepare_or_fail(
-        request, ctx.registry.assets, ctx.sensors, ctx.belief_state, ctx.clock()
+        request, ctx.registry.assets, ctx.sensors, ctx.belief_state, ctx.clock(), forecasters
     )
     if prepared is None:
         return failed

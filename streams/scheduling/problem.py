@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,8 @@ class Prepared:
     devices: list[str]
     problem: SiteProblem
     soc_sensors: dict[str, str]
+    #: What the forecast fallback filled in (said in the schedules' message).
+    notes: list[str] = field(default_factory=list)
 
 
 def prepare(
@@ -63,8 +65,14 @@ def prepare(
     assets: Mapping[str, Asset],
     sensors: Mapping[str, Sensor],
     lookup: Lookup,
+    forecasters: Mapping[str, list[str]] | None = None,
 ) -> Prepared:
-    """Resolve a decoded ``ScheduleRequest`` into a problem; raises InputError/MissingInput."""
+    """Resolve a decoded ``ScheduleRequest`` into a problem; raises InputError/MissingInput.
+
+    ``forecasters``: per sensor, its forecasters' names; a series field whose
+    sensor lacks beliefs for some steps takes them from their latest median
+    forecasts (see :func:`streams.scheduling.inputs.make_resolver`).
+    """
     rid = request.get("request_id")
     if not isinstance(rid, str) or not rid.strip():
         raise InputError(
@@ -144,9 +152,10 @@ def prepare(
             )
         m["soc-at-start"] = f"{latest[1]!r} {sensor.unit}"
         soc_sensors[m["sensor"]] = state_ref or soc_ref
-    resolver = make_resolver(lookup, sensors, start, start + duration, step)
+    notes: list[str] = []
+    resolver = make_resolver(lookup, sensors, start, start + duration, step, forecasters, notes)
     problem = parse_site_problem(flex_model, context, start, duration, step, resolver=resolver)
-    return Prepared(asset, [m["sensor"] for m in flex_model], problem, soc_sensors)
+    return Prepared(asset, [m["sensor"] for m in flex_model], problem, soc_sensors, notes)
 
 
 def prepare_or_fail(
@@ -155,6 +164,7 @@ def prepare_or_fail(
     sensors: Mapping[str, Sensor],
     lookup: Lookup,
     now: datetime,
+    forecasters: Mapping[str, list[str]] | None = None,
 ) -> tuple[Prepared | None, list[Schedule]]:
     """``prepare``, or the answers of a request that cannot be prepared (one per device).
 
@@ -162,7 +172,7 @@ def prepare_or_fail(
     other input problem with ``invalid``. The message names the field.
     """
     try:
-        return prepare(request, assets, sensors, lookup), []
+        return prepare(request, assets, sensors, lookup, forecasters), []
     except MissingInput as exc:
         status, message = Status.ERROR, str(exc)
     except InputError as exc:
@@ -201,8 +211,12 @@ def answer(
     solver_ms: float,
     now: datetime,
 ) -> list[Schedule]:
-    """One ``Schedule`` per device of a solved request."""
-    return result.to_schedules(context_of(request, prepared.devices, now), solver_ms)
+    """One ``Schedule`` per device of a solved request (its message names any forecast used)."""
+    answers = result.to_schedules(context_of(request, prepared.devices, now), solver_ms)
+    if not prepared.notes:
+        return answers
+    used = "inputs from forecasts: " + "; ".join(prepared.notes)
+    return [replace(a, message=f"{a.message}; {used}" if a.message else used) for a in answers]
 
 
 def failure(

@@ -162,7 +162,10 @@ def test_demo_runs_end_to_end(local_env):
     assert "Connection refused" not in out.stderr
     for sensor in ("demo-pv", "demo-load", "demo-battery", "demo-grid", "demo-day-ahead"):
         assert sensor in out.stdout
+    assert "forecasters demo-pv-ahead, demo-load-ahead trained" in out.stdout, out.stdout
     assert "status optimal" in out.stdout, out.stdout
+    assert "from the latest median forecast of forecaster:demo-load-ahead" in out.stdout
+    assert "from the latest median forecast of forecaster:demo-pv-ahead" in out.stdout
     for device in ("demo-battery: schedule per hour", "demo-ev: schedule per hour"):
         assert device in out.stdout
     assert "vs unscheduled baseline" in out.stdout

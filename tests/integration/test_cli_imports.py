@@ -19,7 +19,19 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 #: Libraries that cost seconds to import and that help screens never need.
-HEAVY = ("faust", "pandas", "pint", "highspy", "pyomo", "altair", "vl_convert", "rich.progress")
+HEAVY = (
+    "faust",
+    "pandas",
+    "pint",
+    "highspy",
+    "pyomo",
+    "altair",
+    "vl_convert",
+    "rich.progress",
+    "lightgbm",
+    "pvlib",
+    "scoringrules",
+)
 
 
 def loaded_after(code: str) -> list[str]:
@@ -47,6 +59,9 @@ def loaded_after(code: str) -> list[str]:
         ["chart", "--help"],
         ["publish", "--help"],
         ["add", "report", "--help"],
+        ["add", "forecaster", "--help"],
+        ["show", "forecasts", "--help"],
+        ["forecast", "backtest", "--help"],
     ],
 )
 def test_help_loads_no_heavy_library(args):

@@ -47,7 +47,7 @@ def context(state: BeliefState) -> WorkerContext:
         app=None,
         settings=Settings(),
         bootstrap="",
-        registry=SimpleNamespace(assets=ASSETS),
+        registry=SimpleNamespace(assets=ASSETS, forecasters={}),
         sensors=SENSORS,
         clock=lambda: NOW,
         db_executor=None,

@@ -148,6 +148,7 @@ class RegistryStore:
         self.down_for = down_for
         self.sensors: list[list[str]] = []
         self.assets: list[list[str]] = []
+        self.forecasters: list[list[str]] = []
         self.forgotten: list[tuple[str, list[str]]] = []
 
     def _call(self) -> None:
@@ -166,6 +167,10 @@ class RegistryStore:
     def upsert_assets(self, assets) -> None:
         self._call()
         self.assets.append([a.name for a in assets])
+
+    def upsert_forecasters(self, forecasters) -> None:
+        self._call()
+        self.forecasters.append([f"{f.name}:{f.sensor}" for f in forecasters])
 
 
 def test_registry_changes_land_after_the_store_comes_back_newest_per_name():
@@ -206,3 +211,18 @@ def test_deleted_registry_entries_leave_the_mirror_unless_defined_again():
     assert flush(sink) == []
     assert store.forgotten == [("sensors", ["pv"]), ("assets", ["home"])]
     assert store.sensors == [["load:kW", "heat:kW"]] and store.assets == []
+
+
+def test_forecasters_are_mirrored_and_forgotten_apart_from_assets_of_the_same_name():
+    from schemas.assets import Asset
+    from schemas.forecaster import Forecaster
+    from streams.ingest.sink import RegistrySink
+
+    store = RegistryStore()
+    sink = fast(RegistrySink(store, Health(started=True)))
+    sink.add(Asset.model_validate({"name": "pv"}), Forecaster(name="pv", sensor="pv-power"))
+    assert flush(sink) == []
+    assert store.assets == [["pv"]] and store.forecasters == [["pv:pv-power"]]
+    sink.remove("forecaster", "pv")
+    assert flush(sink) == []
+    assert store.forgotten == [("forecasters", ["pv"])]
