@@ -1,14 +1,14 @@
 """``flexstream delete sensor|asset|report|forecaster NAME``: tombstones on the compacted topics.
 
 A deletion is a message with the entity's key and no value on the topic it
-lives on (``registry`` for sensors, assets and forecasters,
-``report-definitions`` for reports): every view drops the entity, the worker stops running a deleted
+lives on (``registry`` for sensors, assets and forecasters, ``report-definitions``
+for reports): every view drops the entity, the worker stops running a deleted
 report and removes a deleted sensor or asset from its ClickHouse table.
 Nothing still referring to the entity may remain (:mod:`schemas.deletion`).
 
-A sensor's beliefs stay in ClickHouse unless ``--purge``; so do a
-forecaster's forecasts (beliefs from source ``forecaster:<name>``) and scores. Purging writes to
-the store, which the embedded engine admits to one process: while a worker
+A sensor's beliefs stay in ClickHouse unless ``--purge``; so do a forecaster's
+forecasts (beliefs from source ``forecaster:<name>``) and scores. Purging writes
+to the store, which the embedded engine admits to one process: while a worker
 holds the data folder, the worker purges (its ``/admin/purge/`` endpoint, with
 the data folder's admin token, once the tombstone has reached it); otherwise
 the command opens the store itself.
@@ -71,17 +71,6 @@ def confirm(yes: bool, what: str, interactive: bool | None = None) -> None:
     click.confirm(f"delete {what}?", abort=True)
 
 
-def _purge_allowed(s: Any, purge: bool) -> None:
-    """Refuse a forecaster's ``--purge`` while a worker holds the embedded store."""
-    worker = _worker(s)
-    if purge and worker is not None:
-        raise InfraError(
-            f"--purge: the running worker (pid {worker['pid']}) holds the embedded store; "
-            "a forecaster's forecasts are purged without a worker: stop it, run this again "
-            "and start it (or delete without --purge: the forecasts stay)"
-        )
-
-
 def _in_store(s: Any, table: str, name: str, purge: bool) -> int:
     """Without a worker: remove ``name`` from its mirror table and, if asked, purge its beliefs.
 
@@ -103,8 +92,10 @@ def _in_store(s: Any, table: str, name: str, purge: bool) -> int:
         store.close()
 
 
-def _purge_through_worker(worker: dict[str, Any], s: Any, name: str, timeout: float) -> int:
-    """Have the running ``worker`` purge the beliefs of deleted sensor ``name``; how many."""
+def _purge_through_worker(
+    worker: dict[str, Any], s: Any, kind: str, name: str, timeout: float
+) -> int:
+    """Have the running ``worker`` purge deleted ``kind`` (sensor, forecaster) ``name``."""
     import json
     import time
     import urllib.error
@@ -120,7 +111,7 @@ def _purge_through_worker(worker: dict[str, Any], s: Any, name: str, timeout: fl
         )
     req = urllib.request.Request(
         f"http://127.0.0.1:{worker['web_port']}/admin/purge/",
-        data=json.dumps({"sensor": name}).encode(),
+        data=json.dumps({kind: name}).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
         method="POST",
     )
@@ -133,14 +124,14 @@ def _purge_through_worker(worker: dict[str, Any], s: Any, name: str, timeout: fl
             reason = exc.read().decode(errors="replace")
             if exc.code not in (409, 503) or time.monotonic() > deadline:
                 raise InfraError(
-                    f"--purge: the worker (pid {worker['pid']}) did not purge {name}'s beliefs "
-                    f"({exc.code}: {reason}); the sensor is deleted, its beliefs stay: run "
-                    f"'flexstream delete sensor {name} --purge' again later"
+                    f"--purge: the worker (pid {worker['pid']}) did not purge {kind} {name} "
+                    f"({exc.code}: {reason}); it is deleted, its beliefs stay: run "
+                    f"'flexstream delete {kind} {name} --purge' again later"
                 ) from None
         except (urllib.error.URLError, OSError) as exc:
             raise InfraError(
                 f"--purge: the worker (pid {worker['pid']}) does not answer on 127.0.0.1:"
-                f"{worker['web_port']} ({exc}); the sensor is deleted, its beliefs stay"
+                f"{worker['web_port']} ({exc}); the {kind} is deleted, its beliefs stay"
             ) from None
         time.sleep(0.3)  # the tombstone has not reached the worker yet
 
@@ -154,11 +145,11 @@ def _file_sensors(s: Any) -> set[str]:
     return set(load_sensors(load_document(path), str(path))) if path else set()
 
 
-def _purge(worker: dict[str, Any] | None, s: Any, name: str) -> int:
-    """Delete the beliefs of deleted sensor ``name``: through the running worker, or here."""
+def _purge(worker: dict[str, Any] | None, s: Any, name: str, kind: str = "sensor") -> int:
+    """Purge deleted ``kind`` ``name``: through the running worker, or here."""
     if worker is not None:
-        return _purge_through_worker(worker, s, name, timeout=30.0)
-    return _in_store(s, "sensors", name, purge=True)
+        return _purge_through_worker(worker, s, kind, name, timeout=30.0)
+    return _in_store(s, f"{kind}s", name, purge=True)
 
 
 def _beliefs(n: int) -> str:
@@ -254,11 +245,10 @@ def delete_forecaster(name: str, purge: bool, yes: bool) -> None:
 
     s = _settings()
     check_forecaster_deletable(name, _registry(s).forecasters)
-    _purge_allowed(s, purge)
     confirm(yes, f"forecaster {name}" + (" and all its forecasts" if purge else ""))
     registry.tombstone(_producer(s), s.kafka.topic("registry"), "forecaster", name)
     if purge:
-        n = _in_store(s, "forecasters", name, purge=True)
+        n = _purge(_worker(s), s, name, "forecaster")
         click.echo(f"deleted forecaster {name} and its {n} forecast belief{'s' if n != 1 else ''}")
         return
     _mirror(s, "forecasters", name)

@@ -7,7 +7,8 @@
   runner (:mod:`connectors.analyst_sql`), opened on the first query once the
   store is open, with the readers' token (``sql-token``);
 - ``POST /admin/purge/`` is the operators' one write through the worker, with
-  the admin token (``admin-token``): it deletes the beliefs of a deleted sensor.
+  the admin token (``admin-token``): it deletes the beliefs of a deleted sensor,
+  or the forecasts and scores of a deleted forecaster.
 
 Both tokens are written afresh into the data folder at start (:mod:`streams.sql.auth`).
 """
@@ -31,6 +32,7 @@ from connectors.analyst_sql import (
     open_analyst_sql,
 )
 from schemas.errors import ConnectorError
+from schemas.forecaster import forecaster_source
 from streams.context import WorkerContext
 from streams.sql import auth as sql_auth
 from streams.sql.clickhouse_http import ClickHouseInterface
@@ -128,11 +130,12 @@ def install(ctx: WorkerContext) -> None:
 
     @app.page("/admin/purge/")
     class PurgeView(faust.web.View):
-        """Delete every belief of a deleted sensor: POST {"sensor": NAME} as application/json.
+        """Purge a deleted entity: POST {"sensor": NAME} or {"forecaster": NAME} as JSON.
 
+        A sensor's beliefs, or a forecaster's forecasts (its source) and scores.
         The operators' one write through the worker (which holds the embedded
         store): it needs the data folder's admin token, not the readers' one,
-        and only a sensor already deleted from the registry is purged (409
+        and only an entity already deleted from the registry is purged (409
         while the worker still knows it, e.g. before the tombstone reached it).
         """
 
@@ -141,18 +144,25 @@ def install(ctx: WorkerContext) -> None:
             if refused:
                 return self.error(*refused)
             try:
-                name = (await request.json())["sensor"]
-                if not isinstance(name, str) or not name:
+                body = await request.json()
+                ((kind, name),) = body.items()
+                if kind not in ("sensor", "forecaster") or not isinstance(name, str) or not name:
                     raise TypeError(name)
-            except (ValueError, KeyError, TypeError):
-                return self.error(400, 'send a JSON object {"sensor": NAME}')
-            if name in ctx.sensors:
-                return self.error(409, f"sensor {name!r} is still registered; delete it first")
+            except (ValueError, TypeError, AttributeError):
+                return self.error(
+                    400, 'send a JSON object {"sensor": NAME} or {"forecaster": NAME}'
+                )
+            known = ctx.sensors if kind == "sensor" else ctx.registry.forecasters
+            if name in known:
+                return self.error(409, f"{kind} {name!r} is still registered; delete it first")
             store = ctx.store
             if store is None:
                 return self.error(503, "the worker's store is not open yet; retry shortly")
-            purged = await ctx.run_db(store.purge_beliefs, name)
-            log.info("purged %d beliefs of deleted sensor %s", purged, name)
-            return self.json({"sensor": name, "purged": purged})
+            if kind == "sensor":
+                purged = await ctx.run_db(store.purge_beliefs, name)
+            else:
+                purged = await ctx.run_db(store.purge_forecasts, forecaster_source(name))
+            log.info("purged %d beliefs of deleted %s %s", purged, kind, name)
+            return self.json({kind: name, "purged": purged})
 
     _ = (SqlView, PurgeView)

@@ -153,6 +153,15 @@ def test_readings_become_quantile_forecasts_that_are_scored_as_measurements_arri
     out = run(["forecast", "backtest", "--forecaster", "ghost", *window], fs.env)
     assert out.returncode == 2 and "'ghost' is not registered" in out.stderr
 
+    # Deleted with --purge while the worker runs: the worker purges its forecasts and scores.
+    out = run(["delete", "forecaster", "load-ahead", "--purge", "--yes"], fs.env)
+    assert out.returncode == 0, out.stderr
+    assert "deleted forecaster load-ahead and its" in out.stdout
+    gone = "SELECT toUInt32(count()) FROM flexstream.beliefs WHERE source = 'forecaster:load-ahead'"
+    assert fs.sql(gone) == [[0]]
+    assert fs.sql("SELECT toUInt32(count()) FROM flexstream.forecast_scores") == [[0]]
+    assert fs.sql("SELECT toUInt32(count()) > 0 FROM flexstream.beliefs") == [[1]]
+
 
 def test_a_schedule_uses_the_forecast_where_its_load_has_no_beliefs(fs, tmp_path):
     register(fs, tmp_path)
