@@ -9,7 +9,10 @@ Prints, measured side by side in one run:
   for events inside the state's window (so every reading updates the state),
   publish -> rows visible in ClickHouse.
 
-Usage: .venv/bin/python tests/benchmarks/bench_scheduling.py [--quick]
+With ``--brokers 3`` the same runs on a local three-node KRaft cluster
+(replication 3, two in sync) instead of one broker.
+
+Usage: .venv/bin/python tests/benchmarks/bench_scheduling.py [--quick] [--brokers N]
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--brokers", type=int, default=1, help="1, or a local cluster of N nodes")
     args = ap.parse_args()
     n_req = 30 if args.quick else 200
     n_replan = 10 if args.quick else 50
@@ -58,9 +62,14 @@ def main() -> None:
     kafka_local.fetch_jars(DIST)
     root = Path(tempfile.mkdtemp(prefix="flexstream-bench-sched-"))
     bdir = root / "broker"
-    info = kafka_local.start(
-        bdir, DIST, port=kafka_local.free_port(), controller_port=kafka_local.free_port()
-    )
+    if args.brokers > 1:
+        ports = [(kafka_local.free_port(), kafka_local.free_port()) for _ in range(args.brokers)]
+        info = kafka_local.start_cluster(bdir, DIST, nodes=args.brokers, ports=ports, heap_mb=384)
+    else:
+        info = kafka_local.start(
+            bdir, DIST, port=kafka_local.free_port(), controller_port=kafka_local.free_port()
+        )
+    print(f"Kafka: {args.brokers} node(s) at {info.bootstrap}")
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     env = {
         **os.environ,
@@ -75,7 +84,9 @@ def main() -> None:
     settings = Settings()
     os.environ.clear()
     os.environ.update(saved)
-    ensure_topics({"bootstrap.servers": info.bootstrap}, prefix)
+    ensure_topics(
+        {"bootstrap.servers": info.bootstrap}, prefix, replication_factor=min(3, args.brokers)
+    )
     proc = None
     try:
         sensors = [
@@ -202,7 +213,10 @@ def main() -> None:
     finally:
         if proc is not None:
             runtime.stop_process(proc)
-        kafka_local.stop(bdir)
+        if args.brokers > 1:
+            kafka_local.stop_cluster(bdir)
+        else:
+            kafka_local.stop(bdir)
         shutil.rmtree(root, ignore_errors=True)
 
 
