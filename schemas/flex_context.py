@@ -29,7 +29,7 @@ from schemas.flex_model import (
 )
 
 #: FlexMeasures 1.0 flex-context fields that FlexStream does not support yet.
-PLANNED_FLEX_CONTEXT_FIELDS = frozenset({"commodities"})
+PLANNED_FLEX_CONTEXT_FIELDS: frozenset[str] = frozenset()
 
 
 def _sensor_list(value: Any) -> Any:
@@ -56,6 +56,8 @@ class FlexContext(_FlexBase):
     site_consumption_capacity: FieldValue = Field(default=None, alias="site-consumption-capacity")
     site_production_capacity: FieldValue = Field(default=None, alias="site-production-capacity")
     commitments: list[Any] = Field(default_factory=list)
+    #: Other commodities' contexts (``schemas.commodities``); split off before parsing.
+    commodities: list[Any] = Field(default_factory=list)
     site_peak_consumption: FieldValue = Field(default=None, alias="site-peak-consumption")
     site_peak_consumption_price: FieldValue = Field(
         default=None, alias="site-peak-consumption-price"

@@ -65,8 +65,6 @@ PLANNED_FLEX_MODEL_FIELDS = frozenset(
     {
         "operation-modes",
         "group",
-        "coupling",
-        "coupling-coefficient",
         "inflexible-consumption",
         "inflexible-production",
     }
@@ -78,7 +76,9 @@ class StorageFlexModel(_FlexBase):
 
     sensor: SensorName
     asset: int | str | None = None
-    commodity: Literal["electricity"] = "electricity"
+    commodity: str = Field(default="electricity", min_length=1)
+    coupling: str | None = Field(default=None, min_length=1)
+    coupling_coefficient: FieldValue = Field(default=None, alias="coupling-coefficient")
     consumption: OutputSensor = None
     production: OutputSensor = None
     state_of_charge: FieldValue = Field(default=None, alias="state-of-charge")
@@ -168,10 +168,10 @@ def input_error(exc: ValidationError, prefix: str = "") -> InputError:
         msg = "unknown field; check its spelling against the FlexMeasures field names"
     elif err["type"] == "missing":
         msg = "this field is required"
-    elif loc == "commodity":
+    elif loc == "commodity" and prefix == "flex-context":
         msg = (
-            "only 'electricity' is supported here; other commodities are a FlexMeasures "
-            "feature FlexStream does not support yet"
+            "the top of the flex-context is the electricity context; give other commodities "
+            'their own entry in its commodities list, e.g. [{"commodity": "gas", ...}]'
         )
     return InputError(msg, field)
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from schemas.errors import InputError
+
+if TYPE_CHECKING:
+    from schemas.commodities import CommodityGrid, Coupling
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,15 @@ def _vec(value: np.ndarray | float, length: int) -> np.ndarray:
     return arr.astype(float, copy=True)
 
 
+def broadcast(obj: object, n: int, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    """Make each named attribute an array of ``n`` values; ``optional`` ones only when set."""
+    for name in names:
+        setattr(obj, name, _vec(getattr(obj, name), n))
+    for name in optional:
+        if getattr(obj, name) is not None:
+            setattr(obj, name, _vec(getattr(obj, name), n))
+
+
 @dataclass
 class StorageDevice:
     """A battery, EV (V2G when it may produce) or heat buffer, resolved per step.
@@ -96,6 +108,9 @@ class StorageDevice:
     ``BreachPrices`` price device breaches; ``power_capacity`` (both directions)
     is always hard. ``outputs`` holds the output sensors the user named
     (``state-of-charge``, ``consumption``, ``production``) for the stream to write to.
+    ``commodity`` is the one it takes or gives (``schemas.commodities``); a
+    converter's port without SOC fields has no state of charge (``has_soc``
+    false, SOC unbounded).
     """
 
     name: str
@@ -117,6 +132,8 @@ class StorageDevice:
     prefer_charging_sooner: bool = True
     prefer_curtailing_later: bool = True
     outputs: dict[str, Any] = field(default_factory=dict)
+    commodity: str = "electricity"
+    has_soc: bool = True
 
     def __post_init__(self) -> None:
         """Broadcast scalars to arrays of the right length."""
@@ -226,6 +243,10 @@ class SiteProblem:
     peak_production: np.ndarray | float = 0.0
     peak_production_price: np.ndarray | None = None
     commitments: list[Commitment] = field(default_factory=list)
+    #: Other commodities' connections and the converters between commodities
+    #: (``schemas.commodities``); the fields above are electricity's.
+    commodities: list[CommodityGrid] = field(default_factory=list)
+    couplings: list[Coupling] = field(default_factory=list)
     currency: str = "EUR"
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -237,18 +258,19 @@ class SiteProblem:
         if self.production_price is None:
             self.production_price = self.consumption_price.copy()
         self.production_price = _vec(self.production_price, n)
-        for name in (
-            "site_power_capacity",
-            "site_consumption_capacity",
-            "site_production_capacity",
-            "inflexible_power",
-            "peak_consumption",
-            "peak_production",
-        ):
-            setattr(self, name, _vec(getattr(self, name), n))
-        for name in ("peak_consumption_price", "peak_production_price"):
-            if getattr(self, name) is not None:
-                setattr(self, name, _vec(getattr(self, name), n))
+        steps = ("site_power_capacity", "site_consumption_capacity", "site_production_capacity")
+        steps += ("inflexible_power", "peak_consumption", "peak_production")
+        broadcast(self, n, steps, ("peak_consumption_price", "peak_production_price"))
         for dev in self.devices:
             if dev.n != n:
                 raise ValueError(f"device {dev.name!r} has {dev.n} steps, the site {n}")
+        commodities = {"electricity"} | {c.commodity for c in self.commodities}
+        for dev in self.devices:
+            commodity = getattr(dev, "commodity", "electricity")
+            if commodity not in commodities:
+                raise ValueError(f"device {dev.name!r} takes {commodity!r}, which has no context")
+        names = {d.name for d in self.devices if isinstance(d, StorageDevice)}
+        for coupling in self.couplings:
+            missing = set(coupling.devices) - names
+            if missing:
+                raise ValueError(f"coupling {coupling.name!r} names unknown devices {missing}")

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pint
 
+from schemas.commodities import resolve_commodities, resolve_couplings, split_flex_context
 from schemas.errors import InputError
 from schemas.flex_context import FlexContext, deprecation_notes, parse_flex_context
 from schemas.flex_model import (
@@ -311,6 +312,10 @@ def _storage(
     soc_at_start = _soc_at_start(m, f, reader, bare)
     soc_min = 0.0 if m.soc_min is None else soc_value(m.soc_min, "soc-min")
     soc_max = math.inf if m.soc_max is None else soc_value(m.soc_max, "soc-max")
+    # A converter's port that states nothing about a state of charge has none.
+    has_soc = m.coupling is None or bool(_SOC_FIELDS & m.model_fields_set)
+    if not has_soc:
+        soc_min = -math.inf
     if soc_min > soc_max:
         raise InputError(
             f"soc-min ({soc_min:g} kWh) exceeds soc-max ({soc_max:g} kWh)", f"{f}.soc-min"
@@ -382,7 +387,26 @@ def _storage(
         prefer_charging_sooner=m.prefer_charging_sooner,
         prefer_curtailing_later=m.prefer_curtailing_later,
         outputs=outputs,
+        commodity=m.commodity,
+        has_soc=has_soc,
     )
+
+
+#: Flex-model fields about a state of charge (their python names).
+_SOC_FIELDS = frozenset(
+    {
+        "state_of_charge",
+        "soc_at_start",
+        "soc_min",
+        "soc_max",
+        "soc_minima",
+        "soc_maxima",
+        "soc_targets",
+        "soc_usage",
+        "soc_gain",
+        "storage_efficiency",
+    }
+)
 
 
 def _storage_efficiency(value: Any, field: str, reader: SeriesReader) -> np.ndarray:
@@ -546,6 +570,7 @@ def _context(
     devices: list[Device],
     prices: tuple[str, np.ndarray, np.ndarray],
     spc: np.ndarray,
+    **extra: Any,
 ) -> SiteProblem:
     currency, cp, pp = prices
     scc = reader.steps(
@@ -612,6 +637,7 @@ def _context(
         outputs=outputs,
         **peaks,
         **prices,
+        **extra,
     )
 
 
@@ -695,18 +721,34 @@ def parse_site_problem(
     """
     grid = make_grid(start, duration, resolution)
     models: list[FlexModel] = parse_flex_models(flex_model)
-    ctx = parse_flex_context(flex_context)
-    notes = deprecation_notes(flex_context)
-    reader = SeriesReader(grid, resolver)
-    prices = _prices(ctx, reader)
-    spc = _site_power_capacity(ctx, reader)
+    split = split_flex_context(flex_context)
+    try:
+        ctx = parse_flex_context(split.electricity)
+        notes = deprecation_notes(split.electricity)
+        reader = SeriesReader(grid, resolver)
+        prices = _prices(ctx, reader)
+        spc = _site_power_capacity(ctx, reader)
+    except InputError as exc:
+        raise split.renamed(exc) from None
     devices: list[Device] = []
+    ports = []
     for i, m in enumerate(models):
         f = "flex-model" if isinstance(flex_model, dict) else f"flex-model[{i}]"
         if isinstance(m, StorageFlexModel):
-            devices.append(_storage(m, f, reader, spc, notes))
+            dev = _storage(m, f, reader, spc, notes)
+            devices.append(dev)
+            ports.append((f, m, dev))
         else:
             devices.append(_process(m, f, reader))
-    problem = _context(ctx, reader, devices, prices, spc)
+    commodities = resolve_commodities(
+        split.others, [d.commodity for _, _, d in ports], reader, prices[0]
+    )
+    couplings = resolve_couplings(ports, reader)
+    try:
+        problem = _context(
+            ctx, reader, devices, prices, spc, commodities=commodities, couplings=couplings
+        )
+    except InputError as exc:
+        raise split.renamed(exc) from None
     problem.notes = notes
     return problem

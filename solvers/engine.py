@@ -37,10 +37,18 @@ import numpy as np
 from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice, TimeGrid
 from solvers.backend import RawSolution, Termination, get_backend, solve_on_face
 from solvers.commitments import commitment_cost
+from solvers.commodities import coupling_mismatch, limits, net_flow
 from solvers.formulation import Formulation, build
 from solvers.lp import CompiledLP
 from solvers.peaks import peak_charges
-from solvers.result import Breach, Costs, DeviceSchedule, ScheduleResult, Status
+from solvers.result import (
+    Breach,
+    CommodityCost,
+    Costs,
+    DeviceSchedule,
+    ScheduleResult,
+    Status,
+)
 from solvers.storage import soc_trajectory, soft_breach
 
 #: Hard constraints must hold within this (kW or kWh).
@@ -248,23 +256,43 @@ def _interpret(
     schedules = []
     for dev, p in zip(problem.devices, powers, strict=True):
         if isinstance(dev, StorageDevice):
-            schedules.append(DeviceSchedule(dev.name, "storage", p, soc_trajectory(dev, p, dt)))
+            soc = soc_trajectory(dev, p, dt) if dev.has_soc else None
+            schedules.append(DeviceSchedule(dev.name, "storage", p, soc))
         else:
             schedules.append(DeviceSchedule(dev.name, "process", p))
     result.schedules = schedules
-    net = np.sum(powers, axis=0) + problem.inflexible_power if powers else problem.inflexible_power
-    breaches = list(_breaches(problem, schedules, net))
-    violations = list(_hard_violations(problem, schedules, net))
+    electric = [p for d, p in zip(problem.devices, powers, strict=True) if _electric(d)]
+    net = (
+        np.sum(electric, axis=0) + problem.inflexible_power
+        if electric
+        else problem.inflexible_power
+    )
+    nets = {cg.commodity: net_flow(cg, problem.devices, powers) for cg in problem.commodities}
+    breaches = list(_breaches(problem, schedules, net, nets))
+    violations = list(_hard_violations(problem, schedules, net, nets))
     cons = np.maximum(net, 0.0)
     prod = np.maximum(-net, 0.0)
+    by_commodity = {
+        "electricity": CommodityCost(
+            float(np.sum(problem.consumption_price * cons * dt)),
+            float(np.sum(problem.production_price * prod * dt)),
+        )
+    }
+    for cg in problem.commodities:
+        flow = nets[cg.commodity]
+        by_commodity[cg.commodity] = CommodityCost(
+            float(np.sum(cg.consumption_price * np.maximum(flow, 0.0) * dt)),
+            float(np.sum(cg.production_price * np.maximum(-flow, 0.0) * dt)),
+        )
     result.costs = Costs(
         currency=problem.currency,
-        consumption=float(np.sum(problem.consumption_price * cons * dt)),
-        production_revenue=float(np.sum(problem.production_price * prod * dt)),
+        consumption=sum(c.consumption for c in by_commodity.values()),
+        production_revenue=sum(c.production_revenue for c in by_commodity.values()),
         breaches=float(sum(b.cost or 0.0 for b in breaches)),
         peak_consumption=_peak_cost(cons, problem.peak_consumption, problem.peak_consumption_price),
         peak_production=_peak_cost(prod, problem.peak_production, problem.peak_production_price),
         commitments={c.name: commitment_cost(net, c) for c in problem.commitments},
+        commodities=by_commodity,
     )
     result.breaches = breaches
     if violations:
@@ -293,6 +321,11 @@ def _interpret(
     return result
 
 
+def _electric(dev: object) -> bool:
+    """Whether a device takes or gives electricity (processes always do)."""
+    return getattr(dev, "commodity", "electricity") == "electricity"
+
+
 def _peak_cost(flow: np.ndarray, baseline: np.ndarray, price: np.ndarray | None) -> float:
     """What the schedule's new peaks of ``flow`` cost (0 without a peak price)."""
     if price is None:
@@ -308,12 +341,15 @@ def _side(values: np.ndarray, limit: np.ndarray, above: bool) -> np.ndarray:
 
 
 def _breaches(
-    problem: SiteProblem, schedules: list[DeviceSchedule], net: np.ndarray
+    problem: SiteProblem,
+    schedules: list[DeviceSchedule],
+    net: np.ndarray,
+    nets: dict[str, np.ndarray],
 ) -> Iterable[Breach]:
     """Breaches of soft constraints, read from the schedule (not from slack columns)."""
     grid, bp = problem.grid, problem.breach_prices
     for dev, s in zip(problem.devices, schedules, strict=True):
-        if not isinstance(dev, StorageDevice):
+        if not isinstance(dev, StorageDevice) or s.soc is None:
             continue
         targets_soft = bp.soc_minima is not None and bp.soc_maxima is not None
         checks = (
@@ -349,6 +385,16 @@ def _breaches(
     for name, flow, cap, price in site_checks:
         if price is not None:
             yield from _capacity_breaches(grid, name, None, flow, cap, price)
+    for cg in problem.commodities:
+        flows = _sides(nets[cg.commodity])
+        for name, side, cap, price in limits(cg):
+            if price is not None:
+                yield from _capacity_breaches(grid, name, None, flows[side], cap, price)
+
+
+def _sides(net: np.ndarray) -> dict[str, np.ndarray]:
+    """A net flow's import (consumption) and export (production), kW per step."""
+    return {"consumption": np.maximum(net, 0.0), "production": np.maximum(-net, 0.0)}
 
 
 def _capacity_breaches(
@@ -373,14 +419,19 @@ def _capacity_breaches(
 
 
 def _hard_violations(
-    problem: SiteProblem, schedules: list[DeviceSchedule], net: np.ndarray
+    problem: SiteProblem,
+    schedules: list[DeviceSchedule],
+    net: np.ndarray,
+    nets: dict[str, np.ndarray],
 ) -> Iterable[Breach]:
     """Hard constraints the schedule breaks by more than ``FEASIBILITY_TOL``."""
     grid, bp = problem.grid, problem.breach_prices
     for dev, s in zip(problem.devices, schedules, strict=True):
         if isinstance(dev, ProcessDevice):
             continue
-        soc, p = s.soc, s.power
+        p = s.power
+        # A port without a state of charge has no SOC constraint to check.
+        soc = s.soc if s.soc is not None else np.zeros(grid.n + 1)
         cons_cap = dev.consumption_capacity
         if soft_breach(cons_cap, bp.device_consumption):
             cons_cap = dev.power_capacity
@@ -415,10 +466,24 @@ def _hard_violations(
         site_checks.append(("site-consumption-capacity", cons, problem.site_consumption_capacity))
     if bp.site_production is None:
         site_checks.append(("site-production-capacity", prod, problem.site_production_capacity))
+    for cg in problem.commodities:
+        flows = _sides(nets[cg.commodity])
+        for side in ("consumption", "production"):
+            site_checks.append(
+                (f"{cg.commodity} site-power-capacity", flows[side], cg.site_power_capacity)
+            )
+        for name, side, cap, price in limits(cg):
+            if price is None:
+                site_checks.append((name, flows[side], cap))
     for name, flow, cap in site_checks:
         amount = _side(flow, cap, True)
         for t in np.flatnonzero(amount > FEASIBILITY_TOL):
             yield Breach(name, None, grid.step_start(int(t)), float(amount[t]), "kW")
+    powers = {s.sensor: s.power for s in schedules}
+    for coupling in problem.couplings:
+        amount = coupling_mismatch(coupling, powers)
+        for t in np.flatnonzero(amount > FEASIBILITY_TOL):
+            yield Breach("coupling", coupling.name, grid.step_start(int(t)), float(amount[t]), "kW")
 
 
 def _describe(items: list[Breach], limit: int = 5) -> str:

@@ -60,6 +60,7 @@ import numpy as np
 from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice
 from solvers.breaches import add_priced_breach
 from solvers.commitments import add_commitment
+from solvers.commodities import CommodityVars, add_commodity, add_coupling
 from solvers.lp import ColumnBlock, LinearProgram, add_either_or
 from solvers.peaks import add_peak
 from solvers.process import ProcessVars, add_process
@@ -76,6 +77,8 @@ class SiteVars:
     consumption: ColumnBlock | None = None
     production: ColumnBlock | None = None
     split: ColumnBlock | None = None
+    commodities: list[CommodityVars] = field(default_factory=list)
+    couplings: list[ColumnBlock] = field(default_factory=list)
 
     def device_power(self, x: np.ndarray) -> list[np.ndarray]:
         """Net power per device (kW, input order) from a solution vector."""
@@ -112,6 +115,11 @@ def add_site(
     max_cons = np.maximum(problem.inflexible_power, 0.0)
     max_prod = np.maximum(-problem.inflexible_power, 0.0)
     t = np.arange(n)
+    # Devices of other commodities: their flows and largest imports/exports, per commodity.
+    other: dict[str, tuple[list, list, list]] = {
+        c.commodity: ([], [], []) for c in problem.commodities
+    }
+    other_max = {c.commodity: np.abs(c.inflexible_power) for c in problem.commodities}
     for dev in problem.devices:
         if isinstance(dev, StorageDevice):
             sv = add_storage(
@@ -126,14 +134,23 @@ def add_site(
                 binary_steps=(complementarity or {}).get(dev.name),
             )
             site.storages.append(sv)
-            b_rows += [t, t]
-            b_cols += [sv.charge.index, sv.discharge.index]
-            b_vals += [np.ones(n), -np.ones(n)]
             # With priced device breaches a device may reach its power capacity.
             up_c = dev.power_capacity if bp.device_consumption is not None else 0.0
             up_p = dev.power_capacity if bp.device_production is not None else 0.0
-            max_cons = max_cons + np.minimum(np.fmax(dev.consumption_capacity, up_c), BIG_M)
-            max_prod = max_prod + np.minimum(np.fmax(dev.production_capacity, up_p), BIG_M)
+            dev_cons = np.minimum(np.fmax(dev.consumption_capacity, up_c), BIG_M)
+            dev_prod = np.minimum(np.fmax(dev.production_capacity, up_p), BIG_M)
+            if dev.commodity != "electricity":
+                rows, cols, vals = other[dev.commodity]
+                rows += [t, t]
+                cols += [sv.charge.index, sv.discharge.index]
+                vals += [np.ones(n), -np.ones(n)]
+                other_max[dev.commodity] = other_max[dev.commodity] + np.maximum(dev_cons, dev_prod)
+                continue
+            b_rows += [t, t]
+            b_cols += [sv.charge.index, sv.discharge.index]
+            b_vals += [np.ones(n), -np.ones(n)]
+            max_cons = max_cons + dev_cons
+            max_prod = max_prod + dev_prod
         elif isinstance(dev, ProcessDevice):
             timing = TIMING * abs(dev.power) * dt * frac
             pv, rows, cols, vals, fixed = add_process(lp, dev, cp, timing)
@@ -146,6 +163,12 @@ def add_site(
             max_prod = max_prod + max(-dev.power, 0.0)
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown device type {type(dev).__name__}")
+    for cg in problem.commodities:
+        site.commodities.append(
+            add_commodity(lp, cg, other[cg.commodity], dt, other_max[cg.commodity])
+        )
+    by_name = {sv.device.name: sv for sv in site.storages}
+    site.couplings = [add_coupling(lp, c, by_name, n) for c in problem.couplings]
 
     if _price_only(problem):
         # No limit at the connection and one price both ways: the site's cost is the

@@ -56,7 +56,10 @@ class Breach:
 
 @dataclass
 class DeviceSchedule:
-    """One device's net power per step (kW) and, for storage, SOC per boundary (kWh)."""
+    """One device's net power per step (kW) and, for storage, SOC per boundary (kWh).
+
+    A converter's port without a state of charge has ``soc`` None.
+    """
 
     sensor: str
     kind: str
@@ -65,8 +68,25 @@ class DeviceSchedule:
 
 
 @dataclass
+class CommodityCost:
+    """What one commodity's import costs and its export earns, in the request's currency."""
+
+    consumption: float = 0.0
+    production_revenue: float = 0.0
+
+    @property
+    def energy(self) -> float:
+        """Net energy cost of the commodity."""
+        return self.consumption - self.production_revenue
+
+
+@dataclass
 class Costs:
-    """Costs in ``currency``: energy bought minus sold, plus peak, commitment and breach costs."""
+    """Costs in ``currency``: energy bought minus sold, plus peak, commitment and breach costs.
+
+    ``consumption`` and ``production_revenue`` sum every commodity's;
+    ``commodities`` breaks them down by commodity (electricity first).
+    """
 
     currency: str
     consumption: float = 0.0
@@ -77,6 +97,7 @@ class Costs:
     peak_production: float = 0.0
     #: What deviating from each commitment costs, by commitment name.
     commitments: dict[str, float] = field(default_factory=dict)
+    commodities: dict[str, CommodityCost] = field(default_factory=dict)
 
     @property
     def energy(self) -> float:
@@ -134,6 +155,14 @@ class ScheduleResult:
             "peak-production": c.peak_production,
             "commitments": dict(c.commitments),
             "breaches": c.breaches,
+            "commodities": {
+                name: {
+                    "energy": cc.energy,
+                    "consumption": cc.consumption,
+                    "production-revenue": cc.production_revenue,
+                }
+                for name, cc in c.commodities.items()
+            },
         }
 
     def _breaches_json(self, unit: str) -> list[dict[str, Any]]:

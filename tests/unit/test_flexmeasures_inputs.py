@@ -565,7 +565,7 @@ def test_every_case_schedules(fm, context):
             "does not support yet",
         ),
         (bat(group={"asset": 3}), CTX, "flex-model.group", "does not support yet"),
-        (BAT, ctx(commodities=[]), "flex-context.commodities", "does not support yet"),
+        (BAT, ctx(commodity="gas"), "flex-context.commodity", "commodities list"),
         (bat(**{"soc-mx": "40 kWh"}), CTX, "flex-model.soc-mx", "did you mean 'soc-max'"),
         (
             bat(**{"prefer_charging_sooner": True}),
@@ -586,7 +586,7 @@ def test_every_case_schedules(fm, context):
             "flex-context.consumption-price-sensor",
             '"consumption-price": {"sensor": 5}',
         ),
-        (bat(commodity="gas"), CTX, "flex-model.commodity", "electricity"),
+        (bat(commodity=""), CTX, "flex-model.commodity", "at least 1 character"),
     ],
 )
 def test_errors_name_the_field_and_say_what_to_do(fm, context, field, words):
