@@ -2,7 +2,11 @@
 
 The reference gives every storage step a charge/discharge binary and every site
 step an import/export binary (no per-instance shortcuts), so it checks the
-engine's LP-first strategy as well as its formulation.
+engine's LP-first strategy as well as its formulation. It also models other
+commodities (each its own balance, prices and capacities, priced breaches per
+step and at the peak) and converters (ports tied to one flow level), for the
+multi-commodity instances: a heat pump with a COP per step, a heat buffer with
+losses and usage, and optionally a CHP burning priced gas.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -13,7 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from schemas.commodities import CommodityGrid, Coupling
 from solvers import BreachPrices, SiteProblem, Status, StorageDevice, TimeGrid, schedule
+from solvers.commodities import coupling_mismatch, net_flow
 from solvers.highs_backend import MIP_REL_GAP
 from solvers.storage import decay_factor, soc_trajectory
 
@@ -50,7 +56,9 @@ def reference_cost(problem: SiteProblem) -> float | None:
         return np.arange(start, start + count)
 
     rows: list[tuple[dict[int, float], float, float]] = []
-    net_terms = [dict() for _ in range(n)]
+    commodity_terms = {c.commodity: [{} for _ in range(n)] for c in problem.commodities}
+    net_terms = commodity_terms["electricity"] = [{} for _ in range(n)]
+    flows = {}
     for d in problem.devices:
         cc = np.where(np.isfinite(d.consumption_capacity), d.consumption_capacity, 1e4)
         pc_max = np.where(np.isfinite(d.production_capacity), d.production_capacity, 1e4)
@@ -75,8 +83,9 @@ def reference_cost(problem: SiteProblem) -> float | None:
             )
             rows.append(({pc[t]: 1.0, z[t]: -cc[t]}, -np.inf, 0.0))
             rows.append(({pd[t]: 1.0, z[t]: pc_max[t]}, -np.inf, pc_max[t]))
-            net_terms[t][pc[t]] = 1.0
-            net_terms[t][pd[t]] = -1.0
+            commodity_terms[d.commodity][t][pc[t]] = 1.0
+            commodity_terms[d.commodity][t][pd[t]] = -1.0
+        flows[d.name] = (pc, pd)
         for k in range(1, n + 1):
             rows.append(({soc[k]: 1.0}, d.soc_min[k], d.soc_max[k]))
         for k in range(n + 1):
@@ -105,6 +114,36 @@ def reference_cost(problem: SiteProblem) -> float | None:
         rows.append((row, -problem.inflexible_power[t], -problem.inflexible_power[t]))
         rows.append(({gc[t]: 1.0, y[t]: -1e5}, -np.inf, 0.0))
         rows.append(({gp[t]: 1.0, y[t]: 1e5}, -np.inf, 1e5))
+    for cg in problem.commodities:
+        cap = np.where(np.isnan(cg.site_power_capacity), 1e5, cg.site_power_capacity)
+        hc = add(n, 0.0, cap, cg.consumption_price * dt)
+        hp = add(n, 0.0, cap, -cg.production_price * dt)
+        w = add(n, 0.0, 1.0, 0.0, 1)
+        for h, limit, price in (
+            (hc, cg.site_consumption_capacity, cg.consumption_breach_price),
+            (hp, cg.site_production_capacity, cg.production_breach_price),
+        ):
+            steps = [t for t in range(n) if np.isfinite(limit[t])]
+            if price is None:
+                rows.extend(({h[t]: 1.0}, -np.inf, limit[t]) for t in steps)
+                continue
+            breach = add(n, 0.0, np.inf, price)
+            (peak,) = add(1, 0.0, np.inf, 1.0)
+            for t in steps:
+                rows.append(({h[t]: 1.0, breach[t]: -1.0}, -np.inf, limit[t]))
+                rows.append(({breach[t]: price[t], peak: -1.0}, -np.inf, 0.0))
+        for t in range(n):
+            row = dict(commodity_terms[cg.commodity][t])
+            row[hc[t]] = -1.0
+            row[hp[t]] = 1.0
+            rows.append((row, -cg.inflexible_power[t], -cg.inflexible_power[t]))
+            rows.append(({hc[t]: 1.0, w[t]: -1e5}, -np.inf, 0.0))
+            rows.append(({hp[t]: 1.0, w[t]: 1e5}, -np.inf, 1e5))
+    for coupling in problem.couplings:
+        level = add(n, -np.inf, np.inf)
+        for name, k in zip(coupling.devices, coupling.coefficients, strict=True):
+            pc, pd = flows[name]
+            rows.extend(({pc[t]: 1.0, pd[t]: -1.0, level[t]: -k[t]}, 0.0, 0.0) for t in range(n))
     a = np.zeros((len(rows), len(cols)))
     for i, (row, _, _) in enumerate(rows):
         for j, v in row.items():
@@ -183,16 +222,20 @@ def check_schedule(problem, result):
     dt = problem.grid.dt_hours
     net = problem.inflexible_power.copy()
     for dev, s in zip(problem.devices, result.schedules, strict=True):
+        assert np.all(s.power <= dev.consumption_capacity + TOL)
+        assert np.all(-s.power <= dev.production_capacity + TOL)
+        if not dev.has_soc:
+            assert s.soc is None
+            continue
         np.testing.assert_allclose(s.soc, soc_trajectory(dev, s.power, dt), atol=1e-9)
         assert s.soc[0] == pytest.approx(dev.soc_at_start)
         assert np.all(s.soc[1:] >= dev.soc_min[1:] - TOL)
         assert np.all(s.soc[1:] <= dev.soc_max[1:] + TOL)
-        assert np.all(s.power <= dev.consumption_capacity + TOL)
-        assert np.all(-s.power <= dev.production_capacity + TOL)
         if problem.breach_prices.soc_minima is None:
             ok = np.isnan(dev.soc_targets) | (np.abs(s.soc - dev.soc_targets) <= TOL)
             assert ok.all()
-        net = net + s.power
+        if dev.commodity == "electricity":
+            net = net + s.power
     cap = problem.site_power_capacity
     assert np.all(np.isnan(cap) | (np.abs(net) <= cap + TOL))
 
@@ -242,3 +285,101 @@ def test_soft_instances_match_the_reference_and_list_breaches(problem):
         assert result.status is Status.RELAXED and result.breaches
     if result.status is Status.RELAXED:
         assert all(b.amount > 0 and b.cost is not None for b in result.breaches)
+
+
+@st.composite
+def multi_instances(draw):
+    """A heat pump (COP per step) and a heat buffer on a heat node; sometimes a CHP on gas."""
+    n = draw(st.integers(2, 6))
+    dt = draw(st.sampled_from([0.25, 1.0]))
+    grid = TimeGrid(T0, timedelta(hours=dt), n)
+    floats = lambda lo, hi: st.floats(lo, hi, allow_nan=False).map(lambda v: round(v, 3))  # noqa: E731
+    series = lambda lo, hi: np.array(draw(st.lists(floats(lo, hi), min_size=n, max_size=n)))  # noqa: E731
+    port = {"soc_at_start": 0.0, "soc_min": -np.inf, "has_soc": False}
+    devices = [
+        StorageDevice("hp", n, consumption_capacity=draw(floats(0, 5)), production_capacity=0.0,
+                      **port),
+        StorageDevice("hp-heat", n, consumption_capacity=0.0, production_capacity=1e3,
+                      commodity="heat", **port),
+    ]  # fmt: skip
+    soc_max = draw(floats(5, 30))
+    devices.append(
+        StorageDevice(
+            "buffer",
+            n,
+            soc_at_start=draw(floats(0, soc_max)),
+            soc_max=soc_max,
+            consumption_capacity=draw(floats(0, 20)),
+            production_capacity=draw(st.sampled_from([0.0, 5.0])),
+            storage_efficiency=draw(floats(0.9, 1.0)),
+            soc_usage=series(0, 3),
+            commodity="heat",
+            prefer_charging_sooner=False,
+        )
+    )
+    couplings = [Coupling("hp", ["hp", "hp-heat"], [np.ones(n), -series(1.5, 4.5)])]
+    heat_price = draw(st.one_of(st.none(), floats(5, 200)))
+    commodities = [
+        CommodityGrid(
+            "heat",
+            n,
+            site_consumption_capacity=0.0,
+            site_production_capacity=0.0,
+            consumption_breach_price=None if heat_price is None else np.full(n, heat_price),
+            production_breach_price=None if heat_price is None else np.full(n, heat_price),
+            inflexible_power=series(0, 2),
+            internal_node=True,
+        )
+    ]
+    if draw(st.booleans()):
+        commodities.append(
+            CommodityGrid("gas", n, consumption_price=draw(floats(0.01, 0.1)),
+                          site_production_capacity=0.0)
+        )  # fmt: skip
+        devices += [
+            StorageDevice("chp-gas", n, consumption_capacity=draw(floats(0, 10)),
+                          production_capacity=0.0, commodity="gas", **port),
+            StorageDevice("chp-el", n, consumption_capacity=0.0, production_capacity=1e3, **port),
+            StorageDevice("chp-heat", n, consumption_capacity=0.0, production_capacity=1e3,
+                          commodity="heat", **port),
+        ]  # fmt: skip
+        k_el, k_heat = draw(floats(0.25, 0.45)), draw(floats(0.4, 0.6))
+        couplings.append(
+            Coupling("chp", ["chp-gas", "chp-el", "chp-heat"],
+                     [np.ones(n), np.full(n, -k_el), np.full(n, -k_heat)])
+        )  # fmt: skip
+    return SiteProblem(
+        grid,
+        devices,
+        series(-0.1, 0.5),
+        site_power_capacity=draw(st.one_of(st.just(np.nan), floats(3, 20))),
+        inflexible_power=series(-3, 3),
+        commodities=commodities,
+        couplings=couplings,
+    )
+
+
+@SETTINGS
+@given(multi_instances())
+def test_multi_commodity_instances_match_the_reference(problem):
+    result = schedule(problem)
+    ref = reference_cost(problem)
+    if ref is None or result.status is Status.INFEASIBLE:
+        assert result.status is Status.INFEASIBLE and result.conflicts
+        assert ref is None or sum(c.amount for c in result.conflicts) < 1e-5
+        return
+    assert result.status in (Status.OPTIMAL, Status.RELAXED), result.message
+    check_schedule(problem, result)
+    assert result.costs.total == pytest.approx(ref, rel=_gap(result), abs=1e-5)
+    powers = {s.sensor: s.power for s in result.schedules}
+    for coupling in problem.couplings:
+        assert np.all(coupling_mismatch(coupling, powers) <= TOL)
+    heat = net_flow(problem.commodities[0], problem.devices, [s.power for s in result.schedules])
+    if problem.commodities[0].consumption_breach_price is None:
+        assert np.all(np.abs(heat) <= TOL)  # a hard node balances in every step
+    else:
+        listed = sum(b.amount for b in result.breaches if b.constraint == "heat balance"
+                     and not b.constraint.endswith("(peak)"))  # fmt: skip
+        assert listed == pytest.approx(float(np.sum(np.abs(heat))), abs=1e-5)
+    by_commodity = result.costs.commodities
+    assert sum(c.energy for c in by_commodity.values()) == pytest.approx(result.costs.energy)
