@@ -238,7 +238,8 @@ def test_the_flex_context_may_be_the_list_of_commodity_contexts():
 def commodity(entry: dict, grid: TimeGrid | None = None):
     """One resolved commodity context."""
     grid = grid or make_grid(START, "PT2H", "PT1H")
-    (out,) = resolve_commodities([("flex-context.commodities[0]", entry)], [], SeriesReader(grid), "EUR")
+    entries = [("flex-context.commodities[0]", entry)]
+    (out,) = resolve_commodities(entries, [], SeriesReader(grid), "EUR")
     return out
 
 
