@@ -13,6 +13,10 @@ largest one once more. With the per-step term alone, a given total breach costs
 the same however it is distributed, so the solver may put it all in one step;
 the peak term makes spreading it strictly cheaper, which is what a grid operator
 (and FlexMeasures' "any breach" commitment) asks for.
+
+Where the capacity is zero (no connection that way, e.g. a heat network's
+balance) the breach is the flow itself: the price goes onto the flow's column
+and the flow enters the peak row, with no breach column or capacity row.
 """
 
 from __future__ import annotations
@@ -37,32 +41,42 @@ def add_priced_breach(
     ``flow`` holds the column index of the flow per step; steps with an infinite
     or ``nan`` capacity get no breach column. Returns the breach and peak blocks.
     """
+    cap = np.asarray(cap, dtype=float)
     steps = np.flatnonzero(np.isfinite(cap))
     m = len(steps)
     if m == 0:
         return None
     p = np.asarray(price, dtype=float)[steps]
-    b = lp.add_columns(f"{name}.breach", m, 0.0, np.inf, p)
+    zero = cap[steps] == 0.0
+    # Breach columns only where the capacity is positive; elsewhere the flow is the breach.
+    pos = steps[~zero]
+    b = lp.add_columns(f"{name}.breach", len(pos), 0.0, np.inf, p[~zero])
+    lp.add_cost_at(flow[steps[zero]], p[zero])
+    breach_col = np.empty(m, dtype=np.int64)
+    breach_col[zero] = flow[steps[zero]]
+    breach_col[~zero] = b.start + np.arange(len(pos))
     peak = lp.add_columns(f"{name}.peak-breach", 1, 0.0, np.inf, 1.0)
+    if len(pos):
+        r = np.arange(len(pos))
+        lp.add_rows(
+            f"{name}.capacity",
+            np.repeat(r, 2),
+            np.stack([flow[pos], b.start + r], 1).ravel(),
+            np.tile([1.0, -1.0], len(pos)),
+            None,
+            cap[pos],
+            size=len(pos),
+            constraint=constraint,
+            device=device,
+            steps=pos,
+            unit="kW",
+            elastic=False,
+        )
     r = np.arange(m)
-    lp.add_rows(
-        f"{name}.capacity",
-        np.repeat(r, 2),
-        np.stack([flow[steps], b.start + r], 1).ravel(),
-        np.tile([1.0, -1.0], m),
-        None,
-        cap[steps],
-        size=m,
-        constraint=constraint,
-        device=device,
-        steps=steps,
-        unit="kW",
-        elastic=False,
-    )
     lp.add_rows(
         f"{name}.peak",
         np.repeat(r, 2),
-        np.stack([b.start + r, np.full(m, peak.start)], 1).ravel(),
+        np.stack([breach_col, np.full(m, peak.start)], 1).ravel(),
         np.stack([p, -np.ones(m)], 1).ravel(),
         None,
         0.0,

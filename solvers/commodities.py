@@ -15,10 +15,12 @@ devices balance each other; with a breach price its imbalance is listed as the
 breach ``<commodity> balance`` with its cost. Where a production price exceeds
 the consumption price a binary per step keeps ``h+`` and ``h-`` apart.
 
-A converter (a ``coupling`` of flex-model entries, one per commodity port) gets
-one free column ``a[t]``, its flow level, and per port ``d`` and step::
+A converter (a ``coupling`` of flex-model entries, one per commodity port)
+moves at one flow level ``a[t]`` per step, each port ``d`` at ``P_d[t] = k_d[t] a[t]``
+(``k_d > 0`` for an input port, ``< 0`` for an output port). The level is the
+first port's ``P_0 / k_0``, so no column is needed: per other port and step::
 
-    P_d[t] - k_d[t] a[t] = 0       (k_d > 0 for an input port, < 0 for an output port)
+    P_d[t] - (k_d[t] / k_0[t]) P_0[t] = 0
 
 These rows are hard, and named ``coupling`` (with the converter's name as the
 device) in the infeasibility diagnosis. A heat pump is an electricity port with
@@ -120,17 +122,22 @@ def add_commodity(
 
 def add_coupling(
     lp: LinearProgram, coupling: Coupling, storages: dict[str, StorageVars], n: int
-) -> ColumnBlock:
-    """Tie a converter's ports to one flow level per step; return the level's columns."""
-    level = lp.add_columns(f"{coupling.name}.flow-level", n, -np.inf, np.inf)
+) -> None:
+    """Tie a converter's ports to the first port's flow level, step by step."""
     t = np.arange(n)
-    for name, coef in zip(coupling.devices, coupling.coefficients, strict=True):
+    first = storages[coupling.devices[0]]
+    k0 = coupling.coefficients[0]
+    for name, coef in zip(coupling.devices[1:], coupling.coefficients[1:], strict=True):
         sv = storages[name]
+        ratio = coef / k0
         lp.add_rows(
             f"{coupling.name}.{name}.coupling",
-            np.repeat(t, 3),
-            np.stack([sv.charge.start + t, sv.discharge.start + t, level.start + t], 1).ravel(),
-            np.stack([np.ones(n), -np.ones(n), -coef], 1).ravel(),
+            np.repeat(t, 4),
+            np.stack(
+                [sv.charge.start + t, sv.discharge.start + t,
+                 first.charge.start + t, first.discharge.start + t], 1
+            ).ravel(),
+            np.stack([np.ones(n), -np.ones(n), -ratio, ratio], 1).ravel(),
             0.0,
             0.0,
             size=n,
@@ -138,8 +145,7 @@ def add_coupling(
             device=coupling.name,
             unit="kW",
             elastic_weight=10.0,
-        )
-    return level
+        )  # fmt: skip
 
 
 def coupling_mismatch(coupling: Coupling, powers: dict[str, np.ndarray]) -> np.ndarray:

@@ -188,3 +188,75 @@ def battery_fleet_problem(
         day_ahead_prices(n, grid.dt_hours, seed),
         site_power_capacity=0.4 * total_power,
     )
+
+
+def _segments(values: np.ndarray, unit: str) -> list[dict]:
+    """One 15-minute segment per value from START, as a FlexMeasures user writes a series."""
+    starts = [(START + k * QUARTER).isoformat() for k in range(len(values))]
+    # A bare number (a ratio such as a COP) as a JSON number, a quantity as text.
+    texts = [round(float(v), 4) if not unit else f"{v:.4g} {unit}" for v in values]
+    pairs = zip(starts, texts, strict=True)
+    return [{"start": s, "duration": "PT15M", "value": v} for s, v in pairs]
+
+
+def heat_site_request(n: int = 192, seed: int = 0) -> dict[str, Any]:
+    """A home with a heat pump and heat buffer, a battery and a V2G EV, at 15-minute steps (JSON).
+
+    The heat pump (4 kW) is a coupling of an electricity port and a heat port
+    whose coefficient is the COP per step (2 to 4, following a daily outdoor
+    temperature); the buffer (30 kWh, losing 1% per hour) meets a heat use of
+    1.5 to 4.5 kW. Battery 20 kWh / 10 kW; the EV must reach 40 kWh by three
+    quarters of the window. All behind a 25 kW connection under day-ahead prices.
+    """
+    hours = np.arange(n) * 0.25
+    daily = np.sin(2 * np.pi * (hours - 9) / 24)
+    prices = day_ahead_prices(n, 0.25, seed) * 1000
+    cop = 3.0 + 1.0 * daily
+    heat_use = 3.0 - 1.5 * daily
+    target = START + (3 * n // 4) * QUARTER
+    return {
+        "flex_model": [
+            {"sensor": "heat-pump", "coupling": "heat-pump", "consumption-capacity": "4 kW"},
+            {
+                "sensor": "heat-pump-heat",
+                "commodity": "heat",
+                "coupling": "heat-pump",
+                "coupling-coefficient": _segments(cop, ""),
+                "production-capacity": "20 kW",
+            },
+            {
+                "sensor": "heat-buffer",
+                "commodity": "heat",
+                "soc-at-start": "15 kWh",
+                "soc-min": "2 kWh",
+                "soc-max": "30 kWh",
+                "consumption-capacity": "20 kW",
+                "production-capacity": "0 kW",
+                "storage-efficiency": {"value": "99%", "resolution": "PT1H"},
+                "soc-usage": _segments(heat_use, "kW"),
+            },
+            {
+                "sensor": "battery",
+                "soc-at-start": "10 kWh",
+                "soc-max": "20 kWh",
+                "power-capacity": "10 kW",
+                "roundtrip-efficiency": "90%",
+            },
+            {
+                "sensor": "ev",
+                "soc-at-start": "12 kWh",
+                "soc-max": "60 kWh",
+                "soc-targets": [{"datetime": target.isoformat(), "value": "40 kWh"}],
+                "consumption-capacity": "11 kW",
+                "production-capacity": "5 kW",
+                "roundtrip-efficiency": "90%",
+            },
+        ],
+        "flex_context": {
+            "consumption-price": _segments(prices, "EUR/MWh"),
+            "site-power-capacity": "25 kW",
+        },
+        "start": START.isoformat(),
+        "duration": f"PT{n * 15}M",
+        "resolution": "PT15M",
+    }

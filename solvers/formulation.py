@@ -78,7 +78,6 @@ class SiteVars:
     production: ColumnBlock | None = None
     split: ColumnBlock | None = None
     commodities: list[CommodityVars] = field(default_factory=list)
-    couplings: list[ColumnBlock] = field(default_factory=list)
 
     def device_power(self, x: np.ndarray) -> list[np.ndarray]:
         """Net power per device (kW, input order) from a solution vector."""
@@ -168,7 +167,8 @@ def add_site(
             add_commodity(lp, cg, other[cg.commodity], dt, other_max[cg.commodity])
         )
     by_name = {sv.device.name: sv for sv in site.storages}
-    site.couplings = [add_coupling(lp, c, by_name, n) for c in problem.couplings]
+    for coupling in problem.couplings:
+        add_coupling(lp, coupling, by_name, n)
 
     if _price_only(problem):
         # No limit at the connection and one price both ways: the site's cost is the

@@ -101,7 +101,7 @@ class StorageVars:
     device: StorageDevice
     charge: ColumnBlock
     discharge: ColumnBlock
-    soc: ColumnBlock
+    soc: ColumnBlock | None  # None for a converter's port without a state of charge
     charging: ColumnBlock | None = None  # binaries at the steps given to add_storage
 
     def net_power(self, x: np.ndarray) -> np.ndarray:
@@ -111,6 +111,8 @@ class StorageVars:
     def overlap_steps(self, x: np.ndarray, tol: float = 1e-7) -> np.ndarray:
         """Steps where the solution both charges and discharges and that changes the SOC."""
         dev = self.device
+        if self.soc is None:
+            return np.zeros(0, dtype=np.int64)  # no state of charge for an overlap to change
         both = np.minimum(self.charge.values(x), self.discharge.values(x)) > tol
         lossless = np.abs(dev.charging_efficiency * dev.discharging_efficiency - 1.0) < 1e-12
         return np.flatnonzero(both & ~lossless)
@@ -149,15 +151,18 @@ def add_storage(
                 lp, f"{name}.{what}-capacity", block.index, cap, price,
                 constraint=f"{what}-capacity", device=name,
             )  # fmt: skip
-    soc_lb = np.full(n + 1, -np.inf)
-    soc_ub = np.full(n + 1, np.inf)
-    soc_lb[0] = soc_ub[0] = dev.soc_at_start
-    soc = lp.add_columns(f"{name}.soc", n + 1, soc_lb, soc_ub)
     if timing is not None:
         # Secondary objective: throughput, then when to charge (see solvers.formulation).
         late = timing if dev.prefer_charging_sooner else 1.0 - timing
         lp.add_cost(charge, dt * (1.0 + TIMING * late), secondary=True)
         lp.add_cost(discharge, dt * (1.0 + TIMING * (1.0 - late)), secondary=True)
+    if not dev.has_soc:
+        # A converter's port: a flow only, with no state of charge to follow.
+        return StorageVars(dev, charge, discharge, None)
+    soc_lb = np.full(n + 1, -np.inf)
+    soc_ub = np.full(n + 1, np.inf)
+    soc_lb[0] = soc_ub[0] = dev.soc_at_start
+    soc = lp.add_columns(f"{name}.soc", n + 1, soc_lb, soc_ub)
 
     # Dynamics: soc[t+1] - e soc[t] - b dt ec P+[t] + b dt / ed P-[t] = b dt (gain - usage).
     t = np.arange(n)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from schemas.errors import InputError
+from schemas.flex_request import parse_site_problem
 from solvers import (
     BreachPrices,
     ProcessDevice,
@@ -16,7 +17,7 @@ from solvers import (
     TimeGrid,
     schedule,
 )
-from solvers.examples import battery_problem, ev_fleet_problem
+from solvers.examples import battery_problem, ev_fleet_problem, heat_site_request
 from solvers.formulation import build
 from solvers.lp import LinearProgram
 
@@ -69,7 +70,16 @@ def _process_mix():
     return SiteProblem(TimeGrid(T0, timedelta(hours=1), n), devs, prices, site_power_capacity=9.0)
 
 
+def _heat_site():
+    """Heat pump, heat buffer, battery and EV (two commodities, a coupling) over 12 hours."""
+    r = heat_site_request(48)
+    return parse_site_problem(
+        r["flex_model"], r["flex_context"], r["start"], r["duration"], r["resolution"]
+    )
+
+
 SCENARIOS = {
+    "heat-site": _heat_site,
     "battery-96": lambda: battery_problem(96),
     "ev-fleet-5": lambda: ev_fleet_problem(5, n=96),
     "relaxed-target": _target_problem,
