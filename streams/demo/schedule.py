@@ -1,14 +1,18 @@
-"""The demo site schedules its battery and EV charger from streamed prices and its own forecasts.
+"""The demo site schedules its battery, EV charger and heat pump from prices and its forecasts.
 
-Registers the site (both devices in one flex-model, scheduled jointly under the
-site's connection capacity, building load and PV as inflexible devices) and two
+Registers the site (the devices in one flex-model, scheduled jointly under the
+site's connection capacity, building load and PV as inflexible devices; the heat
+pump a coupling of an electricity port and a heat port whose coefficient is the
+COP per hour, filling a heat buffer on the heat commodity that meets the
+household's heat use) and two
 forecasters, of the PV (with the site's clear-sky profile) and of the load
 (with Dutch public holidays), publishes today's and tomorrow's day-ahead prices
 and the current states of charge, waits for the worker's first forecasts (made
 from the history just published), asks for a 24-hour schedule through the SDK,
 and prints it: a table per device (hourly), the SOC path, which inputs came
 from forecasts, and the cost against an unscheduled baseline (battery idle, EV
-charging at full power on arrival until its target).
+charging at full power on arrival until its target, the heat pump making each
+hour's heat in that hour).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -48,7 +53,23 @@ EV_SENSORS = [
         description="EV state of charge",
     ),
 ]
+HEAT_SENSORS = [
+    Sensor(
+        name=name,
+        unit=unit,
+        event_resolution=STEP if unit == "kW" else timedelta(0),
+        timezone=SITE_TZ,
+        description=description,
+    )
+    for name, unit, description in (
+        ("demo-heat-pump", "kW", "Heat pump electric power"),
+        ("demo-heat-pump-heat", "kW", "Heat pump heat output (production negative)"),
+        ("demo-heat-buffer", "kW", "Heat into the hot-water buffer"),
+        ("demo-heat-buffer-soc", "kWh", "Heat held in the hot-water buffer"),
+    )
+]
 BATTERY = {"soc-min": 1.0, "soc-max": 10.0, "power": 5.0, "roundtrip": 0.9}
+HEAT = {"power": 3.0, "soc-min": 2.0, "soc-max": 20.0, "soc": 8.0}
 EV = {"soc-max": 60.0, "target": 50.0, "charge": 11.0, "discharge": 5.0, "soc": 22.0}
 
 
@@ -88,16 +109,77 @@ FORECASTERS = [
 ]
 
 
-def site_asset(target_time: datetime) -> Asset:
-    """The demo site: battery and EV charger, steered on day-ahead prices."""
+def heat_profile(start: datetime, hours: int = 25) -> tuple[datetime, np.ndarray, np.ndarray]:
+    """Hourly COP and heat use (kW) from the hour of ``start``: a cool night, a mild afternoon.
+
+    The COP follows the outdoor temperature (2.4 before dawn, 3.6 mid-afternoon);
+    the heat use peaks in the morning and evening.
+    """
+    first = start.replace(minute=0, second=0, microsecond=0)
+    local = np.array([(first + timedelta(hours=h)).astimezone(ZoneInfo(SITE_TZ)).hour
+                      for h in range(hours)])  # fmt: skip
+    cop = 3.0 + 0.6 * np.sin(2 * np.pi * (local - 9) / 24)
+    use = 1.0 + 1.5 * np.exp(-(((local - 7) / 1.5) ** 2)) + 2.0 * np.exp(-(((local - 19) / 2) ** 2))
+    return first, np.round(cop, 2), np.round(use, 2)
+
+
+def _hourly(first: datetime, values: np.ndarray, unit: str | None) -> list[dict[str, Any]]:
+    """One segment per hour from ``first``; bare numbers without a unit."""
+    return [
+        {
+            "start": (first + timedelta(hours=h)).isoformat(),
+            "duration": "PT1H",
+            "value": float(v) if unit is None else f"{v} {unit}",
+        }
+        for h, v in enumerate(values)
+    ]
+
+
+def heat_devices(start: datetime) -> list[dict[str, Any]]:
+    """The heat pump's two ports (electricity in, heat out at the hour's COP) and the buffer."""
+    first, cop, use = heat_profile(start)
+    return [
+        {
+            "sensor": "demo-heat-pump",
+            "coupling": "demo-heat-pump",
+            "consumption-capacity": f"{HEAT['power']} kW",
+        },
+        {
+            "sensor": "demo-heat-pump-heat",
+            "commodity": "heat",
+            "coupling": "demo-heat-pump",
+            "coupling-coefficient": _hourly(first, cop, None),
+            "production-capacity": f"{HEAT['power'] * float(cop.max())} kW",
+        },
+        {
+            "sensor": "demo-heat-buffer",
+            "commodity": "heat",
+            "state-of-charge": {"sensor": "demo-heat-buffer-soc"},
+            "soc-min": f"{HEAT['soc-min']} kWh",
+            "soc-max": f"{HEAT['soc-max']} kWh",
+            "consumption-capacity": "15 kW",
+            "production-capacity": "0 kW",
+            "storage-efficiency": {"value": "98%", "resolution": "PT1H"},
+            "soc-usage": _hourly(first, use, "kW"),
+        },
+    ]
+
+
+def site_asset(target_time: datetime, start: datetime) -> Asset:
+    """The demo site: battery, EV charger and heat pump, steered on day-ahead prices."""
     return Asset.model_validate(
         {
             "name": "demo-site",
-            "description": "Household with PV, a home battery and a V2G EV charger",
+            "description": (
+                "Household with PV, a home battery, a V2G EV charger and a heat pump with a "
+                "hot-water buffer"
+            ),
             "flex-context": {
                 "consumption-price": {"sensor": "demo-day-ahead"},
                 "site-power-capacity": "17 kW",
                 "inflexible-device-sensors": [{"sensor": "demo-load"}, {"sensor": "demo-pv"}],
+                # Heat has no connection: the heat pump and the buffer balance each other.
+                "commodities": [{"commodity": "heat"}],
             },
             "flex-model": [
                 {
@@ -119,6 +201,7 @@ def site_asset(target_time: datetime) -> Asset:
                     "production-capacity": f"{EV['discharge']} kW",
                     "roundtrip-efficiency": "90%",
                 },
+                *heat_devices(start),
             ],
         }
     )
@@ -130,7 +213,7 @@ def _wait(settings: Settings, expected: int, believed: datetime, timeout: float 
     from schemas.times import engine_time
     from streams.sql.access import query_rows
 
-    sources, params = in_list("source", ("demo-epex", "demo-ev-api"))
+    sources, params = in_list("source", ("demo-epex", "demo-ev-api", "demo-heat-api"))
     sql = (
         f"SELECT (SELECT count() FROM beliefs FINAL WHERE source IN {sources} AND belief_time >= "
         "{believed:DateTime64(6, 'UTC')}), "
@@ -165,7 +248,7 @@ def run_schedule_demo(settings: Settings, bootstrap: str, echo: Callable = print
     registry.publish(
         producer,
         settings.kafka.topic("registry"),
-        [*SENSORS, *EV_SENSORS, site_asset(target), *FORECASTERS],
+        [*SENSORS, *EV_SENSORS, *HEAT_SENSORS, site_asset(target, start), *FORECASTERS],
     )
     del producer  # confirmed; no client may outlive the broker the demo stops
     # Today's and tomorrow's prices, believed now; load and PV come from the forecasters.
@@ -183,16 +266,15 @@ def run_schedule_demo(settings: Settings, bootstrap: str, echo: Callable = print
                     belief_time=believed,
                     topic="price",
                 )
-        client.publish_reading(
-            "demo-ev-soc",
-            start,
-            EV["soc"],
-            resolution=timedelta(0),
-            source="demo-ev-api",
-            belief_time=believed,
-        )
+        for sensor, soc, source in (
+            ("demo-ev-soc", EV["soc"], "demo-ev-api"),
+            ("demo-heat-buffer-soc", HEAT["soc"], "demo-heat-api"),
+        ):
+            client.publish_reading(
+                sensor, start, soc, resolution=timedelta(0), source=source, belief_time=believed
+            )
         client.flush()
-        _wait(settings, 48 + 1, believed)
+        _wait(settings, 48 + 2, believed)
         t = time.monotonic()
         forecasts = _wait_forecasts(settings, start, believed)
         echo(
@@ -267,6 +349,8 @@ def _print(by: dict[str, Schedule], future: list, start: datetime, echo: Callabl
     price = _on_grid(future, "demo-day-ahead", start, n)
     inflex = _on_grid(future, "demo-load", start, n) + _on_grid(future, "demo-pv", start, n)
     for sensor, s in by.items():
+        if sensor == "demo-heat-pump-heat":
+            continue  # the heat pump's heat port: shown with its electricity below
         table = Table(
             "hour (local)",
             "mean power kW",
@@ -288,13 +372,20 @@ def _print(by: dict[str, Schedule], future: list, start: datetime, echo: Callabl
             path = " ".join(_num(v, 0) for v in s.state_of_charge[::8])
             echo(f"{sensor} SOC every 2 h (kWh): {path}")
     dt = STEP.total_seconds() / 3600
-    scheduled = inflex + sum(np.asarray(s.values) for s in by.values())
-    baseline = inflex + _uncontrolled_ev(n, dt)
+    hp, heat = np.asarray(by["demo-heat-pump"].values), np.asarray(by["demo-heat-pump-heat"].values)
+    echo(
+        f"heat pump: {np.sum(hp) * dt:.1f} kWh of electricity gave {-np.sum(heat) * dt:.1f} kWh "
+        f"of heat (COP {-np.sum(heat) / max(np.sum(hp), 1e-9):.2f} on average)"
+    )
+    electric = ("demo-battery", "demo-ev", "demo-heat-pump")
+    scheduled = inflex + sum(np.asarray(by[d].values) for d in electric)
+    baseline = inflex + _uncontrolled_ev(n, dt) + _uncontrolled_heat_pump(start, n)
     cost = float(np.sum(scheduled * price * dt) / 1000)
     base = float(np.sum(baseline * price * dt) / 1000)
     echo(
         f"cost over 24 h: scheduled {cost:.2f} EUR vs unscheduled baseline {base:.2f} EUR "
-        f"(battery idle, EV charging at full power until {EV['target']:g} kWh): "
+        f"(battery idle, EV charging at full power until {EV['target']:g} kWh, heat pump "
+        "making each hour's heat in that hour): "
         f"saving {base - cost:.2f} EUR"
     )
 
@@ -320,3 +411,10 @@ def _uncontrolled_ev(n: int, dt: float) -> np.ndarray:
         out[k] = p
         need -= p * dt
     return out
+
+
+def _uncontrolled_heat_pump(start: datetime, n: int) -> np.ndarray:
+    """The heat pump without a schedule: each step's heat use made in that step (kW electric)."""
+    first, cop, use = heat_profile(start)
+    hours = [int((start + k * STEP - first) / timedelta(hours=1)) for k in range(n)]
+    return np.array([use[h] / cop[h] for h in hours])

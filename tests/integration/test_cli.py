@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -166,8 +167,14 @@ def test_demo_runs_end_to_end(local_env):
     assert "status optimal" in out.stdout, out.stdout
     assert "from the latest median forecast of forecaster:demo-load-ahead" in out.stdout
     assert "from the latest median forecast of forecaster:demo-pv-ahead" in out.stdout
-    for device in ("demo-battery: schedule per hour", "demo-ev: schedule per hour"):
-        assert device in out.stdout
+    for device in ("demo-battery", "demo-ev", "demo-heat-pump", "demo-heat-buffer"):
+        assert f"{device}: schedule per hour" in out.stdout
+    # The heat pump's heat port moves with its electricity at the hour's COP (2.4 to 3.6).
+    # Both figures are printed to 0.1 kWh, hence the margin.
+    pattern = r"heat pump: ([\d.]+) kWh of electricity gave ([\d.]+) kWh of heat"
+    heat = re.search(pattern, out.stdout)
+    assert heat is not None, out.stdout
+    assert 2.4 * float(heat[1]) - 0.3 <= float(heat[2]) <= 3.6 * float(heat[1]) + 0.3
     assert "vs unscheduled baseline" in out.stdout
     assert "daily KPIs" in out.stdout and "chart.html" in out.stdout
     assert "stopped the worker and the broker it started" in out.stdout
