@@ -46,6 +46,11 @@ steps and 5.7e-5 at 8760, far above HiGHS's optimality tolerance (1e-7),
 whatever the prices. Reported costs are computed from the schedule with the
 real prices only.
 
+Other commodities than electricity (gas, heat) have their own balance,
+connection and prices, and converters tie ports of several commodities
+together (``solvers.commodities``); only electricity devices enter the site's
+balance above, its peak prices and its commitments.
+
 Several sites toward one market (a VPP) fit this layout: ``add_site`` takes the
 builder and a site and returns the site's blocks, so a market-level builder can
 add several sites and couple their net powers.
