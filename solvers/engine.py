@@ -200,7 +200,11 @@ def _waste_candidates(problem: SiteProblem, dev: StorageDevice) -> np.ndarray:
     step the overlap moves to. Overlaps elsewhere (e.g. a store shedding energy
     to meet a maximum) are still caught by the next round.
     """
-    cheap = np.minimum(problem.consumption_price, problem.production_price) <= 0.0
+    prices = (problem.consumption_price, problem.production_price)
+    for cg in problem.commodities:
+        if cg.commodity == dev.commodity:  # the prices the device's own commodity meets
+            prices = (cg.consumption_price, cg.production_price)
+    cheap = np.minimum(*prices) <= 0.0
     both = (np.asarray(dev.consumption_capacity) > 0) & (np.asarray(dev.production_capacity) > 0)
     lossless = np.abs(dev.charging_efficiency * dev.discharging_efficiency - 1.0) < 1e-12
     return np.flatnonzero(cheap & both & ~lossless)

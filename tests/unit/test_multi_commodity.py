@@ -14,6 +14,9 @@ from schemas.flex_problem import TimeGrid
 from schemas.flex_request import make_grid, parse_site_problem
 from schemas.flex_series import SeriesReader
 from solvers import Status, schedule
+from solvers.engine import _hard_violations
+from solvers.formulation import build
+from solvers.result import DeviceSchedule
 
 START = "2024-05-01T00:00+00:00"
 
@@ -356,3 +359,35 @@ def test_errors_name_the_commodity_field_as_written(flex_model, context, field, 
         parse_site_problem(flex_model, context, START, "PT2H", "PT1H")
     assert info.value.field == field
     assert words in str(info.value)
+
+
+def test_couplings_and_commodity_limits_take_part_in_the_diagnosis():
+    """The elastic model gives every coupling row and the heat limits slack; balances none.
+
+    The heat pump's heat port is tied to its electricity port at every one of
+    the 2 steps (2 rows, one slack each way); the heat node's two zero
+    capacities are hard with relax-constraints false, so they are diagnosable too.
+    """
+    context = {"consumption-price": "1 EUR/MWh",
+               "commodities": [{"commodity": "heat", "relax-constraints": False}]}  # fmt: skip
+    problem = parse_site_problem(heat_pump(), context, START, "PT2H", "PT1H")
+    elastic = build(problem).lp.compile(elastic=True)
+    by_name = {cb.block.constraint: cb for cb in elastic.blocks}
+    coupling = by_name["coupling"]
+    assert coupling.block.device == "hp"
+    assert len(coupling.kept) == 2
+    assert coupling.slack_lower is not None and coupling.slack_upper is not None
+    assert by_name["heat balance"].slack_upper is not None  # the zero capacities
+    balance = next(cb for cb in elastic.blocks if cb.block.name == "heat.balance")
+    assert balance.slack_lower is None and balance.slack_upper is None  # definitional
+
+
+def test_a_schedule_off_its_coupling_is_caught_by_the_hard_checks():
+    """Heat 5 kW against 1 kW of electricity at COP 3 is 2 kW off the coupling: named as such."""
+    problem = parse_site_problem(heat_pump(), {"consumption-price": "1 EUR/MWh"}, START, "PT1H",
+                                 "PT1H")  # fmt: skip
+    schedules = [DeviceSchedule("hp", "storage", np.array([1.0])),
+                 DeviceSchedule("hp-heat", "storage", np.array([-5.0]))]  # fmt: skip
+    nets = {"heat": np.array([-5.0])}
+    found = list(_hard_violations(problem, schedules, np.array([1.0]), nets))
+    assert [(b.constraint, b.device, b.amount) for b in found] == [("coupling", "hp", 2.0)]
