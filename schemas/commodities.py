@@ -289,7 +289,10 @@ def resolve_commodity(
         if value is None:
             breach[side] = None
             continue
-        arr = reader.steps(value, f"{prefix}.{name}", f"{currency}/kW", np.nan)
+        # Per power, or per energy (charged times the step length), as the site's.
+        from schemas.flex_request import _price_per_power  # here: that module imports this one
+
+        arr = _price_per_power(value, f"{prefix}.{name}", reader, currency)
         if np.any(np.isnan(arr)) or np.any(arr < 0):
             raise InputError("give a non-negative price for every step", f"{prefix}.{name}")
         breach[side] = arr

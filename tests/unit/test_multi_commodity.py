@@ -274,6 +274,11 @@ def test_smart_defaults_of_a_commodity_context_follow_flexmeasures():
     assert capped.consumption_breach_price is None
     assert capped.site_production_capacity.tolist() == [0, 0]
 
+    priced = commodity({"commodity": "heat", "site-production-breach-price": "400 EUR/kWh"},
+                       make_grid(START, "PT1H", "PT15M"))  # fmt: skip
+    assert priced.production_breach_price.tolist() == [100] * 4  # per kWh: times 0.25 h
+    assert priced.consumption_breach_price.tolist() == [10000] * 4
+
     strict = commodity({"commodity": "heat", "relax-constraints": False})
     assert strict.consumption_breach_price is None and strict.production_breach_price is None
 
