@@ -558,13 +558,8 @@ def test_every_case_schedules(fm, context):
 @pytest.mark.parametrize(
     ("fm", "context", "field", "words"),
     [
-        (
-            bat(**{"operation-modes": [{"consumption-range": ["0 W", "0 W"]}]}),
-            CTX,
-            "flex-model.operation-modes",
-            "does not support yet",
-        ),
-        (bat(group={"asset": 3}), CTX, "flex-model.group", "does not support yet"),
+        (bat(coupling="chp"), CTX, "flex-model.coupling", "does not support yet"),
+        (bat(group={"asset": 3}), CTX, "flex-model.group", "need a list of flex-models"),
         (BAT, ctx(commodities=[]), "flex-context.commodities", "does not support yet"),
         (bat(**{"soc-mx": "40 kWh"}), CTX, "flex-model.soc-mx", "did you mean 'soc-max'"),
         (
