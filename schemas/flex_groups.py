@@ -23,6 +23,7 @@ Errors name the entry as written, e.g. ``flex-model[2].group``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -238,9 +239,9 @@ def parse_flex_entries(data: Any) -> FlexEntries:
         if key not in entries.groups:
             kind, ident = key
             raise InputError(
-                f"no flex-model entry is group {kind} {ident!r}; add an entry with "
-                f'{{"{kind}": {ident!r}, "power-capacity": ...}} carrying the group\'s '
-                "power-capacity, consumption-capacity and/or production-capacity",
+                f"no flex-model entry is group {kind} {ident!r}; add an entry "
+                f'{{"{kind}": {json.dumps(ident)}, "power-capacity": ...}} carrying the '
+                "group's power-capacity, consumption-capacity and/or production-capacity",
                 where,
             )
     _check_cycles(entries)
