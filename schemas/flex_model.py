@@ -92,7 +92,7 @@ class StorageFlexModel(_FlexBase):
     prefer_charging_sooner: bool = Field(default=True, alias="prefer-charging-sooner")
     prefer_curtailing_later: bool = Field(default=True, alias="prefer-curtailing-later")
     #: S2 operation modes (power bands), resolved by ``schemas.operation_modes``.
-    operation_modes: list[Any] | None = Field(default=None, alias="operation-modes")
+    operation_modes: Any = Field(default=None, alias="operation-modes")
     #: The group this device joins (``schemas.flex_groups``).
     group: Any = None
 
