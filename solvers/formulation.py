@@ -24,7 +24,9 @@ Site limits: ``site-power-capacity`` bounds both directions and is always hard;
 breach price makes them soft (priced per kW of breach per step). Peak prices
 charge a new peak of ``g+`` (or ``g-``) above the peak already reached, once per
 kW (``solvers.peaks``); commitments price the net power's deviations from a
-committed position per step (``solvers.commitments``).
+committed position per step (``solvers.commitments``). Device groups limit
+their members' summed power (``solvers.groups``) and operation modes confine a
+storage device's net power to its bands (``solvers.modes``).
 
 Ties are broken lexicographically, not by tiny costs: the objective above is
 the primary one and nothing else is in it. ``add_site`` also sets a secondary,
