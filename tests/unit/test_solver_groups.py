@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from schemas.flex_request import parse_site_problem
+from schemas.schedule import ScheduleRequestContext
 from solvers import Status, schedule
 
 START = "2024-05-01T00:00+00:00"
@@ -139,3 +140,47 @@ def test_an_impossible_group_limit_is_named_in_the_diagnosis():
     conflicts = [(c.constraint, c.device, c.datetime, c.amount) for c in result.conflicts]
     assert conflicts == [("group-power-capacity", "inverter", T0, pytest.approx(1.0))]
     assert "group-power-capacity of 'inverter'" in result.message
+
+
+def test_a_group_named_by_a_sensor_is_answered_with_its_aggregate():
+    """The request's devices are its flex-model's sensors: bat, pv, inverter.
+
+    The inverter's ``Schedule`` carries the group's net power [-6, -5] kW (as
+    FlexMeasures saves a group's aggregate to its sensor); the PV, measured and
+    not scheduled, is answered without values.
+    """
+    result = solve([BATTERY, PV, INVERTER], {"consumption-price": prices(0.2, 0.1)}, 2)
+    context = ScheduleRequestContext("r1", "site", ("bat", "pv", "inverter"), T0, HOUR, T0)
+    bat, pv, inverter = result.to_schedules(context)
+    assert [r.sensor for r in (bat, pv, inverter)] == ["bat", "pv", "inverter"]
+    assert bat.values == pytest.approx([-2.0, -5.0])
+    assert pv.values == [] and pv.status is Status.OPTIMAL
+    assert inverter.values == pytest.approx([-6.0, -5.0]) and inverter.state_of_charge == []
+    names = [s["sensor"] for s in result.to_json()["schedules"]]
+    assert names == ["bat", "inverter"]
+
+
+def test_a_process_in_a_group_moves_away_from_a_busy_hour():
+    """A 4 kW, 1-hour shiftable pump and a 2 kW load in hour 0 share a 5 kW board.
+
+    Prices 0.1, 0.2, 0.3: freely the pump runs in hour 0 (0.4 + load 0.2 = 0.6 EUR);
+    there 4 + 2 = 6 kW exceeds the board, so it runs in hour 1: 0.8 + 0.2 = 1.0 EUR.
+    The board carries [2, 4, 0] kW.
+    """
+    pump = {"sensor": "pump", "power": "4 kW", "duration": "PT1H", "process-type": "SHIFTABLE"}
+    load = {
+        "sensor": "load",
+        "inflexible-consumption": [{"start": START, "duration": "PT1H", "value": "2 kW"}],
+    }
+    board = {"group": {"sensor": "board"}}
+    fc = {"consumption-price": prices(0.1, 0.2, 0.3)}
+    result = solve(
+        [{**pump, **board}, {**load, **board}, {"sensor": "board", "power-capacity": "5 kW"}], fc, 3
+    )
+    assert result.status is Status.OPTIMAL, result.message
+    np.testing.assert_allclose(result.schedule_of("pump").power, [0, 4, 0], atol=1e-6)
+    np.testing.assert_allclose(result.schedule_of("board").power, [2, 4, 0], atol=1e-6)
+    assert result.costs.total == pytest.approx(1.0, abs=1e-6)
+    free = solve([pump, load], fc, 3)
+    np.testing.assert_allclose(free.schedule_of("pump").power, [4, 0, 0], atol=1e-6)
+    assert free.costs.total == pytest.approx(0.6, abs=1e-6)

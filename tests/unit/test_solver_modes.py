@@ -110,6 +110,22 @@ def test_an_impossible_mode_is_named_in_the_diagnosis():
     assert "operation-modes of 'heater'" in result.message
 
 
+def test_a_mode_gap_only_binaries_reveal_is_named_too():
+    """Exactly 2 kWh over one 2-hour step, hard: 1 kW, in the gap between off and 2-3 kW.
+
+    The relaxed LP meets it (half off, half on: 0..1.5 kW), the MILP cannot, so the
+    diagnosis solves the elastic MILP: giving the mode 1 kW (2 - 1) costs 1, giving
+    the target 2 kWh (off: 0 kWh; on at 2 kW: 4 kWh) costs 2. The mode is named.
+    """
+    fm = heater()
+    fm["soc-targets"] = [{"datetime": "2024-05-01T02:00+00:00", "value": "2 kWh"}]
+    fc = {"consumption-price": "0.1 EUR/kWh", "relax-constraints": False}
+    result = schedule(parse_site_problem([fm], fc, START, "PT2H", "PT2H"))
+    assert result.status is Status.INFEASIBLE and result.used_binaries
+    conflicts = [(c.constraint, c.device, c.datetime, c.amount) for c in result.conflicts]
+    assert conflicts == [("operation-modes", "heater", T0, pytest.approx(1.0))]
+
+
 def test_production_and_consumption_ranges_become_signed_bands():
     """A V2G charger: off, or charging 1.5-7.4 kW, or discharging 2-5 kW, or idling -0.5..0.5.
 
