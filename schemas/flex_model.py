@@ -147,6 +147,12 @@ def check_fields(
                 "leave it out (see solvers/README.md for the supported fields)",
                 field,
             )
+        if key in set(also):
+            raise InputError(
+                "not a field of this kind of entry (storage, process or group), though it is "
+                "one of another kind; leave it out, or check which kind the entry is meant to be",
+                field,
+            )
         near = difflib.get_close_matches(str(key), sorted(known | set(also)), n=1, cutoff=0.6)
         hint = f"did you mean {near[0]!r}?" if near else "check its spelling"
         raise InputError(

@@ -94,6 +94,11 @@ def test_a_group_entry_holds_its_capacities_members_and_inflexible_power():
         ([BAT, {"inflexible-production": "-1 kW"}], "flex-model[1].inflexible-production", "magn"),
         ([BAT, bat(**IN_INV, sensor="inv")], "flex-model[1].soc-at-start", "member device"),
         (
+            [{"sensor": "p", "power": "2 kW", "duration": "PT1H", "operation-modes": []}],
+            "flex-model[0].operation-modes",
+            "not a field of this kind of entry",
+        ),
+        (
             [bat(coupling="chp")],
             "flex-model[0].coupling",
             "does not support yet",
