@@ -283,14 +283,11 @@ def _magnitudes(arr: np.ndarray, field: str) -> np.ndarray:
 
 def inflexible_power(m: InflexibleFlexModel, f: str, reader: SeriesReader) -> np.ndarray:
     """Net power of an inflexible entry, kW per step (consumption positive; missing steps 0)."""
-    key = (
-        "inflexible-consumption"
-        if m.inflexible_consumption is not None
-        else ("inflexible-production")
-    )
-    value = m.inflexible_consumption if key == "inflexible-consumption" else m.inflexible_production
+    produces = m.inflexible_consumption is None
+    key = "inflexible-production" if produces else "inflexible-consumption"
+    value = m.inflexible_production if produces else m.inflexible_consumption
     power = np.nan_to_num(_magnitudes(reader.steps(value, f"{f}.{key}", "kW", 0.0), f"{f}.{key}"))
-    return power if key == "inflexible-consumption" else -power
+    return -power if produces else power
 
 
 def resolve_groups(
