@@ -61,16 +61,7 @@ class _FlexBase(BaseModel):
 
 
 #: FlexMeasures 1.0 flex-model fields that FlexStream does not support yet.
-PLANNED_FLEX_MODEL_FIELDS = frozenset(
-    {
-        "operation-modes",
-        "group",
-        "coupling",
-        "coupling-coefficient",
-        "inflexible-consumption",
-        "inflexible-production",
-    }
-)
+PLANNED_FLEX_MODEL_FIELDS = frozenset({"coupling", "coupling-coefficient"})
 
 
 class StorageFlexModel(_FlexBase):
@@ -100,6 +91,10 @@ class StorageFlexModel(_FlexBase):
     soc_gain: FieldValue = Field(default=None, alias="soc-gain")
     prefer_charging_sooner: bool = Field(default=True, alias="prefer-charging-sooner")
     prefer_curtailing_later: bool = Field(default=True, alias="prefer-curtailing-later")
+    #: S2 operation modes (power bands), resolved by ``schemas.operation_modes``.
+    operation_modes: Any = Field(default=None, alias="operation-modes")
+    #: The group this device joins (``schemas.flex_groups``).
+    group: Any = None
 
 
 class ProcessFlexModel(_FlexBase):
@@ -114,6 +109,8 @@ class ProcessFlexModel(_FlexBase):
     )
     time_restrictions: list[dict[str, Any]] = Field(default_factory=list, alias="time-restrictions")
     optimization_sense: Literal["MIN", "MAX"] = Field(default="MIN", alias="optimization-sense")
+    #: The group this process joins (``schemas.flex_groups``).
+    group: Any = None
 
 
 FlexModel = StorageFlexModel | ProcessFlexModel
@@ -148,6 +145,12 @@ def check_fields(
             raise InputError(
                 f"`{field}` is a FlexMeasures field FlexStream does not support yet; "
                 "leave it out (see solvers/README.md for the supported fields)",
+                field,
+            )
+        if key in set(also):
+            raise InputError(
+                "not a field of this kind of entry (storage, process or group), though it is "
+                "one of another kind; leave it out, or check which kind the entry is meant to be",
                 field,
             )
         near = difflib.get_close_matches(str(key), sorted(known | set(also)), n=1, cutoff=0.6)

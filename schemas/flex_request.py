@@ -42,12 +42,8 @@ import pint
 
 from schemas.errors import InputError
 from schemas.flex_context import FlexContext, deprecation_notes, parse_flex_context
-from schemas.flex_model import (
-    FlexModel,
-    ProcessFlexModel,
-    StorageFlexModel,
-    parse_flex_models,
-)
+from schemas.flex_groups import parse_flex_entries, resolve_groups
+from schemas.flex_model import ProcessFlexModel, StorageFlexModel
 from schemas.flex_problem import (
     BreachPrices,
     Commitment,
@@ -68,6 +64,7 @@ from schemas.flex_series import (
     magnitude,
     step_times,
 )
+from schemas.operation_modes import parse_operation_modes
 from schemas.times import parse_aware, parse_duration
 from schemas.units import Q_, parse_quantity
 
@@ -382,6 +379,9 @@ def _storage(
         prefer_charging_sooner=m.prefer_charging_sooner,
         prefer_curtailing_later=m.prefer_curtailing_later,
         outputs=outputs,
+        operation_modes=()
+        if m.operation_modes is None
+        else parse_operation_modes(m.operation_modes, f"{f}.operation-modes"),
     )
 
 
@@ -694,19 +694,22 @@ def parse_site_problem(
     ``InputError`` naming the field as written.
     """
     grid = make_grid(start, duration, resolution)
-    models: list[FlexModel] = parse_flex_models(flex_model)
+    entries = parse_flex_entries(flex_model)
     ctx = parse_flex_context(flex_context)
     notes = deprecation_notes(flex_context)
     reader = SeriesReader(grid, resolver)
     prices = _prices(ctx, reader)
     spc = _site_power_capacity(ctx, reader)
     devices: list[Device] = []
-    for i, m in enumerate(models):
-        f = "flex-model" if isinstance(flex_model, dict) else f"flex-model[{i}]"
+    for f, m in entries.devices:
         if isinstance(m, StorageFlexModel):
             devices.append(_storage(m, f, reader, spc, notes))
         else:
             devices.append(_process(m, f, reader))
+    names = {f: m.sensor for f, m in entries.devices}
+    groups, inflexible = resolve_groups(entries, reader, names.__getitem__)
     problem = _context(ctx, reader, devices, prices, spc)
+    problem.inflexible_power = problem.inflexible_power + inflexible
+    problem.groups = groups
     problem.notes = notes
     return problem

@@ -24,7 +24,9 @@ Site limits: ``site-power-capacity`` bounds both directions and is always hard;
 breach price makes them soft (priced per kW of breach per step). Peak prices
 charge a new peak of ``g+`` (or ``g-``) above the peak already reached, once per
 kW (``solvers.peaks``); commitments price the net power's deviations from a
-committed position per step (``solvers.commitments``).
+committed position per step (``solvers.commitments``). Device groups limit
+their members' summed power (``solvers.groups``) and operation modes confine a
+storage device's net power to its bands (``solvers.modes``).
 
 Ties are broken lexicographically, not by tiny costs: the objective above is
 the primary one and nothing else is in it. ``add_site`` also sets a secondary,
@@ -60,7 +62,9 @@ import numpy as np
 from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice
 from solvers.breaches import add_priced_breach
 from solvers.commitments import add_commitment
+from solvers.groups import add_groups
 from solvers.lp import ColumnBlock, LinearProgram, add_either_or
+from solvers.modes import add_modes
 from solvers.peaks import add_peak
 from solvers.process import ProcessVars, add_process
 from solvers.storage import BIG_M, TIMING, StorageVars, add_storage
@@ -112,6 +116,7 @@ def add_site(
     max_cons = np.maximum(problem.inflexible_power, 0.0)
     max_prod = np.maximum(-problem.inflexible_power, 0.0)
     t = np.arange(n)
+    terms: dict[str, tuple[np.ndarray, ...]] = {}  # each device's part of a power sum
     for dev in problem.devices:
         if isinstance(dev, StorageDevice):
             sv = add_storage(
@@ -129,11 +134,17 @@ def add_site(
             b_rows += [t, t]
             b_cols += [sv.charge.index, sv.discharge.index]
             b_vals += [np.ones(n), -np.ones(n)]
+            rows, cols, vals = (np.concatenate(b[-2:]) for b in (b_rows, b_cols, b_vals))
+            terms[dev.name] = (rows, cols, vals, np.zeros(n))
             # With priced device breaches a device may reach its power capacity.
             up_c = dev.power_capacity if bp.device_consumption is not None else 0.0
             up_p = dev.power_capacity if bp.device_production is not None else 0.0
-            max_cons = max_cons + np.minimum(np.fmax(dev.consumption_capacity, up_c), BIG_M)
-            max_prod = max_prod + np.minimum(np.fmax(dev.production_capacity, up_p), BIG_M)
+            reach_c = np.fmax(dev.consumption_capacity, up_c)
+            reach_p = np.fmax(dev.production_capacity, up_p)
+            if dev.operation_modes:
+                add_modes(lp, dev, sv, reach_c, reach_p)
+            max_cons = max_cons + np.minimum(reach_c, BIG_M)
+            max_prod = max_prod + np.minimum(reach_p, BIG_M)
         elif isinstance(dev, ProcessDevice):
             timing = TIMING * abs(dev.power) * dt * frac
             pv, rows, cols, vals, fixed = add_process(lp, dev, cp, timing)
@@ -141,12 +152,14 @@ def add_site(
             b_rows.append(rows)
             b_cols.append(cols)
             b_vals.append(vals)
+            terms[dev.name] = (rows, cols, vals, fixed)
             constant = constant + fixed
             max_cons = max_cons + max(dev.power, 0.0)
             max_prod = max_prod + max(-dev.power, 0.0)
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown device type {type(dev).__name__}")
 
+    add_groups(lp, problem, terms)
     if _price_only(problem):
         # No limit at the connection and one price both ways: the site's cost is the
         # price times its net power, so the price goes straight onto the devices'
