@@ -61,14 +61,7 @@ class _FlexBase(BaseModel):
 
 
 #: FlexMeasures 1.0 flex-model fields that FlexStream does not support yet.
-PLANNED_FLEX_MODEL_FIELDS = frozenset(
-    {
-        "operation-modes",
-        "group",
-        "inflexible-consumption",
-        "inflexible-production",
-    }
-)
+PLANNED_FLEX_MODEL_FIELDS: frozenset[str] = frozenset()
 
 
 class StorageFlexModel(_FlexBase):
@@ -100,6 +93,10 @@ class StorageFlexModel(_FlexBase):
     soc_gain: FieldValue = Field(default=None, alias="soc-gain")
     prefer_charging_sooner: bool = Field(default=True, alias="prefer-charging-sooner")
     prefer_curtailing_later: bool = Field(default=True, alias="prefer-curtailing-later")
+    #: S2 operation modes (power bands), resolved by ``schemas.operation_modes``.
+    operation_modes: Any = Field(default=None, alias="operation-modes")
+    #: The group this device joins (``schemas.flex_groups``).
+    group: Any = None
 
 
 class ProcessFlexModel(_FlexBase):
@@ -114,6 +111,8 @@ class ProcessFlexModel(_FlexBase):
     )
     time_restrictions: list[dict[str, Any]] = Field(default_factory=list, alias="time-restrictions")
     optimization_sense: Literal["MIN", "MAX"] = Field(default="MIN", alias="optimization-sense")
+    #: The group this process joins (``schemas.flex_groups``).
+    group: Any = None
 
 
 FlexModel = StorageFlexModel | ProcessFlexModel
@@ -150,6 +149,12 @@ def check_fields(
                 "leave it out (see solvers/README.md for the supported fields)",
                 field,
             )
+        if key in set(also):
+            raise InputError(
+                "not a field of this kind of entry (storage, process or group), though it is "
+                "one of another kind; leave it out, or check which kind the entry is meant to be",
+                field,
+            )
         near = difflib.get_close_matches(str(key), sorted(known | set(also)), n=1, cutoff=0.6)
         hint = f"did you mean {near[0]!r}?" if near else "check its spelling"
         raise InputError(
@@ -172,6 +177,11 @@ def input_error(exc: ValidationError, prefix: str = "") -> InputError:
         msg = (
             "the top of the flex-context is the electricity context; give other commodities "
             'their own entry in its commodities list, e.g. [{"commodity": "gas", ...}]'
+        )
+    elif loc == "commodity" and err["type"] == "literal_error":
+        msg = (
+            "only 'electricity' is supported for this kind of entry so far; devices of other "
+            "commodities are storage or process entries"
         )
     return InputError(msg, field)
 

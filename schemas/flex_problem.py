@@ -134,10 +134,17 @@ class StorageDevice:
     outputs: dict[str, Any] = field(default_factory=dict)
     commodity: str = "electricity"
     has_soc: bool = True
+    #: Operation modes (S2 power bands): signed ``(min, max)`` kW; the net power must
+    #: lie in one of them at every step. Empty: any power within the capacities.
+    operation_modes: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
-        """Broadcast scalars to arrays of the right length."""
+        """Broadcast scalars to arrays of the right length; check the operation modes."""
         n = self.n
+        self.operation_modes = tuple((float(lo), float(hi)) for lo, hi in self.operation_modes)
+        for lo, hi in self.operation_modes:
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+                raise ValueError(f"device {self.name!r}: bad operation mode ({lo}, {hi}) kW")
         for name in ("soc_min", "soc_max", "soc_minima", "soc_maxima", "soc_targets"):
             setattr(self, name, _vec(getattr(self, name), n + 1))
         for name in (
@@ -177,6 +184,47 @@ class ProcessDevice:
 
 
 Device = StorageDevice | ProcessDevice
+
+
+@dataclass
+class DeviceGroup:
+    """An intermediate power limit over several devices (FlexMeasures' ``group``).
+
+    E.g. a hybrid inverter shared by a battery and PV on its AC side. ``members``
+    names the scheduled devices in the group, nested groups' members included;
+    ``inflexible_power`` is the net power of its inflexible members (kW per step,
+    consumption positive). Per step, their summed power ``net`` must satisfy
+    ``-power_capacity <= net <= power_capacity`` (hard; ``inf``: none), and
+    ``net <= consumption_capacity``, ``-net <= production_capacity`` (``nan``:
+    none), which are soft where a breach price is given (currency per kW per
+    step, charged per step and once more on the peak, as site breaches are).
+    ``outputs`` holds the output sensors named on the group entry.
+    """
+
+    name: str
+    n: int
+    members: list[str]
+    power_capacity: np.ndarray | float = np.inf
+    consumption_capacity: np.ndarray | float = np.nan
+    production_capacity: np.ndarray | float = np.nan
+    consumption_breach_price: np.ndarray | None = None
+    production_breach_price: np.ndarray | None = None
+    inflexible_power: np.ndarray | float = 0.0
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Broadcast scalars to arrays of ``n`` values."""
+        for name in (
+            "power_capacity",
+            "consumption_capacity",
+            "production_capacity",
+            "inflexible_power",
+        ):
+            setattr(self, name, _vec(getattr(self, name), self.n))
+        for name in ("consumption_breach_price", "production_breach_price"):
+            if getattr(self, name) is not None:
+                setattr(self, name, _vec(getattr(self, name), self.n))
+        self.power_capacity = np.where(np.isnan(self.power_capacity), np.inf, self.power_capacity)
 
 
 @dataclass
@@ -247,6 +295,8 @@ class SiteProblem:
     #: (``schemas.commodities``); the fields above are electricity's.
     commodities: list[CommodityGrid] = field(default_factory=list)
     couplings: list[Coupling] = field(default_factory=list)
+    #: Intermediate power limits over groups of devices (``solvers.groups``).
+    groups: list[DeviceGroup] = field(default_factory=list)
     currency: str = "EUR"
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -269,8 +319,15 @@ class SiteProblem:
             commodity = getattr(dev, "commodity", "electricity")
             if commodity not in commodities:
                 raise ValueError(f"device {dev.name!r} takes {commodity!r}, which has no context")
-        names = {d.name for d in self.devices if isinstance(d, StorageDevice)}
+        storages = {d.name for d in self.devices if isinstance(d, StorageDevice)}
         for coupling in self.couplings:
-            missing = set(coupling.devices) - names
+            missing = set(coupling.devices) - storages
             if missing:
                 raise ValueError(f"coupling {coupling.name!r} names unknown devices {missing}")
+        names = {d.name for d in self.devices}
+        for group in self.groups:
+            if group.n != n:
+                raise ValueError(f"group {group.name!r} has {group.n} steps, the site {n}")
+            unknown = sorted(set(group.members) - names)
+            if unknown:
+                raise ValueError(f"group {group.name!r} names unknown devices {unknown}")

@@ -43,12 +43,8 @@ import pint
 from schemas.commodities import resolve_commodities, resolve_couplings, split_flex_context
 from schemas.errors import InputError
 from schemas.flex_context import FlexContext, deprecation_notes, parse_flex_context
-from schemas.flex_model import (
-    FlexModel,
-    ProcessFlexModel,
-    StorageFlexModel,
-    parse_flex_models,
-)
+from schemas.flex_groups import parse_flex_entries, resolve_groups
+from schemas.flex_model import ProcessFlexModel, StorageFlexModel
 from schemas.flex_problem import (
     BreachPrices,
     Commitment,
@@ -69,6 +65,7 @@ from schemas.flex_series import (
     magnitude,
     step_times,
 )
+from schemas.operation_modes import parse_operation_modes
 from schemas.times import parse_aware, parse_duration
 from schemas.units import Q_, parse_quantity
 
@@ -389,6 +386,9 @@ def _storage(
         outputs=outputs,
         commodity=m.commodity,
         has_soc=has_soc,
+        operation_modes=()
+        if m.operation_modes is None
+        else parse_operation_modes(m.operation_modes, f"{f}.operation-modes"),
     )
 
 
@@ -705,6 +705,20 @@ def _peak_price(value: Any, field: str, reader: SeriesReader, currency: str) -> 
     return arr
 
 
+def _electric_members(groups: list, devices: list[Device], names: dict[str, str]) -> None:
+    """Refuse a group with a member of another commodity: groups limit electric power."""
+    commodity = {d.name: getattr(d, "commodity", "electricity") for d in devices}
+    where = {name: f for f, name in names.items()}
+    for group in groups:
+        for member in group.members:
+            if commodity.get(member, "electricity") != "electricity":
+                raise InputError(
+                    "a group limits electric power; a device of another commodity "
+                    f"({commodity[member]!r}) cannot join one",
+                    f"{where[member]}.group",
+                )
+
+
 def parse_site_problem(
     flex_model: Any,
     flex_context: Any,
@@ -720,7 +734,7 @@ def parse_site_problem(
     ``InputError`` naming the field as written.
     """
     grid = make_grid(start, duration, resolution)
-    models: list[FlexModel] = parse_flex_models(flex_model)
+    entries = parse_flex_entries(flex_model)
     split = split_flex_context(flex_context)
     try:
         ctx = parse_flex_context(split.electricity)
@@ -732,8 +746,7 @@ def parse_site_problem(
         raise split.renamed(exc) from None
     devices: list[Device] = []
     ports = []
-    for i, m in enumerate(models):
-        f = "flex-model" if isinstance(flex_model, dict) else f"flex-model[{i}]"
+    for f, m in entries.devices:
         if isinstance(m, StorageFlexModel):
             dev = _storage(m, f, reader, spc, notes)
             devices.append(dev)
@@ -744,11 +757,16 @@ def parse_site_problem(
         split.others, [d.commodity for _, _, d in ports], reader, prices[0]
     )
     couplings = resolve_couplings(ports, reader)
+    names = {f: m.sensor for f, m in entries.devices}
+    groups, inflexible = resolve_groups(entries, reader, names.__getitem__)
+    _electric_members(groups, devices, names)
     try:
         problem = _context(
             ctx, reader, devices, prices, spc, commodities=commodities, couplings=couplings
         )
     except InputError as exc:
         raise split.renamed(exc) from None
+    problem.inflexible_power = problem.inflexible_power + inflexible
+    problem.groups = groups
     problem.notes = notes
     return problem

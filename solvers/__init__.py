@@ -5,6 +5,7 @@ No Kafka, ClickHouse or faust here. See ``solvers/README.md``.
 
 from schemas.flex_problem import (
     BreachPrices,
+    DeviceGroup,
     OptimizationSense,
     ProcessDevice,
     ProcessType,
@@ -19,6 +20,7 @@ __all__ = [
     "Breach",
     "BreachPrices",
     "Costs",
+    "DeviceGroup",
     "DeviceSchedule",
     "OptimizationSense",
     "ProcessDevice",

@@ -21,9 +21,13 @@ and the flow enters the peak row, with no breach column or capacity row.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
+from schemas.flex_problem import TimeGrid
 from solvers.lp import ColumnBlock, LinearProgram
+from solvers.result import Breach
 
 
 def add_priced_breach(
@@ -88,3 +92,28 @@ def add_priced_breach(
         elastic=False,
     )
     return b, peak
+
+
+def capacity_breaches(
+    grid: TimeGrid,
+    name: str,
+    device: str | None,
+    flow: np.ndarray,
+    cap: np.ndarray,
+    price: np.ndarray,
+    tol: float,
+) -> Iterable[Breach]:
+    """Per-step breaches of ``flow`` above ``cap`` (beyond ``tol``) and the peak charge.
+
+    Read from a schedule, not from breach columns; ``nan`` capacities never breach.
+    """
+    amount = np.maximum(flow - np.where(np.isnan(cap), np.inf, cap), 0.0)
+    hits = np.flatnonzero(amount > tol)
+    for t in hits:
+        a, p = float(amount[t]), float(price[t])
+        yield Breach(name, device, grid.step_start(int(t)), a, "kW", p, a * p)
+    if len(hits):
+        priced = amount * price
+        t = int(np.argmax(priced))
+        a, p = float(amount[t]), float(price[t])
+        yield Breach(f"{name} (peak)", device, grid.step_start(t), a, "kW", p, a * p)

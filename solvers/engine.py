@@ -34,12 +34,15 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice, TimeGrid
+from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice
 from solvers.backend import RawSolution, Termination, get_backend, solve_on_face
+from solvers.breaches import capacity_breaches
 from solvers.commitments import commitment_cost
 from solvers.commodities import coupling_mismatch, limits, net_flow
 from solvers.formulation import Formulation, build
+from solvers.groups import group_breaches, group_schedules, group_violations
 from solvers.lp import CompiledLP
+from solvers.modes import mode_violations
 from solvers.peaks import peak_charges
 from solvers.result import (
     Breach,
@@ -264,7 +267,8 @@ def _interpret(
             schedules.append(DeviceSchedule(dev.name, "storage", p, soc))
         else:
             schedules.append(DeviceSchedule(dev.name, "process", p))
-    result.schedules = schedules
+    groups = group_schedules(problem, {s.sensor: s.power for s in schedules})
+    result.schedules = schedules + groups
     electric = [p for d, p in zip(problem.devices, powers, strict=True) if _electric(d)]
     net = (
         np.sum(electric, axis=0) + problem.inflexible_power
@@ -273,7 +277,9 @@ def _interpret(
     )
     nets = {cg.commodity: net_flow(cg, problem.devices, powers) for cg in problem.commodities}
     breaches = list(_breaches(problem, schedules, net, nets))
+    breaches += group_breaches(problem, groups, BREACH_TOL)
     violations = list(_hard_violations(problem, schedules, net, nets))
+    violations += group_violations(problem, groups, FEASIBILITY_TOL)
     cons = np.maximum(net, 0.0)
     prod = np.maximum(-net, 0.0)
     by_commodity = {
@@ -385,41 +391,20 @@ def _breaches(
              bp.device_production),
         ):  # fmt: skip
             if soft_breach(cap, price):
-                yield from _capacity_breaches(grid, name, dev.name, flow, cap, price)
+                yield from capacity_breaches(grid, name, dev.name, flow, cap, price, BREACH_TOL)
     for name, flow, cap, price in site_checks:
         if price is not None:
-            yield from _capacity_breaches(grid, name, None, flow, cap, price)
+            yield from capacity_breaches(grid, name, None, flow, cap, price, BREACH_TOL)
     for cg in problem.commodities:
         flows = _sides(nets[cg.commodity])
         for name, side, cap, price in limits(cg):
             if price is not None:
-                yield from _capacity_breaches(grid, name, None, flows[side], cap, price)
+                yield from capacity_breaches(grid, name, None, flows[side], cap, price, BREACH_TOL)
 
 
 def _sides(net: np.ndarray) -> dict[str, np.ndarray]:
     """A net flow's import (consumption) and export (production), kW per step."""
     return {"consumption": np.maximum(net, 0.0), "production": np.maximum(-net, 0.0)}
-
-
-def _capacity_breaches(
-    grid: TimeGrid,
-    name: str,
-    device: str | None,
-    flow: np.ndarray,
-    cap: np.ndarray,
-    price: np.ndarray,
-) -> Iterable[Breach]:
-    """Per-step capacity breaches and the peak charge (see ``solvers.breaches``)."""
-    amount = _side(flow, cap, True)
-    hits = np.flatnonzero(amount > BREACH_TOL)
-    for t in hits:
-        a, p = float(amount[t]), float(price[t])
-        yield Breach(name, device, grid.step_start(int(t)), a, "kW", p, a * p)
-    if len(hits):
-        priced = amount * price
-        t = int(np.argmax(priced))
-        a, p = float(amount[t]), float(price[t])
-        yield Breach(f"{name} (peak)", device, grid.step_start(t), a, "kW", p, a * p)
 
 
 def _hard_violations(
@@ -461,6 +446,7 @@ def _hard_violations(
             for k in np.flatnonzero(amount > FEASIBILITY_TOL):
                 when = grid.step_start(int(k) + offset)
                 yield Breach(name, dev.name, when, float(amount[k]), unit)
+        yield from mode_violations(grid, dev, p, FEASIBILITY_TOL)
     cons, prod = np.maximum(net, 0.0), np.maximum(-net, 0.0)
     site_checks = [
         ("site-power-capacity", cons, problem.site_power_capacity),

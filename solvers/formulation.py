@@ -24,7 +24,9 @@ Site limits: ``site-power-capacity`` bounds both directions and is always hard;
 breach price makes them soft (priced per kW of breach per step). Peak prices
 charge a new peak of ``g+`` (or ``g-``) above the peak already reached, once per
 kW (``solvers.peaks``); commitments price the net power's deviations from a
-committed position per step (``solvers.commitments``).
+committed position per step (``solvers.commitments``). Device groups limit
+their members' summed power (``solvers.groups``) and operation modes confine a
+storage device's net power to its bands (``solvers.modes``).
 
 Ties are broken lexicographically, not by tiny costs: the objective above is
 the primary one and nothing else is in it. ``add_site`` also sets a secondary,
@@ -66,7 +68,9 @@ from schemas.flex_problem import ProcessDevice, SiteProblem, StorageDevice
 from solvers.breaches import add_priced_breach
 from solvers.commitments import add_commitment
 from solvers.commodities import CommodityVars, add_commodity, add_coupling
+from solvers.groups import add_groups
 from solvers.lp import ColumnBlock, LinearProgram, add_either_or
+from solvers.modes import add_modes
 from solvers.peaks import add_peak
 from solvers.process import ProcessVars, add_process
 from solvers.storage import BIG_M, TIMING, StorageVars, add_storage
@@ -124,6 +128,7 @@ def add_site(
         c.commodity: ([], [], []) for c in problem.commodities
     }
     other_max = {c.commodity: np.abs(c.inflexible_power) for c in problem.commodities}
+    terms: dict[str, tuple[np.ndarray, ...]] = {}  # each device's part of a power sum
     for dev in problem.devices:
         if isinstance(dev, StorageDevice):
             sv = add_storage(
@@ -141,20 +146,25 @@ def add_site(
             # With priced device breaches a device may reach its power capacity.
             up_c = dev.power_capacity if bp.device_consumption is not None else 0.0
             up_p = dev.power_capacity if bp.device_production is not None else 0.0
-            dev_cons = np.minimum(np.fmax(dev.consumption_capacity, up_c), BIG_M)
-            dev_prod = np.minimum(np.fmax(dev.production_capacity, up_p), BIG_M)
+            reach_c = np.fmax(dev.consumption_capacity, up_c)
+            reach_p = np.fmax(dev.production_capacity, up_p)
+            if dev.operation_modes:
+                add_modes(lp, dev, sv, reach_c, reach_p)
             if dev.commodity != "electricity":
                 rows, cols, vals = other[dev.commodity]
                 rows += [t, t]
                 cols += [sv.charge.index, sv.discharge.index]
                 vals += [np.ones(n), -np.ones(n)]
-                other_max[dev.commodity] = other_max[dev.commodity] + np.maximum(dev_cons, dev_prod)
+                reach = np.minimum(np.maximum(reach_c, reach_p), BIG_M)
+                other_max[dev.commodity] = other_max[dev.commodity] + reach
                 continue
             b_rows += [t, t]
             b_cols += [sv.charge.index, sv.discharge.index]
             b_vals += [np.ones(n), -np.ones(n)]
-            max_cons = max_cons + dev_cons
-            max_prod = max_prod + dev_prod
+            rows, cols, vals = (np.concatenate(b[-2:]) for b in (b_rows, b_cols, b_vals))
+            terms[dev.name] = (rows, cols, vals, np.zeros(n))
+            max_cons = max_cons + np.minimum(reach_c, BIG_M)
+            max_prod = max_prod + np.minimum(reach_p, BIG_M)
         elif isinstance(dev, ProcessDevice):
             timing = TIMING * abs(dev.power) * dt * frac
             pv, rows, cols, vals, fixed = add_process(lp, dev, cp, timing)
@@ -162,6 +172,7 @@ def add_site(
             b_rows.append(rows)
             b_cols.append(cols)
             b_vals.append(vals)
+            terms[dev.name] = (rows, cols, vals, fixed)
             constant = constant + fixed
             max_cons = max_cons + max(dev.power, 0.0)
             max_prod = max_prod + max(-dev.power, 0.0)
@@ -175,6 +186,7 @@ def add_site(
     for coupling in problem.couplings:
         add_coupling(lp, coupling, by_name, n)
 
+    add_groups(lp, problem, terms)
     if _price_only(problem):
         # No limit at the connection and one price both ways: the site's cost is the
         # price times its net power, so the price goes straight onto the devices'

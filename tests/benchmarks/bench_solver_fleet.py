@@ -13,8 +13,14 @@ Side by side in one run, medians of 3 (1 with ``--quick``):
 - 1 battery x 8760 steps, JSON text in to JSON text out, beside the bare
   ``schedule`` call on the same problem already parsed.
 
-Every solve gets a 30 s time limit; a case that reaches it prints ``time-limit``.
-``--skip-v2g`` leaves out the V2G fleets (the slow part).
+Beside them, FlexMeasures' own ``device_scheduler`` (1.0.1, installed from PyPI
+into ``data/fm-env`` on first use, never into the project's environment; see
+``flexmeasures_reference``) on the same problems with its default solver
+settings and a 60 s time limit, once each (it reaches the limit on the large
+ones). ``--skip-flexmeasures`` leaves that column out.
+
+Every solve of ours gets a 30 s time limit; a case that reaches it prints
+``time-limit``. ``--skip-v2g`` leaves out the V2G fleets (the slow part).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_solver import json_roundtrip, plain_pyomo  # noqa: E402
+from flexmeasures_reference import flexmeasures_times  # noqa: E402
 
 from schemas.flex_request import parse_site_problem  # noqa: E402
 from solvers import schedule  # noqa: E402
@@ -92,15 +99,30 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one repeat per case")
     ap.add_argument("--skip-v2g", action="store_true", help="leave out the V2G fleets")
+    ap.add_argument(
+        "--skip-flexmeasures", action="store_true", help="leave out FlexMeasures' column"
+    )
     args = ap.parse_args(argv)
+
+    def fm(problem: object) -> str:
+        """FlexMeasures' status and seconds on ``problem`` (one run), as a column."""
+        if args.skip_flexmeasures:
+            return ""
+        r = flexmeasures_times(problem, 1)
+        return f"  FlexMeasures: {r['status']} {r['seconds']:.2f} s (cost {r['cost']:.2f})"
+
     reps = 1 if args.quick else 3
     schedule(battery_problem(96))  # warm-up: imports and the first HiGHS instance
     targets: list[tuple[str, bool, str]] = []
 
     print(f"{'case':<38} {'status':<11} {'ours s':>8} {'plain LP s':>11} {'ratio':>6}")
     for k, limit in () if args.skip_v2g else ((10, None), (100, 2.0), (200, 5.0)):
-        status, secs, _ = ours(v2g_negative_evening_problem(k), reps)
-        print(f"{f'{k} V2G EVs x 192, -50 EUR/MWh 18-22h':<38} {status:<11} {secs:8.2f}")
+        v2g = v2g_negative_evening_problem(k)
+        status, secs, cost = ours(v2g, reps)
+        print(
+            f"{f'{k} V2G EVs x 192, -50 EUR/MWh 18-22h':<38} {status:<11} {secs:8.2f}"
+            f"  (cost {cost:.2f}){fm(v2g)}"
+        )
         if limit is not None:
             ok = status == "optimal" and secs < limit
             label = f"{k} V2G EVs proven optimal < {limit:g} s"
@@ -119,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'  plain LP: solver call only':<38} {'':<11} {'':>8} {m['plain_solve']:11.2f} "
         f"{ratio_solve:6.2f}"
     )
+    if not args.skip_flexmeasures:
+        print(f"{'':<38} {fm(fleet)}")
     targets.append(("100 batteries x 192 < 2 s", m["ours"] < 2.0, f"{m['ours']:.2f} s"))
     targets.append(("100 batteries within 1.5x of a plain LP", ratio <= 1.5, f"{ratio:.2f}x"))
 
@@ -128,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'1 battery x 8760, JSON -> JSON':<38} {'optimal':<11} {rt:8.3f} "
         f"{'(schedule alone ' + f'{bare:.3f} s)':>18}"
     )
+    if not args.skip_flexmeasures:
+        print(f"{'  same problem, solver alone':<38} {fm(battery_problem(8760))}")
     targets.append(("1 battery x 8760 JSON -> JSON < 0.3 s", rt < 0.3, f"{rt:.3f} s"))
 
     print()

@@ -128,7 +128,7 @@ def test_process_model():
             {"consumption-price": "100 EUR/MWh", "production-price": "1 USD/MWh"},
             "production-price",
         ),
-        ([BAT, BAT], CTX, "flex-model"),
+        ([BAT, BAT], CTX, "flex-model[1].sensor"),
         (
             [
                 BAT,

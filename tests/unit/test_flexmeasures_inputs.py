@@ -534,6 +534,50 @@ CASES: list[tuple[str, Any, Any, Check]] = [
         CTX,
         lambda p: list(dev(p).allowed) == [True, False, False, True, True, True],
     ),
+    # --- operation modes and groups (FlexMeasures' field examples and tests) ----------
+    (
+        "operation-modes: off or exactly 883.7 W",
+        bat(
+            **{
+                "operation-modes": [
+                    {"consumption-range": ["0 W", "0 W"]},
+                    {"consumption-range": ["883.7 W", "883.7 W"]},
+                ]
+            }
+        ),
+        CTX,
+        lambda p: dev(p).operation_modes == ((0.0, 0.0), (0.8837, 0.8837)),
+    ),
+    (
+        "group by asset: battery and PV under a 2.5 MW inverter",
+        [
+            bat(**{"power-capacity": "2 MW", "group": {"asset": 7}}),
+            {
+                "sensor": 16,
+                "power-capacity": "2 MW",
+                "consumption-capacity": "0 MW",
+                "production-capacity": "2 MW",
+                "group": {"asset": 7},
+            },
+            {"asset": 7, "power-capacity": "2.5 MW"},
+        ],
+        CTX,
+        lambda p: (
+            p.groups[0].name == "asset 7"
+            and p.groups[0].members == ["15", "16"]
+            and close(p.groups[0].power_capacity, 2500)
+        ),
+    ),
+    (
+        "inflexible-consumption entry from a sensor, in a group by sensor",
+        [
+            bat(group={"sensor": 30}),
+            {"inflexible-consumption": {"sensor": 3}, "group": {"sensor": 30}},
+            {"sensor": 30, "power-capacity": "2 MW"},
+        ],
+        CTX,
+        lambda p: close(p.groups[0].inflexible_power, 2.0) and close(p.inflexible_power, 2.0),
+    ),
 ]
 
 
@@ -558,13 +602,7 @@ def test_every_case_schedules(fm, context):
 @pytest.mark.parametrize(
     ("fm", "context", "field", "words"),
     [
-        (
-            bat(**{"operation-modes": [{"consumption-range": ["0 W", "0 W"]}]}),
-            CTX,
-            "flex-model.operation-modes",
-            "does not support yet",
-        ),
-        (bat(group={"asset": 3}), CTX, "flex-model.group", "does not support yet"),
+        (bat(group={"asset": 3}), CTX, "flex-model.group", "need a list of flex-models"),
         (BAT, ctx(commodity="gas"), "flex-context.commodity", "commodities list"),
         (bat(**{"soc-mx": "40 kWh"}), CTX, "flex-model.soc-mx", "did you mean 'soc-max'"),
         (

@@ -357,6 +357,13 @@ def test_smart_defaults_of_a_commodity_context_follow_flexmeasures():
             "flex-context.commodity",
             "commodities list",
         ),
+        (
+            [*heat_pump(), buffer(group={"sensor": "inv"}),
+             {"sensor": "inv", "power-capacity": "5 kW"}],
+            {"consumption-price": "1 EUR/MWh"},
+            "flex-model[2].group",
+            "limits electric power",
+        ),
     ],
 )  # fmt: skip
 def test_errors_name_the_commodity_field_as_written(flex_model, context, field, words):

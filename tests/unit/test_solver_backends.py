@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from schemas.errors import InputError
+from schemas.flex_problem import DeviceGroup
 from schemas.flex_request import parse_site_problem
 from solvers import (
     BreachPrices,
@@ -78,6 +79,27 @@ def _heat_site():
     )
 
 
+def _group_and_modes():
+    """A battery and an off-or-2-to-3-kW heater behind a soft 3 kW feeder limit."""
+    n = 6
+    prices = np.array([0.1, 0.3, 0.2, 0.4, 0.1, 0.2])
+    devs = [
+        StorageDevice(
+            "bat", n, soc_at_start=2, soc_max=8, consumption_capacity=4, production_capacity=4,
+            soc_targets=np.r_[np.full(n, np.nan), 6],
+        ),
+        StorageDevice(
+            "heat", n, soc_at_start=1, soc_max=4, consumption_capacity=3, production_capacity=0,
+            soc_usage=1.0, operation_modes=((0, 0), (2, 3)),
+        ),
+    ]  # fmt: skip
+    feeder = DeviceGroup(
+        "feeder", n, ["bat", "heat"], power_capacity=6.0, consumption_capacity=3.0,
+        consumption_breach_price=np.full(n, 0.5),
+    )  # fmt: skip
+    return SiteProblem(TimeGrid(T0, timedelta(hours=1), n), devs, prices, groups=[feeder])
+
+
 SCENARIOS = {
     "heat-site": _heat_site,
     "battery-96": lambda: battery_problem(96),
@@ -85,6 +107,7 @@ SCENARIOS = {
     "relaxed-target": _target_problem,
     "negative-prices": _negative_prices,
     "process-mix": _process_mix,
+    "group-and-modes": _group_and_modes,
 }
 
 

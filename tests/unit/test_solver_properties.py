@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from schemas.commodities import CommodityGrid, Coupling
+from schemas.flex_problem import DeviceGroup
 from solvers import BreachPrices, SiteProblem, Status, StorageDevice, TimeGrid, schedule
 from solvers.commodities import coupling_mismatch, net_flow
 from solvers.highs_backend import MIP_REL_GAP
@@ -58,7 +59,7 @@ def reference_cost(problem: SiteProblem) -> float | None:
     rows: list[tuple[dict[int, float], float, float]] = []
     commodity_terms = {c.commodity: [{} for _ in range(n)] for c in problem.commodities}
     net_terms = commodity_terms["electricity"] = [{} for _ in range(n)]
-    flows = {}
+    flows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for d in problem.devices:
         cc = np.where(np.isfinite(d.consumption_capacity), d.consumption_capacity, 1e4)
         pc_max = np.where(np.isfinite(d.production_capacity), d.production_capacity, 1e4)
@@ -86,6 +87,16 @@ def reference_cost(problem: SiteProblem) -> float | None:
             commodity_terms[d.commodity][t][pc[t]] = 1.0
             commodity_terms[d.commodity][t][pd[t]] = -1.0
         flows[d.name] = (pc, pd)
+        for t in range(n):
+            if d.operation_modes:
+                # One binary per band and step (no merging): exactly one band holds p.
+                y = add(len(d.operation_modes), 0.0, 1.0, 0.0, 1)
+                rows.append(({int(j): 1.0 for j in y}, 1.0, 1.0))
+                for side in (0, 1):
+                    row = {pc[t]: 1.0, pd[t]: -1.0}
+                    bands = zip(y, d.operation_modes, strict=True)
+                    row.update({int(j): -band[side] for j, band in bands})
+                    rows.append((row, 0.0, np.inf) if side == 0 else (row, -np.inf, 0.0))
         for k in range(1, n + 1):
             rows.append(({soc[k]: 1.0}, d.soc_min[k], d.soc_max[k]))
         for k in range(n + 1):
@@ -144,6 +155,27 @@ def reference_cost(problem: SiteProblem) -> float | None:
         for name, k in zip(coupling.devices, coupling.coefficients, strict=True):
             pc, pd = flows[name]
             rows.extend(({pc[t]: 1.0, pd[t]: -1.0, level[t]: -k[t]}, 0.0, 0.0) for t in range(n))
+    for g in problem.groups:
+        hp = add(n, 0.0, np.where(np.isfinite(g.power_capacity), g.power_capacity, 1e5))
+        hm = add(n, 0.0, np.where(np.isfinite(g.power_capacity), g.power_capacity, 1e5))
+        for t in range(n):
+            row = {hp[t]: -1.0, hm[t]: 1.0}
+            for m in g.members:
+                row[flows[m][0][t]] = 1.0
+                row[flows[m][1][t]] = -1.0
+            rows.append((row, -g.inflexible_power[t], -g.inflexible_power[t]))
+        for flow, cap, price in (
+            (hp, g.consumption_capacity, g.consumption_breach_price),
+            (hm, g.production_capacity, g.production_breach_price),
+        ):
+            peak = add(1, 0.0, np.inf, 1.0)[0] if price is not None else None
+            for t in np.flatnonzero(np.isfinite(cap)):
+                if price is None:
+                    rows.append(({flow[t]: 1.0}, -np.inf, cap[t]))
+                    continue
+                (b,) = add(1, 0.0, np.inf, price[t])
+                rows.append(({flow[t]: 1.0, b: -1.0}, -np.inf, cap[t]))
+                rows.append(({b: price[t], peak: -1.0}, -np.inf, 0.0))
     a = np.zeros((len(rows), len(cols)))
     for i, (row, _, _) in enumerate(rows):
         for j, v in row.items():
@@ -221,9 +253,12 @@ def instances(draw, soft=False):
 def check_schedule(problem, result):
     dt = problem.grid.dt_hours
     net = problem.inflexible_power.copy()
-    for dev, s in zip(problem.devices, result.schedules, strict=True):
+    devices = result.schedules[: len(problem.devices)]
+    for dev, s in zip(problem.devices, devices, strict=True):
         assert np.all(s.power <= dev.consumption_capacity + TOL)
         assert np.all(-s.power <= dev.production_capacity + TOL)
+        if dev.commodity == "electricity":
+            net = net + s.power
         if not dev.has_soc:
             assert s.soc is None
             continue
@@ -234,10 +269,32 @@ def check_schedule(problem, result):
         if problem.breach_prices.soc_minima is None:
             ok = np.isnan(dev.soc_targets) | (np.abs(s.soc - dev.soc_targets) <= TOL)
             assert ok.all()
-        if dev.commodity == "electricity":
-            net = net + s.power
+        if dev.operation_modes:
+            inside = [
+                (lo - TOL <= s.power) & (s.power <= hi + TOL) for lo, hi in dev.operation_modes
+            ]
+            assert np.any(inside, axis=0).all()
+    powers = {s.sensor: s.power for s in devices}
+    for g, s in zip(problem.groups, result.schedules[len(devices) :], strict=True):
+        expected = g.inflexible_power + sum((powers[m] for m in g.members), np.zeros(len(net)))
+        np.testing.assert_allclose(s.power, expected, atol=1e-9)
+        assert np.all(np.abs(s.power) <= g.power_capacity + TOL)
     cap = problem.site_power_capacity
     assert np.all(np.isnan(cap) | (np.abs(net) <= cap + TOL))
+
+
+def matches_reference(problem):
+    """Schedule ``problem`` and check it against the reference; the result, None if infeasible."""
+    result = schedule(problem)
+    ref = reference_cost(problem)
+    if ref is None or result.status is Status.INFEASIBLE:
+        assert result.status is Status.INFEASIBLE and result.conflicts
+        assert ref is None or sum(c.amount for c in result.conflicts) < 1e-5
+        return None
+    assert result.status in (Status.OPTIMAL, Status.RELAXED), result.message
+    check_schedule(problem, result)
+    assert result.costs.total == pytest.approx(ref, rel=_gap(result), abs=1e-5)
+    return result
 
 
 SETTINGS = settings(
@@ -285,6 +342,47 @@ def test_soft_instances_match_the_reference_and_list_breaches(problem):
         assert result.status is Status.RELAXED and result.breaches
     if result.status is Status.RELAXED:
         assert all(b.amount > 0 and b.cost is not None for b in result.breaches)
+
+
+@st.composite
+def grouped_instances(draw):
+    """Instances with operation modes on some devices and a group over some of them."""
+    problem = draw(instances(soft=True))
+    n = problem.grid.n
+    floats = lambda lo, hi: st.floats(lo, hi, allow_nan=False).map(lambda v: round(v, 3))  # noqa: E731
+    for dev in problem.devices:
+        kind = draw(st.sampled_from(["none", "off-or-band", "two-sided", "contiguous"]))
+        lo, width = draw(floats(0.5, 6)), draw(floats(0, 6))
+        if kind == "off-or-band":
+            dev.operation_modes = ((0.0, 0.0), (lo, lo + width))
+        elif kind == "two-sided":
+            dev.operation_modes = ((-lo - width, -lo), (-0.5, 0.5), (lo + 1, lo + 1 + width))
+        elif kind == "contiguous":
+            dev.operation_modes = ((0.0, lo), (lo, lo + width))
+    names = [d.name for d in problem.devices]
+    members = draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
+    price = draw(st.sampled_from([None, 5.0]))
+    group = DeviceGroup(
+        "g",
+        n,
+        members,
+        power_capacity=draw(st.one_of(st.just(np.inf), floats(4, 30))),
+        consumption_capacity=draw(st.one_of(st.just(np.nan), floats(0, 15))),
+        production_capacity=draw(st.one_of(st.just(np.nan), floats(0, 15))),
+        consumption_breach_price=None if price is None else np.full(n, price),
+        production_breach_price=None if price is None else np.full(n, price),
+        inflexible_power=np.array(draw(st.lists(floats(-3, 3), min_size=n, max_size=n))),
+    )
+    problem.groups = [group]
+    return problem
+
+
+@settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(grouped_instances())
+def test_groups_and_operation_modes_match_the_reference(problem):
+    matches_reference(problem)
 
 
 @st.composite
@@ -362,15 +460,9 @@ def multi_instances(draw):
 @SETTINGS
 @given(multi_instances())
 def test_multi_commodity_instances_match_the_reference(problem):
-    result = schedule(problem)
-    ref = reference_cost(problem)
-    if ref is None or result.status is Status.INFEASIBLE:
-        assert result.status is Status.INFEASIBLE and result.conflicts
-        assert ref is None or sum(c.amount for c in result.conflicts) < 1e-5
+    result = matches_reference(problem)
+    if result is None:
         return
-    assert result.status in (Status.OPTIMAL, Status.RELAXED), result.message
-    check_schedule(problem, result)
-    assert result.costs.total == pytest.approx(ref, rel=_gap(result), abs=1e-5)
     powers = {s.sensor: s.power for s in result.schedules}
     for coupling in problem.couplings:
         assert np.all(coupling_mismatch(coupling, powers) <= TOL)

@@ -1,0 +1,117 @@
+"""Benchmark: a battery, PV and a heat pump over two days at 15 minutes, JSON in to JSON out,
+with a hybrid inverter group and on/off operation modes beside the plain request (medians).
+
+Usage: .venv/bin/python tests/benchmarks/bench_groups_modes.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from schemas.flex_request import parse_site_problem  # noqa: E402
+from solvers import schedule  # noqa: E402
+
+START = datetime(2026, 6, 1, tzinfo=UTC)
+N = 192
+
+
+def _series(values: np.ndarray, unit: str) -> list[dict]:
+    return [
+        {
+            "start": (START + timedelta(minutes=15 * i)).isoformat(),
+            "duration": "PT15M",
+            "value": f"{v:.2f} {unit}",
+        }
+        for i, v in enumerate(values)
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=9)
+    args = ap.parse_args()
+    rng = np.random.default_rng(1)
+    hours = np.arange(N) / 4.0
+    sun = np.clip(np.sin((hours % 24 - 6) / 12 * np.pi), 0, None)
+    battery = {
+        "sensor": "battery",
+        "soc-at-start": "20 kWh",
+        "soc-max": "40 kWh",
+        "power-capacity": "10 kW",
+        "roundtrip-efficiency": "90%",
+    }
+    pv = {"sensor": "pv", "inflexible-production": _series(8 * sun, "kW")}
+    heat = {
+        "sensor": "heat-pump",
+        "soc-at-start": "10 kWh",
+        "soc-max": "30 kWh",
+        "power-capacity": "3 kW",
+        "production-capacity": "0 kW",
+        "charging-efficiency": "300%",
+        "soc-usage": _series(rng.uniform(1, 5, N), "kW"),
+    }
+    modes = {
+        "operation-modes": [
+            {"consumption-range": ["0 kW", "0 kW"]},
+            {"consumption-range": ["1.5 kW", "3 kW"]},
+        ]
+    }
+    inverter = {"group": {"sensor": "inverter"}}
+    context = {
+        "consumption-price": _series(rng.uniform(20, 200, N), "EUR/MWh"),
+        "production-price": "15 EUR/MWh",
+        "inflexible-consumption": _series(rng.uniform(0, 4, N), "kW"),
+        "site-power-capacity": "25 kW",
+    }
+    cases = {
+        "plain": [battery, pv, heat],
+        "inverter group (10 kW)": [
+            {**battery, **inverter},
+            {**pv, **inverter},
+            heat,
+            {"sensor": "inverter", "power-capacity": "10 kW"},
+        ],
+        "+ soft feeder (8 kW)": [
+            {**battery, **inverter},
+            {**pv, **inverter},
+            {**heat, "group": {"sensor": "feeder"}},
+            {"sensor": "inverter", "power-capacity": "10 kW", "group": {"sensor": "feeder"}},
+            {"sensor": "feeder", "consumption-capacity": "8 kW"},
+        ],
+        "heat pump on/off modes": [battery, pv, {**heat, **modes}],
+    }
+    medians = {}
+    for label, flex_model in cases.items():
+        body = json.dumps({"flex-model": flex_model, "flex-context": context})
+        times = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            request = json.loads(body)
+            problem = parse_site_problem(
+                request["flex-model"], request["flex-context"], START, "P2D", "PT15M"
+            )
+            result = schedule(problem)
+            json.dumps(result.to_json())
+            times.append(time.perf_counter() - t)
+        medians[label] = statistics.median(times)
+        print(
+            f"{label:24s} {medians[label] * 1000:8.1f} ms  {result.status}  "
+            f"cost {result.costs.total:9.2f}  breaches {result.costs.breaches:8.2f}  "
+            f"binaries {result.used_binaries}  solver {result.timings['solve'] * 1000:.0f} ms"
+        )
+    for label in list(cases)[1:]:
+        print(f"{label} vs plain: {medians[label] / medians['plain']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
