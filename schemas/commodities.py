@@ -401,3 +401,20 @@ def resolve_couplings(
             )
         out.append(Coupling(name, [d.name for _, d, _ in ports], [c for _, _, c in ports]))
     return out
+
+
+def electric_groups(groups: list, devices: list, names: dict[str, str]) -> None:
+    """Refuse a group with a member of another commodity: groups limit electric power.
+
+    ``names`` maps each device entry's field prefix to its sensor name.
+    """
+    commodity = {d.name: getattr(d, "commodity", ELECTRICITY) for d in devices}
+    where = {name: f for f, name in names.items()}
+    for group in groups:
+        for member in group.members:
+            if commodity.get(member, ELECTRICITY) != ELECTRICITY:
+                raise InputError(
+                    "a group limits electric power; a device of another commodity "
+                    f"({commodity[member]!r}) cannot join one",
+                    f"{where[member]}.group",
+                )

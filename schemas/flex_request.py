@@ -29,6 +29,9 @@ This is where units, defaults and FlexMeasures semantics are applied:
   100 currency/kW). The deprecated price sensor fields fill in no defaults.
   Capacity breach prices per power are charged per kW of breach in each step and
   on the peak breach; per energy, per kWh of breach (kW times the step length).
+- Other commodities than electricity (a device's ``commodity``, the
+  flex-context's ``commodities``) and converters (``coupling``) are resolved by
+  ``schemas.commodities``; the top-level flex-context is electricity's.
 """
 
 from __future__ import annotations
@@ -40,7 +43,12 @@ from typing import Any
 import numpy as np
 import pint
 
-from schemas.commodities import resolve_commodities, resolve_couplings, split_flex_context
+from schemas.commodities import (
+    electric_groups,
+    resolve_commodities,
+    resolve_couplings,
+    split_flex_context,
+)
 from schemas.errors import InputError
 from schemas.flex_context import FlexContext, deprecation_notes, parse_flex_context
 from schemas.flex_groups import parse_flex_entries, resolve_groups
@@ -705,20 +713,6 @@ def _peak_price(value: Any, field: str, reader: SeriesReader, currency: str) -> 
     return arr
 
 
-def _electric_members(groups: list, devices: list[Device], names: dict[str, str]) -> None:
-    """Refuse a group with a member of another commodity: groups limit electric power."""
-    commodity = {d.name: getattr(d, "commodity", "electricity") for d in devices}
-    where = {name: f for f, name in names.items()}
-    for group in groups:
-        for member in group.members:
-            if commodity.get(member, "electricity") != "electricity":
-                raise InputError(
-                    "a group limits electric power; a device of another commodity "
-                    f"({commodity[member]!r}) cannot join one",
-                    f"{where[member]}.group",
-                )
-
-
 def parse_site_problem(
     flex_model: Any,
     flex_context: Any,
@@ -745,21 +739,21 @@ def parse_site_problem(
     except InputError as exc:
         raise split.renamed(exc) from None
     devices: list[Device] = []
-    ports = []
+    storages = []
     for f, m in entries.devices:
         if isinstance(m, StorageFlexModel):
             dev = _storage(m, f, reader, spc, notes)
             devices.append(dev)
-            ports.append((f, m, dev))
+            storages.append((f, m, dev))
         else:
             devices.append(_process(m, f, reader))
     commodities = resolve_commodities(
-        split.others, [d.commodity for _, _, d in ports], reader, prices[0]
+        split.others, [d.commodity for _, _, d in storages], reader, prices[0]
     )
-    couplings = resolve_couplings(ports, reader)
+    couplings = resolve_couplings(storages, reader)
     names = {f: m.sensor for f, m in entries.devices}
     groups, inflexible = resolve_groups(entries, reader, names.__getitem__)
-    _electric_members(groups, devices, names)
+    electric_groups(groups, devices, names)
     try:
         problem = _context(
             ctx, reader, devices, prices, spc, commodities=commodities, couplings=couplings
