@@ -36,9 +36,10 @@ SCHEMA_IDS: dict[int, str] = {
     6: "schedule_request.avsc",
     7: "schedule.v1.avsc",
     8: "report_definition.avsc",
-    9: "schedule.avsc",
+    9: "schedule.v2.avsc",
     10: "dead_letter.avsc",
     11: "registry_event.avsc",
+    12: "schedule.avsc",
 }
 
 
