@@ -253,10 +253,18 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         app.task(_mirror_registry)
     for install in features_for(roles):
         install(ctx)
+    # A worker without faust agents or tables (ingest, forecast) has nothing of faust's own
+    # to consume (its batch loops have consumers of their own): no faust consumer joins
+    # the worker group, and the loops' flow is never suspended by its rebalances.
+    consumes = bool(len(app.agents) or len(app.tables))
+    if not consumes:
+        app.boot_strategy = app.BootStrategy(app, enable_kafka_consumer=False)
 
     async def _tables_in_step() -> None:
         await ctx.ready.wait()
-        if len(app.tables):
+        if not consumes:
+            app.flow_control.resume()
+        elif len(app.tables):
             await app.tables.recovery.completed.wait()
         ctx.tables_recovered.set()
 
