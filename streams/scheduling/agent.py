@@ -105,11 +105,7 @@ def install(ctx: WorkerContext) -> None:
             t = time.perf_counter()  # received: the latency runs from here to confirmed answers
             raw = RawMessage(m.topic, m.partition, m.offset, m.key, event.value)
             try:
-                if raw.value is None:
-                    raise InputError("the message has no value", "value")
-                kind, request = serde.decode(raw.value)
-                if kind != "ScheduleRequest":
-                    raise InputError(f"a {kind} is not a schedule request", "value")
+                request = serde.decode_as(raw.value, "ScheduleRequest", "a schedule request")
             except InputError as exc:
                 await ctx.send_dead_letters(
                     [
