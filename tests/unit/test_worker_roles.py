@@ -182,3 +182,41 @@ def test_the_feed_splits_readings_from_report_results():
     )
     assert readings.sensor == ["pv", "price"] and len(readings) == 5
     assert results.sensor == ["kpi"] and len(results) == 1
+
+
+def test_the_stored_gate_waits_until_the_ingest_groups_committed_past_the_batch():
+    import asyncio
+
+    from streams.beliefs.feed import StoredGate
+    from streams.health import Health
+
+    # The ingest group commits one message further on each look.
+    committed = {("r.meter", 0): 3, ("r.reports", 0): 9}
+    looks: list[tuple[str, list]] = []
+
+    def read(group: str, tps: list[tuple[str, int]]) -> dict:
+        looks.append((group, sorted(tps)))
+        out = {tp: committed[tp] for tp in tps}
+        for tp in tps:
+            committed[tp] += 1
+        return out
+
+    def group_of(topic: str) -> str:
+        return "worker.reports" if topic == "r.reports" else "worker.readings"
+
+    gate = StoredGate(read, group_of, Health(started=True), every=0.0)
+    msgs = [
+        RawMessage("r.meter", 0, 4, b"pv", b""),
+        RawMessage("r.meter", 0, 5, b"pv", b""),
+        RawMessage("r.reports", 0, 2, b"kpi", b""),
+    ]
+    asyncio.run(gate.wait(msgs))  # meter must reach 6 (after offset 5): 3, 4, 5, then 6
+    assert [g for g, _ in looks] == [
+        "worker.readings",
+        "worker.reports",
+        "worker.readings",
+        "worker.readings",
+        "worker.readings",
+    ]
+    assert looks[1] == ("worker.reports", [("r.reports", 0)])  # already past: asked once
+    assert committed[("r.meter", 0)] == 7
