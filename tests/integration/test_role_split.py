@@ -111,3 +111,49 @@ def test_a_report_worker_without_ingest_or_a_server_is_refused_naming_clickhouse
     out = run(["worker", "--roles", "report"], fs.env)
     assert out.returncode == 2
     assert "CLICKHOUSE_URL" in out.stderr and "add ingest to --roles" in out.stderr
+
+
+def test_a_report_only_worker_reads_the_history_through_a_server_and_publishes_its_results(fs):
+    """A report worker without ingest: inputs read over ClickHouse's HTTP protocol, results stored
+    by the ingest worker.
+
+    The ingest worker's read-only ClickHouse interface stands in for a ClickHouse
+    server here (the report worker reaches it through ``CLICKHOUSE_URL`` like any server).
+    """
+    from streams.sql.auth import TOKEN_FILE
+    from tests.integration.test_reports import SRC, T0, batch, net_report, report_rows
+
+    net_report(fs)
+    fs.extra_env["FLEXSTREAM_WORKER_ROLES"] = "ingest"
+    fs.start_worker()
+    token = (fs.data_dir / TOKEN_FILE).read_text().strip()
+    report_dir, report_port = fs.data_dir.parent / "reporter", kafka_local.free_port()
+    env = {
+        **fs.env,
+        "FLEXSTREAM_DATA_DIR": str(report_dir),
+        "FLEXSTREAM_WORKER_WEB_PORT": str(report_port),
+        "FLEXSTREAM_WORKER_ROLES": "report",
+        "CLICKHOUSE_URL": f"http://reader:{token}@127.0.0.1:{fs.clickhouse_port}",
+    }
+    proc = runtime.spawn_worker(env, report_dir / "worker.log")
+    fs.workers.append(proc)
+    runtime.wait_worker_ready(report_dir, proc, timeout=90)
+    health = json.loads(get(report_port, "/health/"))
+    assert (health["roles"], health["store"]) == (["report"], "read")
+
+    fs.publish(
+        "readings.meter",
+        [
+            ("pv", batch("pv", T0, [-2.0] * 6, source="meter")),
+            ("load", batch("load", T0, [3.0] * 6, source="meter")),
+        ],
+    )
+    rows = wait_for(lambda: report_rows(fs, "net"), what="the report, stored by the ingest worker")
+    assert [(r[0], r[1], r[3]) for r in rows] == [("2026-04-01 00:00:00.000000", 1.0, SRC + "net")]
+    # The report worker wrote nothing itself: no engine folder of its own.
+    assert not (report_dir / "clickhouse").exists()
+    assert "flexstream_beliefs_stored_total{" not in get(report_port, "/metrics").decode()
+    assert (
+        'flexstream_beliefs_stored_total{stream="reports"} 1.0'
+        in get(fs.web_port, "/metrics").decode()
+    )
