@@ -102,14 +102,20 @@ def down() -> None:
 def worker(
     sensors_file: str | None, loglevel: str, log_format: str, roles_text: str | None
 ) -> None:
-    """Run the streaming worker: readings -> validation -> ClickHouse, dead letters to Kafka."""
+    """Run the streaming worker: readings into ClickHouse, schedules, reports, forecasts.
+
+    --roles picks the worker's share of the work (README, "Deployment").
+    """
     from faust.worker import Worker
 
     from streams.roles import RolesError, check_history_access, parse_roles
 
     s = _settings()
     try:
-        roles = parse_roles(roles_text if roles_text is not None else s.worker.roles)
+        if roles_text is not None:
+            roles = parse_roles(roles_text)
+        else:
+            roles = parse_roles(s.worker.roles, "--roles (FLEXSTREAM_WORKER_ROLES)")
         check_history_access(roles, s.clickhouse.url is not None)
     except RolesError as exc:
         raise click.UsageError(str(exc)) from None
