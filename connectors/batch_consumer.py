@@ -67,6 +67,27 @@ def next_offsets(messages: Iterable[RawMessage]) -> dict[tuple[str, int], int]:
     return out
 
 
+def committed_offsets(
+    admin: Any, group: str, partitions: list[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """The offsets ``group`` committed on ``partitions`` (those it never committed are left out).
+
+    ``admin`` is a confluent-kafka ``AdminClient``; blocking (up to 15 s).
+    """
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    tps = [TopicPartition(t, p) for t, p in partitions]
+    futs = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, tps)], request_timeout=10
+    )
+    found = futs[group].result(timeout=15)
+    return {
+        (p.topic, p.partition): p.offset
+        for p in found.topic_partitions
+        if p.offset >= 0 and p.error is None
+    }
+
+
 class BatchConsumer:
     """One consumer of ``topics`` in ``group``; see the module docstring."""
 
@@ -129,23 +150,18 @@ class BatchConsumer:
         self, consumer: Consumer, partitions: list[TopicPartition]
     ) -> dict[tuple[str, int], TopicPartition]:
         """Offsets of ``carry_offsets_from`` for the partitions this group never committed."""
-        from confluent_kafka import ConsumerGroupTopicPartitions
         from confluent_kafka.admin import AdminClient
 
         own = consumer.committed(partitions, timeout=10)
         missing = [TopicPartition(p.topic, p.partition) for p in own if p.offset < 0]
         if not missing:
             return {}
-        admin = AdminClient(self._admin_conf)
-        futs = admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(self._carry_from, missing)], request_timeout=10
+        found = committed_offsets(
+            AdminClient(self._admin_conf),
+            self._carry_from,
+            [(p.topic, p.partition) for p in missing],
         )
-        found = futs[self._carry_from].result(timeout=15)
-        return {
-            (p.topic, p.partition): TopicPartition(p.topic, p.partition, p.offset)
-            for p in found.topic_partitions
-            if p.offset >= 0 and p.error is None
-        }
+        return {tp: TopicPartition(tp[0], tp[1], o) for tp, o in found.items()}
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned -= {(p.topic, p.partition) for p in partitions}

@@ -87,8 +87,14 @@ class Store:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, url: str | None, database: str, data_dir: Path) -> Store:
-        """Open the server at ``url``, or the embedded engine under ``data_dir/clickhouse``."""
+    def open(
+        cls, url: str | None, database: str, data_dir: Path, *, read_only: bool = False
+    ) -> Store:
+        """Open the server at ``url``, or the embedded engine under ``data_dir/clickhouse``.
+
+        ``read_only``: only read the tables a writer created (no schema changes);
+        for a worker that reads the history another worker writes.
+        """
         try:
             if url:
                 client = clickhouse_connect.get_client(dsn=url, tz_mode="schema")
@@ -108,7 +114,8 @@ class Store:
             )
             raise ConnectorError(f"cannot open {where}: {exc}; {hint}") from None
         store = cls(client, database, embedded)
-        store.ensure_schema()
+        if not read_only:
+            store.ensure_schema()
         return store
 
     def ensure_schema(self) -> None:

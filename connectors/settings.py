@@ -224,6 +224,13 @@ class WorkerSettings(BaseSettings):
     sensors_file: Path | None = Field(
         default=None, description="YAML/JSON file of sensors to register at start."
     )
+    roles: str = Field(
+        default="ingest,schedule,report,forecast",
+        description="The worker's share of the work, a comma-separated list of ingest "
+        "(readings and every other write into ClickHouse), schedule (requests and the belief "
+        "state), report (streaming reports) and forecast (forecasters); checked when the "
+        "worker starts (flexstream worker --roles).",
+    )
 
 
 class Settings(BaseSettings):

@@ -127,6 +127,8 @@ class Schedule:
     solver_time_ms: float = 0.0
     origin: str = "request"
     answered_devices: list[str] = field(default_factory=list)
+    #: The sensor ``state_of_charge`` is stored under as beliefs (None: not stored).
+    soc_sensor: str | None = None
 
     def __post_init__(self) -> None:
         """Turn a status string into a ``Status``; check the times are aware, make them UTC."""
@@ -177,6 +179,7 @@ class Schedule:
             solver_time_ms=float(rec.get("solver_time_ms", 0.0)),
             origin=rec.get("origin", "request"),
             answered_devices=list(rec.get("answered_devices") or []),
+            soc_sensor=rec.get("soc_sensor"),
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -201,6 +204,7 @@ class Schedule:
             "belief_time": self.belief_time,
             "origin": self.origin,
             "answered_devices": list(self.answered_devices),
+            "soc_sensor": self.soc_sensor,
         }
 
     def to_avro(self) -> bytes:

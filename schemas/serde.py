@@ -36,9 +36,11 @@ SCHEMA_IDS: dict[int, str] = {
     6: "schedule_request.avsc",
     7: "schedule.v1.avsc",
     8: "report_definition.avsc",
-    9: "schedule.avsc",
+    9: "schedule.v2.avsc",
     10: "dead_letter.avsc",
     11: "registry_event.avsc",
+    12: "schedule.avsc",
+    13: "forecast_scores.avsc",
 }
 
 
@@ -169,3 +171,18 @@ def decode(data: bytes) -> tuple[str, dict[str, Any]]:
             "value",
         )
     return reading.short_name, rec
+
+
+def decode_as(data: bytes | None, name: str, what: str = "") -> dict[str, Any]:
+    """Decode a framed message that must hold a ``name`` record (e.g. ``Schedule``).
+
+    No value, bytes that are not a framed record, or a record of another kind
+    raise :class:`SerdeError` (field ``value``); ``what`` names the expected
+    record in that message (default: ``a <name> record``).
+    """
+    if data is None:
+        raise SerdeError("the message has no value", "value")
+    kind, rec = decode(data)
+    if kind != name:
+        raise SerdeError(f"a {kind} is not {what or f'a {name} record'}", "value")
+    return rec

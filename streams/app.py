@@ -32,11 +32,23 @@ from connectors.settings import Settings
 from schemas.beliefs import Sensor
 from streams import operations
 from streams.beliefs import agent as beliefs_agent
+from streams.beliefs import feed as belief_feed
 from streams.context import WorkerContext
 from streams.forecasting import agent as forecasting_agent
 from streams.ingest import agent as ingest_agent
+from streams.ingest import outputs as ingest_outputs
 from streams.ingest.sink import RegistrySink
 from streams.reports import agent as reports_agent
+from streams.roles import (
+    EVERY_ROLE,
+    FOLLOWS_BELIEFS,
+    Role,
+    StoreAccess,
+    check_history_access,
+    format_roles,
+    parse_roles,
+    store_access,
+)
 from streams.scheduling import agent as scheduling_agent
 from streams.sql import endpoints as sql_endpoints
 from streams.worker_file import WORKER_STATE
@@ -58,6 +70,8 @@ class WorkerConfig:
     sensors: Mapping[str, Sensor]
     clock: Callable[[], datetime] = utc_now
     store_factory: Callable[[], Store] | None = None
+    #: The roles (None: those of the settings, ``FLEXSTREAM_WORKER_ROLES``).
+    roles: frozenset[Role] | None = None
 
 
 def _broker_credentials(settings: Settings) -> Any:
@@ -94,21 +108,37 @@ def _replication(cfg: WorkerConfig) -> int:
     return max(1, min(3, len(AdminClient(conf).list_topics(timeout=10).brokers)))
 
 
-#: Features installed into every worker, in order: each is ``install(ctx)``.
-FEATURES: list[Callable[[WorkerContext], None]] = [
-    ingest_agent.install,
-    beliefs_agent.install,
-    scheduling_agent.install,
-    reports_agent.install,
-    forecasting_agent.install,
-    sql_endpoints.install,
-    operations.install,
+#: The worker's features, in order: each is ``install(ctx)``, with the roles that run it
+#: (a worker installs a feature when it has any of them).
+FEATURES: list[tuple[Callable[[WorkerContext], None], frozenset[Role]]] = [
+    (ingest_agent.install, frozenset({Role.INGEST})),
+    (ingest_outputs.install, frozenset({Role.INGEST})),
+    (beliefs_agent.install, frozenset({Role.SCHEDULE})),
+    (scheduling_agent.install, frozenset({Role.SCHEDULE})),
+    (reports_agent.install, frozenset({Role.REPORT})),
+    (forecasting_agent.install, frozenset({Role.FORECAST})),
+    (belief_feed.install, FOLLOWS_BELIEFS),
+    (sql_endpoints.install, frozenset({Role.INGEST})),
+    (operations.install, EVERY_ROLE),
 ]
 
 
+def features_for(roles: frozenset[Role]) -> list[Callable[[WorkerContext], None]]:
+    """The features a worker with ``roles`` installs, in order."""
+    return [install for install, needs in FEATURES if needs & roles]
+
+
 def create_app(cfg: WorkerConfig) -> faust.App:
-    """Build the worker's faust app for ``cfg``."""
+    """Build the worker's faust app for ``cfg``.
+
+    Raises :class:`~streams.roles.RolesError` for unknown roles, or roles that
+    read the history without a store to read it from.
+    """
     s = cfg.settings
+    roles = cfg.roles or parse_roles(s.worker.roles, "FLEXSTREAM_WORKER_ROLES")
+    access = store_access(roles)
+    if cfg.store_factory is None:
+        check_history_access(roles, s.clickhouse.url is not None)
     k, w = s.kafka, s.worker
     data_dir = s.paths.root
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -150,17 +180,24 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         clock=cfg.clock,
         db_executor=ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse"),
         dead_letters=app.topic(k.topic("dead-letters")),
+        roles=roles,
     )
+    ctx.health.roles = format_roles(roles)
+    ctx.health.store = access.value
+    ctx.metrics.set_roles(ctx.health.roles)
     mirror: queue.SimpleQueue = queue.SimpleQueue()
     registry.add_listener(lambda kind, name, model: mirror.put((kind, name, model)))
 
-    def open_store() -> Store:
+    def open_store() -> Store | None:
+        if access is StoreAccess.NONE:
+            return None
         if cfg.store_factory:
             return cfg.store_factory()
         return Store.open(
             s.clickhouse.url.get_secret_value() if s.clickhouse.url else None,
             s.clickhouse.database,
             data_dir,
+            read_only=access is StoreAccess.READ,
         )
 
     @app.task
@@ -174,7 +211,8 @@ def create_app(cfg: WorkerConfig) -> faust.App:
                 {
                     "pid": os.getpid(),
                     "web_port": w.web_port,
-                    "clickhouse_port": w.clickhouse_port,
+                    "clickhouse_port": w.clickhouse_port if Role.INGEST in roles else 0,
+                    "roles": ctx.health.roles,
                     "app": app.conf.id,
                 }
             )
@@ -184,9 +222,13 @@ def create_app(cfg: WorkerConfig) -> faust.App:
         gc.freeze()
         ctx.ready.set()
         ctx.health.started = True
-        log.info("worker ready: store open, web on 127.0.0.1:%d", s.worker.web_port)
+        log.info(
+            "worker ready: roles %s, store %s, web on 127.0.0.1:%d",
+            ",".join(ctx.health.roles),
+            access.value,
+            s.worker.web_port,
+        )
 
-    @app.task
     async def _mirror_registry() -> None:
         """Mirror the sensors and assets into their ClickHouse tables, through a retrying sink.
 
@@ -207,8 +249,29 @@ def create_app(cfg: WorkerConfig) -> faust.App:
                 await sink.flush(ctx.run_db, first="registry", last="registry")
             await asyncio.sleep(0.5)
 
-    for install in FEATURES:
+    if Role.INGEST in roles:
+        app.task(_mirror_registry)
+    for install in features_for(roles):
         install(ctx)
+    # A worker without faust agents or tables (ingest, forecast) has nothing of faust's own
+    # to consume (its batch loops have consumers of their own): no faust consumer joins
+    # the worker group, and the loops' flow is never suspended by its rebalances.
+    consumes = bool(len(app.agents) or len(app.tables))
+    if not consumes:
+        app.boot_strategy = app.BootStrategy(app, enable_kafka_consumer=False)
+
+    async def _tables_in_step() -> None:
+        await ctx.ready.wait()
+        if not consumes:
+            app.flow_control.resume()
+        elif len(app.tables):
+            await app.tables.recovery.completed.wait()
+        ctx.tables_recovered.set()
+
+    if ctx.belief_state is None:
+        # Only the belief state's recovery tells the batch loops the tables are in step;
+        # without it, the loops wait for faust's recovery of whatever tables there are.
+        app.task(_tables_in_step)
 
     def _close() -> None:
         registry.stop()

@@ -31,6 +31,7 @@ from streams.health import Health
 from streams.ingest.sink import BeliefSink
 from streams.ingest.step import IngestResult, Outcome, RawMessage, dead_letter, ingest
 from streams.metrics import Metrics
+from streams.roles import EVERY_ROLE, Role
 
 log = logging.getLogger("flexstream.worker")
 
@@ -69,6 +70,10 @@ class WorkerContext:
     #: The worker's Prometheus metrics (``GET /metrics``).
     metrics: Metrics = field(default_factory=Metrics)
     belief_hooks: list[BeliefHook] = field(default_factory=list)
+    #: Called with stored report results (the ``reports`` topic), apart from the readings.
+    report_result_hooks: list[BeliefHook] = field(default_factory=list)
+    #: The worker's roles (:mod:`streams.roles`): which features it runs.
+    roles: frozenset[Role] = EVERY_ROLE
     #: The sink of the readings (set by the ingesting agent once the store is open).
     readings_sink: BeliefSink | None = None
     #: The rolling belief state (set by the feature that keeps it).
@@ -305,4 +310,10 @@ class WorkerContext:
         """Fan validated, stored beliefs out to the features."""
         if len(beliefs):
             for hook in self.belief_hooks:
+                await hook(beliefs)
+
+    async def on_report_results(self, beliefs: BeliefColumns) -> None:
+        """Fan stored report results out to the features that read them."""
+        if len(beliefs):
+            for hook in self.report_result_hooks:
                 await hook(beliefs)

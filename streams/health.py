@@ -28,6 +28,10 @@ class Health:
 
     started: bool = False
     problems: dict[str, Problem] = field(default_factory=dict)
+    #: The worker's roles (``flexstream worker --roles``), in their documented order.
+    roles: list[str] = field(default_factory=list)
+    #: What the worker opened of ClickHouse: ``write``, ``read`` or ``none``.
+    store: str = "write"
 
     def failing(self, name: str, error: str) -> None:
         """Record that ``name`` failed (again) with ``error``."""
@@ -53,6 +57,8 @@ class Health:
         return {
             "ready": self.ready,
             "started": self.started,
+            "roles": list(self.roles),
+            "store": self.store,
             "problems": {
                 name: {
                     "error": p.error,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
@@ -108,8 +108,19 @@ class Metrics:
             ["report"],
             registry=r,
         )
+        self.roles = Gauge(
+            "flexstream_worker_role",
+            "1 for each role this worker runs (flexstream worker --roles)",
+            ["role"],
+            registry=r,
+        )
         self._lag = _LagCollector()
         r.register(self._lag)
+
+    def set_roles(self, roles: list[str]) -> None:
+        """Report the worker's ``roles`` (one sample, 1, per role)."""
+        for role in roles:
+            self.roles.labels(role).set(1)
 
     def watch_lag(self, group: str, source: LagSource | None) -> None:
         """Report ``source``'s lag under ``group`` (None: stop reporting the group)."""

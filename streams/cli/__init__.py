@@ -92,9 +92,33 @@ def down() -> None:
     envvar="FLEXSTREAM_WORKER_LOG_FORMAT",
     help="json: one JSON object per line (time in UTC, level, logger, message, exception).",
 )
-def worker(sensors_file: str | None, loglevel: str, log_format: str) -> None:
-    """Run the streaming worker: readings -> validation -> ClickHouse, dead letters to Kafka."""
+@click.option(
+    "--roles",
+    "roles_text",
+    default=None,
+    help="The worker's share of the work, comma-separated: ingest, schedule, report, forecast "
+    "(default: FLEXSTREAM_WORKER_ROLES, all four). See the README's Deployment section.",
+)
+def worker(
+    sensors_file: str | None, loglevel: str, log_format: str, roles_text: str | None
+) -> None:
+    """Run the streaming worker: readings into ClickHouse, schedules, reports, forecasts.
+
+    --roles picks the worker's share of the work (README, "Deployment").
+    """
     from faust.worker import Worker
+
+    from streams.roles import RolesError, check_history_access, parse_roles
+
+    s = _settings()
+    try:
+        if roles_text is not None:
+            roles = parse_roles(roles_text)
+        else:
+            roles = parse_roles(s.worker.roles, "--roles (FLEXSTREAM_WORKER_ROLES)")
+        check_history_access(roles, s.clickhouse.url is not None)
+    except RolesError as exc:
+        raise click.UsageError(str(exc)) from None
 
     from schemas.beliefs import load_sensors
     from schemas.documents import load_document
@@ -116,11 +140,10 @@ def worker(sensors_file: str | None, loglevel: str, log_format: str) -> None:
             # The Kafka clients log every reconnect attempt; one line per kind and 30 s.
             limit_repeated_lines(logger)
 
-    s = _settings()
     path = sensors_file or s.worker.sensors_file
     sensors = load_sensors(load_document(path), str(path)) if path else {}
     bs = runtime.bootstrap(s, start=True)
-    app = create_app(WorkerConfig(settings=s, bootstrap=bs, sensors=sensors))
+    app = create_app(WorkerConfig(settings=s, bootstrap=bs, sensors=sensors, roles=roles))
     _Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 

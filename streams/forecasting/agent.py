@@ -17,7 +17,13 @@ What ``install(ctx)`` adds:
     forecasts land in ClickHouse and the belief state like any reading;
   - scores its forecasts as measurements arrive: each forecast belief against
     the event's measured value, beside the seasonal-naive baseline known at its
-    belief time, per horizon bucket, into the ``forecast_scores`` table.
+    belief time, per horizon bucket, produced to the ``forecast-scores`` topic
+    (one ``ForecastScores`` message per round), which the ingest role stores
+    in the ``forecast_scores`` table.
+
+The forecasting role only reads ClickHouse (history, forecasts, how far it
+scored); a forecasting worker without the ingest role reads a ClickHouse
+server (``CLICKHOUSE_URL``).
 
 Without registered forecasters the hook returns at once and the task only
 looks at the registry once a second. A forecaster whose target is not a known
@@ -42,12 +48,12 @@ from schemas.times import from_us, to_us
 from streams.context import WorkerContext
 from streams.forecasting.running import (
     FEATURE_HISTORY,
-    SCORE_COLUMNS,
     RunningForecaster,
     forecast_records,
     forecasts_query,
     history_of,
     history_query,
+    score_record,
     score_round,
     score_rows,
 )
@@ -58,6 +64,8 @@ log = logging.getLogger("flexstream.forecasting")
 SCORE_LOOKBACK = timedelta(days=31)
 #: The topic forecasts are produced to (as readings).
 FORECASTS_TOPIC = "readings.meter"
+#: The topic scoring rounds are produced to (the ingest role stores them).
+SCORES_TOPIC = "forecast-scores"
 
 
 def install(ctx: WorkerContext) -> None:
@@ -68,6 +76,7 @@ def install(ctx: WorkerContext) -> None:
     wake = asyncio.Event()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forecaster")
     out_topic = app.topic(ctx.topic(FORECASTS_TOPIC))
+    scores_topic = app.topic(ctx.topic(SCORES_TOPIC))
 
     def current() -> list[RunningForecaster]:
         """The running forecasters, in step with the registry (a changed one starts afresh)."""
@@ -202,8 +211,10 @@ def install(ctx: WorkerContext) -> None:
         if result is None:
             return
         scores, first, end = result
-        table = score_rows(f.source, f.sensor, scores, first, end, now)
-        await ctx.run_db(ctx.store.insert_forecast_scores, table, SCORE_COLUMNS)  # type: ignore[union-attr]
+        rows = score_rows(f.source, f.sensor, scores, first, end, now)
+        if rows:
+            value = serde.encode("ForecastScores", score_record(rows))
+            await (await scores_topic.send(key=f.source.encode(), value=value))
         r.scored_until_us = end
         r.stats["scored"] += sum(b.n for b in scores)
         log.info("forecaster %s: scored %d forecasts", f.name, sum(b.n for b in scores))

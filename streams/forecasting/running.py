@@ -9,7 +9,7 @@ Also here: the SQL that reads a forecaster's inputs from the history (only
 deterministic beliefs of sources that are not forecasters), the records that
 publish a forecast as beliefs (one ``BeliefBatch`` per quantile, source
 ``forecaster:<name>``, belief time = the time of forecasting), and the rows of
-a scoring round for the ``forecast_scores`` table.
+a scoring round for the ``forecast_scores`` table and their ``ForecastScores`` record.
 """
 
 from __future__ import annotations
@@ -251,3 +251,28 @@ SCORE_COLUMNS = [
     "pinball",
     "scored_at",
 ]
+
+#: The columns of ``forecast_scores`` one scoring round shares (the rest is per bucket).
+_ROUND_COLUMNS = ("source", "sensor", "events_from", "events_to", "scored_at")
+
+
+def score_record(rows: list[list[Any]]) -> dict[str, Any]:
+    """The ``ForecastScores`` record of one round's rows (as :func:`score_rows` makes them).
+
+    The forecasting role publishes it to the ``forecast-scores`` topic; the
+    ingest role turns it back into rows (:func:`rows_of_score_record`).
+    """
+    if not rows:
+        raise ValueError("a scoring round without rows has no record")
+    first = dict(zip(SCORE_COLUMNS, rows[0], strict=True))
+    buckets = [
+        {c: v for c, v in zip(SCORE_COLUMNS, row, strict=True) if c not in _ROUND_COLUMNS}
+        for row in rows
+    ]
+    return {**{c: first[c] for c in _ROUND_COLUMNS}, "buckets": buckets}
+
+
+def rows_of_score_record(rec: dict[str, Any]) -> list[list[Any]]:
+    """The ``forecast_scores`` rows (:data:`SCORE_COLUMNS`) of a ``ForecastScores`` record."""
+    shared = {c: rec[c] for c in _ROUND_COLUMNS}
+    return [[{**shared, **b}[c] for c in SCORE_COLUMNS] for b in rec["buckets"]]

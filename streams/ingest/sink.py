@@ -148,7 +148,51 @@ class RegistrySink(Sink):
         self._buffered = {kind: {} for kind in self.TABLES}
 
 
-class BeliefSink(Sink):
+class PartsSink(Sink):
+    """Tagged parts (e.g. one per message) written in one insert; a refused part traced by its tag.
+
+    Subclasses say how parts are inserted (:meth:`insert`); :meth:`isolate`
+    writes them one by one, and a part that fails while the store answers a
+    probe is refused with the engine's error.
+    """
+
+    def __init__(self, store: Store, health: Health | None = None, name: str = "store") -> None:
+        super().__init__(health, name)
+        self.store = store
+        self._parts: list[tuple[Hashable, Any]] = []
+
+    def insert(self, parts: list[tuple[Hashable, Any]]) -> int:
+        """Insert ``parts`` in one go (blocking); return rows written."""
+        raise NotImplementedError
+
+    def after_write(self) -> None:
+        """Write what goes with the parts (blocking; after every write of them)."""
+
+    def write(self) -> int:
+        """Insert the buffered parts (one insert) and what goes with them."""
+        n = self.insert(self._parts) if self._parts else 0
+        self.after_write()
+        return n
+
+    def isolate(self) -> list[tuple[Hashable, str]] | None:
+        """Write part by part; parts refused while the store answers are returned."""
+        refused: list[tuple[Hashable, str]] = []
+        for part in self._parts:
+            try:
+                self.written += self.insert([part])
+            except Exception as exc:  # noqa: BLE001 - judged below
+                if not self.store.ping():
+                    return None
+                refused.append((part[0], f"{type(exc).__name__}: {exc}"))
+        self.after_write()
+        return refused
+
+    def clear(self) -> None:
+        """Forget the written buffer."""
+        self._parts = []
+
+
+class BeliefSink(PartsSink):
     """Beliefs into the ``beliefs`` table, newly seen sources into ``sources``.
 
     Each ``add`` is one part (tagged, e.g. with the index of the message it
@@ -157,9 +201,7 @@ class BeliefSink(Sink):
     """
 
     def __init__(self, store: Store, health: Health | None = None, name: str = "beliefs") -> None:
-        super().__init__(health, name)
-        self.store = store
-        self._parts: list[tuple[Hashable, BeliefColumns]] = []
+        super().__init__(store, health, name)
         self._sources: set[str] = set()
         self._known_sources: set[str] = set()
 
@@ -176,34 +218,39 @@ class BeliefSink(Sink):
         self._parts.extend(p for p in parts if len(p[1]))
         self._sources |= sources - self._known_sources
 
-    def _columns(self) -> BeliefColumns:
-        return BeliefColumns.concat([cols for _, cols in self._parts])
+    def insert(self, parts: list[tuple[Hashable, Any]]) -> int:
+        """Insert the beliefs of ``parts`` (one insert)."""
+        cols = BeliefColumns.concat([c for _, c in parts])
+        return self.store.insert_beliefs(cols.to_arrow()) if len(cols) else 0
 
-    def write(self) -> int:
-        """Insert the buffered beliefs (one insert) and any new sources."""
-        cols = self._columns()
-        n = self.store.insert_beliefs(cols.to_arrow()) if len(cols) else 0
+    def after_write(self) -> None:
+        """Record newly seen sources."""
         if self._sources:
             self.store.add_sources(sorted(self._sources))
-        return n
-
-    def isolate(self) -> list[tuple[Hashable, str]] | None:
-        """Write part by part; parts refused while the store answers are returned."""
-        refused: list[tuple[Hashable, str]] = []
-        for tag, cols in self._parts:
-            try:
-                self.store.insert_beliefs(cols.to_arrow())
-                self.written += len(cols)
-            except Exception as exc:  # noqa: BLE001 - judged below
-                if not self.store.ping():
-                    return None
-                refused.append((tag, f"{type(exc).__name__}: {exc}"))
-        if self._sources:
-            self.store.add_sources(sorted(self._sources))
-        return refused
 
     def clear(self) -> None:
         """Forget the written buffer."""
         self._known_sources |= self._sources
         self._sources = set()
         self._parts = []
+
+
+class ScoreSink(PartsSink):
+    """Rows of forecasters' scoring rounds into ``forecast_scores``, a part per round."""
+
+    def __init__(
+        self, store: Store, columns: list[str], health: Health | None = None, name: str = "scores"
+    ) -> None:
+        super().__init__(store, health, name)
+        self.columns = columns
+
+    def add(self, rows: list[list[Any]], tag: Hashable = None) -> None:  # type: ignore[override]
+        """Buffer one round's rows as one part."""
+        if rows:
+            self._parts.append((tag, rows))
+
+    def insert(self, parts: list[tuple[Hashable, Any]]) -> int:
+        """Insert the rows of ``parts`` (one insert)."""
+        rows = [row for _, part in parts for row in part]
+        self.store.insert_forecast_scores(rows, self.columns)
+        return len(rows)

@@ -11,10 +11,11 @@ What the feature adds (``install(ctx)``):
   batch reports) and their results produced to the ``reports`` topic as
   ``BeliefBatch`` messages with the source ``flexstream-reporter:<name>`` and
   the belief time of the computation;
-- an agent that stores the ``reports`` topic in ClickHouse like readings (one
-  path for streaming and batch results: ``flexstream add report --start
-  --end`` publishes there too), and feeds stored results to the report hook,
-  so a report may read another report's output;
+- a report-result hook: the ingest role stores the ``reports`` topic in
+  ClickHouse like readings (:mod:`streams.ingest.outputs`; one path for
+  streaming and batch results: ``flexstream add report --start --end``
+  publishes there too) and feeds the stored results to it, so a report may
+  read another report's output;
 - ``GET /reports/``: per report, windows closed, late recomputations, values
   emitted and close-to-emit latencies.
 
@@ -70,7 +71,6 @@ from schemas.beliefs import BeliefColumns
 from schemas.errors import FlexStreamError
 from streams.changelog_map import ChangelogMap
 from streams.context import WorkerContext
-from streams.ingest.sink import BeliefSink
 from streams.reports.compute import (
     compute_windows,
     load_inputs,
@@ -150,6 +150,7 @@ def install(ctx: WorkerContext) -> None:
             wake.set()
 
     ctx.belief_hooks.append(on_beliefs)
+    ctx.report_result_hooks.append(on_beliefs)  # a report may read another report's output
 
     def query_arrow(sql: str, parameters: Mapping[str, Any]) -> bytes:
         store = ctx.store
@@ -245,23 +246,6 @@ def install(ctx: WorkerContext) -> None:
                     save(report)
             await saved_state.flush()
 
-    @app.task
-    async def store_reports() -> None:
-        """Store report results in ClickHouse as readings are (a consumer of its own)."""
-        await ctx.ready.wait()
-        sink = BeliefSink(ctx.store, ctx.health)
-        consumer = ctx.batch_consumer("reports", [ctx.topic("reports")])
-
-        async def handle(msgs: list[Any], validated: Any) -> None:
-            result = await ctx.store_batch(msgs, validated, sink)
-            ctx.metrics.beliefs_stored.labels("reports").inc(len(result.beliefs))
-            await on_beliefs(result.beliefs)
-
-        try:
-            await ctx.consume_batches(consumer, handle, ctx.validate_batch)
-        finally:
-            consumer.close()
-
     @app.page("/reports/")
     class ReportsView(faust.web.View):
         """Per report: windows closed, recomputed, values emitted, close latencies (ms)."""
@@ -285,4 +269,4 @@ def install(ctx: WorkerContext) -> None:
                 }
             return self.json(out)
 
-    _ = (_follow_definitions, _close_windows, store_reports, ReportsView)
+    _ = (_follow_definitions, _close_windows, ReportsView)

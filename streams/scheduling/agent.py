@@ -2,15 +2,14 @@
 
 Thin: decode the request, resolve it against the registry and the belief state
 (:mod:`streams.scheduling.problem`), solve off the event loop, produce the answers to
-the schedules topic keyed by device sensor, and store them in ClickHouse as
-beliefs from the scheduler source. A request is acknowledged only after its
+the schedules topic keyed by device sensor. A request is acknowledged only after its
 answers are confirmed, so a crash may answer a request twice (recognisable by
 the request id) but never not at all.
 
-Schedules reach ClickHouse as readings do, through a
-:class:`~streams.ingest.sink.BeliefSink`: a write that fails is retried with
-backoff until it lands (meanwhile ``/ready`` says why), and only schedules the
-store refuses for good, while it answers otherwise, fail the request.
+The scheduling role does not write to ClickHouse: the ingest role stores the
+schedules topic as beliefs from the scheduler source
+(:mod:`streams.ingest.outputs`), retrying a failing write until it lands, so
+a scheduling worker needs no store of its own.
 
 Re-planning: an asset whose ``replan.on-new-prices`` is set is re-planned when
 new beliefs arrive for a price sensor of its flex-context that fall within its
@@ -25,48 +24,32 @@ import logging
 import time
 import uuid
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import faust
 
 from schemas import serde
 from schemas.assets import effective_flex_context, price_sensors
-from schemas.beliefs import BeliefColumns
-from schemas.errors import ConnectorError, InputError
+from schemas.errors import InputError
 from schemas.rejections import Rejection, RejectionCode
 from schemas.schedule import Schedule, Status
 from schemas.times import US, floor_time, to_us
 from streams.context import WorkerContext
-from streams.ingest.sink import BeliefSink, RunDb
 from streams.ingest.step import RawMessage, dead_letter
 from streams.scheduling import problem as scheduling
 
 log = logging.getLogger("flexstream.scheduler")
 
 
-async def store_schedules(
-    sink: BeliefSink, run: RunDb, beliefs: BeliefColumns, request_id: str
-) -> None:
-    """Write a request's schedules (as beliefs) through ``sink``; return once they are stored.
-
-    Raises :class:`ConnectorError` with the store's error when it refuses them
-    for good.
-    """
-    sink.add(beliefs, tag=request_id)
-    refused = await sink.flush(run, first=request_id, last=request_id)
-    if refused:
-        raise ConnectorError(
-            f"the store refuses the schedules of request {request_id}: {refused[0][1]}"
-        )
-
-
-async def solve_and_store(
+async def solve(
     ctx: WorkerContext, request: dict[str, Any], pool: Executor, time_limit: float
 ) -> list[Schedule]:
-    """Answer one decoded request from the belief state: solve on ``pool``, store the schedules.
+    """Answer one decoded request from the belief state: solve on ``pool``.
 
-    Raises when something fails past the checks of the request (the caller
-    answers with status ``error``).
+    Each schedule names the sensor its state of charge is stored under, for
+    the ingest role that stores it. Raises when something fails past the
+    checks of the request (the caller answers with status ``error``).
     """
     forecasters: dict[str, list[str]] = {}
     for name, f in sorted(dict(ctx.registry.forecasters).items()):
@@ -80,12 +63,7 @@ async def solve_and_store(
     result, ms = await loop.run_in_executor(pool, scheduling.solve, prepared, "highs", time_limit)
     ctx.metrics.solver_time.observe(ms / 1000)
     answers = scheduling.answer(request, prepared, result, ms, ctx.clock())
-    beliefs = scheduling.as_beliefs(answers, prepared.soc_sensors)
-    if len(beliefs) and ctx.store is not None:
-        sink = BeliefSink(ctx.store, ctx.health, name="schedules")
-        await store_schedules(sink, ctx.run_db, beliefs, str(request["request_id"]))
-        ctx.metrics.beliefs_stored.labels("schedules").inc(len(beliefs))
-    return answers
+    return [replace(a, soc_sensor=prepared.soc_sensors.get(a.sensor)) for a in answers]
 
 
 async def answer_request(
@@ -93,11 +71,11 @@ async def answer_request(
 ) -> list[Schedule]:
     """The answers to one decoded request: schedules, or a status naming what went wrong.
 
-    Never raises: a failure past the request's checks (a defect, the store
-    refusing the schedules) is answered with status ``error`` and its text.
+    Never raises: a failure past the request's checks (a defect) is answered
+    with status ``error`` and its text.
     """
     try:
-        return await solve_and_store(ctx, request, pool, time_limit)
+        return await solve(ctx, request, pool, time_limit)
     except Exception as exc:  # noqa: BLE001 - every request gets an answer
         log.exception("scheduling %s failed", request.get("request_id"))
         return scheduling.failure(
@@ -127,11 +105,7 @@ def install(ctx: WorkerContext) -> None:
             t = time.perf_counter()  # received: the latency runs from here to confirmed answers
             raw = RawMessage(m.topic, m.partition, m.offset, m.key, event.value)
             try:
-                if raw.value is None:
-                    raise InputError("the message has no value", "value")
-                kind, request = serde.decode(raw.value)
-                if kind != "ScheduleRequest":
-                    raise InputError(f"a {kind} is not a schedule request", "value")
+                request = serde.decode_as(raw.value, "ScheduleRequest", "a schedule request")
             except InputError as exc:
                 await ctx.send_dead_letters(
                     [

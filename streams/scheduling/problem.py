@@ -234,8 +234,15 @@ def devices_of(request: Mapping[str, Any], assets: Mapping[str, Asset]) -> list[
     return asset.devices if asset and asset.devices else [request.get("asset") or "unknown"]
 
 
-def as_beliefs(answers: list[Schedule], soc_sensors: Mapping[str, str]) -> BeliefColumns:
-    """Schedules as beliefs from the scheduler source: power per step, SOC per boundary."""
+def as_beliefs(
+    answers: list[Schedule], soc_sensors: Mapping[str, str] | None = None
+) -> BeliefColumns:
+    """Schedules as beliefs from the scheduler source: power per step, SOC per boundary.
+
+    The SOC path is stored under ``soc_sensors[device]``, else under the
+    schedule's own ``soc_sensor`` (as it travels on the schedules topic).
+    """
+    soc_sensors = soc_sensors or {}
     cols = BeliefColumns()
     for a in answers:
         if not a.values:
@@ -244,8 +251,9 @@ def as_beliefs(answers: list[Schedule], soc_sensors: Mapping[str, str]) -> Belie
         step_us = a.resolution // timedelta(microseconds=1)
         bt_us = int(pd.Timestamp(a.belief_time).value // 1000)
         series = [(a.sensor, np.asarray(a.values), step_us // _US)]
-        if a.state_of_charge and a.sensor in soc_sensors:
-            series.append((soc_sensors[a.sensor], np.asarray(a.state_of_charge), 0))
+        soc_sensor = soc_sensors.get(a.sensor, a.soc_sensor)
+        if a.state_of_charge and soc_sensor:
+            series.append((soc_sensor, np.asarray(a.state_of_charge), 0))
         for sensor, values, res_s in series:
             n = len(values)
             cols.sensor.append(sensor)

@@ -101,7 +101,13 @@ def test_health_reports_failing_writes_until_they_work():
     report = health.report()
     assert not report["ready"] and report["problems"]["beliefs"]["failures"] == 2
     health.ok("beliefs")
-    assert health.report() == {"ready": True, "started": True, "problems": {}}
+    assert health.report() == {
+        "ready": True,
+        "started": True,
+        "roles": [],
+        "store": "write",
+        "problems": {},
+    }
 
 
 def _table(start_us: int, n: int, step_us: int) -> pa.Table:
