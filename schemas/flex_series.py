@@ -168,6 +168,9 @@ def _magnitudes_vectorised(
                     out[texts[rows]] = nums[rows] * f
                 elif name == "%" and target == "":
                     out[texts[rows]] = nums[rows] / 100.0
+                elif name == "" and target == "":
+                    # A plain number written as text ("3.5"), e.g. a COP per step.
+                    out[texts[rows]] = nums[rows]
                 else:
                     continue
                 todo[texts[rows]] = False

@@ -186,6 +186,18 @@ def test_magnitudes_match_magnitude_value_for_value():
     )
 
 
+def test_numbers_written_as_text_are_read_as_arrays(monkeypatch):
+    """Plain numbers as text ("3.5", a COP per step) take the array path, not one parse each."""
+    values = [f"{v:.3f}" for v in np.linspace(2.0, 4.0, 500)] + [" 1e-2 ", "+.5", "-7."]
+    want = [magnitude(v, "", "x") for v in values]
+
+    def refuse(*args):
+        raise AssertionError("read one value at a time")
+
+    monkeypatch.setattr("schemas.flex_series.magnitude", refuse)
+    np.testing.assert_array_equal(magnitudes(values, "", lambda i: "x"), want)
+
+
 @pytest.mark.parametrize(
     ("index", "segment", "field"),
     [
