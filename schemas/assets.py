@@ -145,8 +145,33 @@ def effective_flex_context(name: str, assets: Mapping[str, Asset]) -> dict[str, 
         current = asset.parent
     merged: dict[str, Any] = {}
     for asset in reversed(chain):
+        inherited = merged.get("commodities")
         merged.update(asset.flex_context)
+        own = asset.flex_context.get("commodities")
+        if isinstance(inherited, list) and isinstance(own, list):
+            merged["commodities"] = _merge_commodities(inherited, own)
     return merged
+
+
+def _merge_commodities(inherited: list[Any], own: list[Any]) -> list[Any]:
+    """Inherited commodity contexts with an asset's own, field by field per commodity.
+
+    An entry of the asset's ``commodities`` for a commodity its ancestors also
+    give overrides their fields one by one (a child sets a heat price and keeps
+    the site's heat capacity); other entries are added. Entries without a
+    ``commodity`` name are kept as written, for the parser to name.
+    """
+    out = [dict(e) if isinstance(e, dict) else e for e in inherited]
+    where = {
+        e.get("commodity"): i for i, e in enumerate(out) if isinstance(e, dict) and "commodity" in e
+    }
+    for entry in own:
+        key = entry.get("commodity") if isinstance(entry, dict) else None
+        if key is not None and key in where:
+            out[where[key]] = {**out[where[key]], **entry}
+        else:
+            out.append(entry)
+    return out
 
 
 def sensor_refs(value: Any) -> set[str]:

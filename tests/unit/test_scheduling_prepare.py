@@ -245,3 +245,40 @@ def test_a_registry_with_a_parent_loop_gets_an_invalid_answer_not_an_endless_wal
     )
     assert prepared is None and [x.status for x in answers] == ["invalid"]
     assert answers[0].message.startswith("parent: asset 'home' is its own ancestor")
+
+
+def test_inherited_commodities_merge_per_commodity():
+    site = Asset(
+        name="site",
+        **{
+            "flex-context": {
+                "consumption-price": "30 EUR/MWh",
+                "commodities": [
+                    {"commodity": "gas", "consumption-price": "40 EUR/MWh"},
+                    {"commodity": "heat", "site-power-capacity": "20 kW"},
+                ],
+            }
+        },
+    )
+    home = Asset(
+        name="home",
+        parent="site",
+        **{
+            "flex-context": {
+                "commodities": [
+                    {"commodity": "heat", "consumption-price": "90 EUR/MWh"},
+                    {"commodity": "hydrogen", "consumption-price": "5 EUR/kg"},
+                ]
+            }
+        },
+    )
+    merged = effective_flex_context("home", {"site": site, "home": home})
+    assert merged["consumption-price"] == "30 EUR/MWh"
+    assert merged["commodities"] == [
+        {"commodity": "gas", "consumption-price": "40 EUR/MWh"},
+        {"commodity": "heat", "site-power-capacity": "20 kW", "consumption-price": "90 EUR/MWh"},
+        {"commodity": "hydrogen", "consumption-price": "5 EUR/kg"},
+    ]
+    # The registry's own objects are left as they were.
+    heat = site.flex_context["commodities"][1]
+    assert heat == {"commodity": "heat", "site-power-capacity": "20 kW"}
