@@ -241,8 +241,18 @@ class AnswerBook:
         self._last[schedule.request_id] = arrived
 
     def answers(self, request_id: str) -> list[Schedule]:
-        """The answers so far, one per sensor, sorted by sensor."""
-        return sorted(self._answers.get(request_id, {}).values(), key=lambda s: s.sensor)
+        """The devices' answers so far, one per sensor, sorted by sensor.
+
+        Records for the output sensors a request names (``consumption``,
+        ``aggregate-power``, ...) travel on the same topic, keyed by their own
+        sensor, so they may arrive after the devices' answers: they are left
+        out here (they are stored like the rest), which keeps the answer the
+        same however the partitions interleave.
+        """
+        got = self._answers.get(request_id, {}).values()
+        devices = next((set(s.answered_devices) for s in got if s.answered_devices), None)
+        kept = [s for s in got if devices is None or s.sensor in devices]
+        return sorted(kept, key=lambda s: s.sensor)
 
     def complete(
         self, request_id: str, expect: Sequence[str] | None, now: float, settle: float

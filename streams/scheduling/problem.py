@@ -43,6 +43,7 @@ from schemas.schedule import Schedule, ScheduleRequestContext, Status
 from schemas.times import format_utc
 from solvers import ScheduleResult, schedule
 from streams.scheduling.inputs import Lookup, MissingInput, json_override, make_resolver, sensor_ref
+from streams.scheduling.outputs import output_series
 
 SCHEDULER_SOURCE = "flexstream-scheduler"
 _US = 1_000_000
@@ -211,8 +212,18 @@ def answer(
     solver_ms: float,
     now: datetime,
 ) -> list[Schedule]:
-    """One ``Schedule`` per device of a solved request (its message names any forecast used)."""
+    """One ``Schedule`` per device of a solved request (its message names any forecast used).
+
+    The output sensors the request names get a record each after the devices'
+    (:mod:`streams.scheduling.outputs`), with the same status, costs and message.
+    """
     answers = result.to_schedules(context_of(request, prepared.devices, now), solver_ms)
+    if answers:
+        first = answers[0]
+        answers += [
+            replace(first, sensor=sensor, values=[float(v) for v in values], state_of_charge=[])
+            for sensor, values in output_series(prepared.problem, result)
+        ]
     if not prepared.notes:
         return answers
     used = "inputs from forecasts: " + "; ".join(prepared.notes)

@@ -139,6 +139,48 @@ def test_request_to_schedule_round_trip(fs, tmp_path, t0):
     assert total == pytest.approx(round(sum(ans["values"]), 6), abs=1e-5)
 
 
+def test_output_sensors_named_in_the_request_get_their_parts_of_the_schedule(fs, tmp_path, t0):
+    """consumption/production split the battery's power; aggregate-power adds the base load."""
+    outputs = [
+        {"name": n, "unit": "kW", "event_resolution": "PT15M"} for n in ("bat-in", "bat-out", "net")
+    ]
+    home = asset()
+    home["flex-model"].update(consumption={"sensor": "bat-in"}, production={"sensor": "bat-out"})
+    home["flex-context"].update(
+        {"inflexible-consumption": "2 kW", "aggregate-power": {"sensor": "net"}}
+    )
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SENSORS + outputs))
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump([home]))
+    for kind, f in (("sensor", "s.yaml"), ("asset", "a.yaml")):
+        out = run(["add", kind, str(tmp_path / f)], fs.env)
+        assert out.returncode == 0, out.stderr
+    fs.start_worker()
+    now = datetime.now(UTC)
+    fs.publish("readings.price", [("da-price", prices(t0 - timedelta(hours=1), 50, now))])
+    fs.publish("readings.meter", [("bat-soc", soc(t0 - timedelta(minutes=30), 4.0))])
+    wait_for(lambda: fs.sql("SELECT count() FROM flexstream.beliefs FINAL")[0][0] == 51)
+    fs.publish("schedule-requests", [("home", request("out-1", t0, hours=24))])
+    got = {a["sensor"]: a for a in answers(fs, 4)}
+    assert set(got) == {"bat-power", "bat-in", "bat-out", "net"}
+    assert {a["request_id"] for a in got.values()} == {"out-1"}
+    assert {a["status"] for a in got.values()} == {"optimal"}
+    p = got["bat-power"]["values"]
+    assert got["bat-in"]["values"] == [max(v, 0.0) for v in p]
+    assert got["bat-out"]["values"] == [min(v, 0.0) for v in p]
+    assert got["net"]["values"] == pytest.approx([v + 2.0 for v in p])
+    assert any(v > 0 for v in p) and any(v < 0 for v in p)
+    wait_for(
+        lambda: (
+            fs.sql(
+                "SELECT sensor, count() FROM flexstream.beliefs FINAL WHERE source = "
+                "'flexstream-scheduler' GROUP BY sensor ORDER BY sensor"
+            )
+            == [["bat-in", 96], ["bat-out", 96], ["bat-power", 96], ["bat-soc", 97], ["net", 96]]
+        ),
+        what="the output sensors' schedules as beliefs",
+    )
+
+
 def test_requests_with_missing_or_bad_inputs_are_answered_with_what_is_missing(fs, tmp_path, t0):
     register(fs, tmp_path)
     fs.start_worker()

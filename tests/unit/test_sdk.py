@@ -247,6 +247,18 @@ def test_the_answer_book_completes_on_expected_devices_or_a_quiet_period():
     assert book.answers("r1") == [] and [s.sensor for s in book.answers("r2")] == ["ev"]
 
 
+def test_output_sensor_records_are_left_out_of_the_answers_whenever_they_arrive():
+    """The devices' answers are the same whether an output sensor's record came first or last."""
+    devices = ["battery"]
+    first, last = AnswerBook(), AnswerBook()
+    first.add(_s("site-net", answered_devices=devices), 1.0)
+    first.add(_s("battery", answered_devices=devices), 1.1)
+    last.add(_s("battery", answered_devices=devices), 1.0)
+    for book in (first, last):
+        assert book.complete("r1", None, 1.2, 0.5)
+        assert [s.sensor for s in book.pop("r1")] == ["battery"]
+
+
 def test_the_client_needs_a_bootstrap_and_takes_prefix_and_security_from_settings(monkeypatch):
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     with pytest.raises(ConnectorError, match="flexstream up"):
