@@ -51,7 +51,7 @@ from schemas.flex_model import (
     known_fields,
 )
 from schemas.flex_problem import StorageDevice, _vec, broadcast
-from schemas.flex_series import SeriesReader
+from schemas.flex_series import SeriesReader, price_per_power
 
 ELECTRICITY = "electricity"
 #: Default price of breaching a defaulted zero capacity or a node's balance, currency per kW.
@@ -290,9 +290,7 @@ def resolve_commodity(
             breach[side] = None
             continue
         # Per power, or per energy (charged times the step length), as the site's.
-        from schemas.flex_request import _price_per_power  # here: that module imports this one
-
-        arr = _price_per_power(value, f"{prefix}.{name}", reader, currency)
+        arr = price_per_power(value, f"{prefix}.{name}", reader, currency)
         if np.any(np.isnan(arr)) or np.any(arr < 0):
             raise InputError("give a non-negative price for every step", f"{prefix}.{name}")
         breach[side] = arr

@@ -16,7 +16,7 @@ A field may hold:
 SOC fields (``soc-minima``, ``soc-maxima``, ``soc-targets``) hold points
 ``{"datetime", "value"}`` or periods ``{"start", "duration" | "end", "value"}``
 applying to every boundary in ``[start, end]``. Points between two step
-boundaries are handed back to ``schemas.flex_request``, which projects them onto
+boundaries are handed back to ``schemas.flex_devices``, which projects them onto
 the surrounding boundaries as FlexMeasures does. Points and periods outside the
 window are ignored (they matter to a later schedule, not this one).
 
@@ -463,3 +463,46 @@ class SeriesReader:
             inside = between & (pos > 0) & (pos < n)
             off_grid.extend(zip(pos[inside].tolist(), v[inside].tolist(), strict=True))
         return True
+
+
+def currency_of(value: Any, reader: SeriesReader) -> str:
+    """The unit a price is counted in (its numerator), e.g. ``EUR`` or ``kg``."""
+    sample = value
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        sample = value[0].get("value")
+    if is_sensor_ref(sample):
+        resolved = reader._resolve(sample, "consumption-price")
+        unit_name = getattr(resolved, "attrs", {}).get("unit")
+        q = Q_(1.0, unit_name) if unit_name else parse_quantity(resolved[0], "consumption-price")
+    else:
+        q = parse_quantity(sample, "consumption-price")
+    base = (Q_(1.0, q.units) * Q_(1.0, "kWh")).to_base_units()
+    dims = base.dimensionality
+    if q.dimensionless or "[length]" in dims or "[time]" in dims:
+        raise InputError(
+            f"'{q:~}' is not a price per energy; write e.g. '100 EUR/MWh' or '350 kg/MWh'",
+            "consumption-price",
+        )
+    return f"{base.units:~}"
+
+
+def price_per_power(value: Any, field: str, reader: SeriesReader, currency: str) -> np.ndarray:
+    """A capacity breach price as currency per kW per step."""
+    sample = value[0].get("value") if isinstance(value, list) and value else value
+    if not is_sensor_ref(sample):
+        q = parse_quantity(sample, field)
+        try:
+            q.to(f"{currency}/kWh")
+            per_energy = True
+        except pint.errors.DimensionalityError:
+            per_energy = False
+        if per_energy:
+            return reader.steps(value, field, f"{currency}/kWh", np.nan) * reader.grid.dt_hours
+    return reader.steps(value, field, f"{currency}/kW", np.nan)
+
+
+def non_negative(arr: np.ndarray, field: str) -> np.ndarray:
+    """``arr`` unchanged; an error naming ``field`` if any value is negative."""
+    if np.any(arr < 0):
+        raise InputError("give magnitudes (not negative values)", field)
+    return arr
