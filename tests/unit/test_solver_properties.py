@@ -1,8 +1,8 @@
 """Property tests on random instances against an independent scipy.optimize.milp model.
 
-The reference gives every storage step a charge/discharge binary and every site
-step an import/export binary (no per-instance shortcuts), so it checks the
-engine's LP-first strategy as well as its formulation.
+The reference (``milp_reference``) gives every storage step a charge/discharge
+binary and every site step an import/export binary (no per-instance shortcuts),
+so it checks the engine's LP-first strategy as well as its formulation.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.optimize import Bounds, LinearConstraint, milp
+from milp_reference import reference_cost
 
 from solvers import BreachPrices, SiteProblem, Status, StorageDevice, TimeGrid, schedule
 from solvers.highs_backend import MIP_REL_GAP
-from solvers.storage import decay_factor, soc_trajectory
+from solvers.storage import soc_trajectory
 
 
 def _gap(result) -> float:
@@ -28,99 +28,6 @@ TOL = 1e-6
 
 
 # Absolute tolerance 1e-5: the reference (scipy/HiGHS defaults) accepts 1e-6 infeasibility.
-
-
-def reference_cost(problem: SiteProblem) -> float | None:
-    """Optimal cost by an independent dense MILP, or None when infeasible."""
-    n, dt = problem.grid.n, problem.grid.dt_hours
-    bp = problem.breach_prices
-    cols: list[tuple[float, float, float, int]] = []  # lb, ub, cost, integer
-
-    def add(count, lb, ub, cost=0.0, integer=0):
-        start = len(cols)
-        for i in range(count):
-            cols.append(
-                (
-                    np.broadcast_to(lb, count)[i],
-                    np.broadcast_to(ub, count)[i],
-                    np.broadcast_to(cost, count)[i],
-                    integer,
-                )
-            )
-        return np.arange(start, start + count)
-
-    rows: list[tuple[dict[int, float], float, float]] = []
-    net_terms = [dict() for _ in range(n)]
-    for d in problem.devices:
-        cc = np.where(np.isfinite(d.consumption_capacity), d.consumption_capacity, 1e4)
-        pc_max = np.where(np.isfinite(d.production_capacity), d.production_capacity, 1e4)
-        pc = add(n, 0.0, cc)
-        pd = add(n, 0.0, pc_max)
-        soc = add(n + 1, -np.inf, np.inf)
-        z = add(n, 0.0, 1.0, 0.0, 1)
-        b = decay_factor(d.storage_efficiency)
-        rows.append(({soc[0]: 1.0}, d.soc_at_start, d.soc_at_start))
-        for t in range(n):
-            rows.append(
-                (
-                    {
-                        soc[t + 1]: 1.0,
-                        soc[t]: -d.storage_efficiency[t],
-                        pc[t]: -b[t] * dt * d.charging_efficiency[t],
-                        pd[t]: b[t] * dt / d.discharging_efficiency[t],
-                    },
-                    b[t] * dt * (d.soc_gain[t] - d.soc_usage[t]),
-                    b[t] * dt * (d.soc_gain[t] - d.soc_usage[t]),
-                )
-            )
-            rows.append(({pc[t]: 1.0, z[t]: -cc[t]}, -np.inf, 0.0))
-            rows.append(({pd[t]: 1.0, z[t]: pc_max[t]}, -np.inf, pc_max[t]))
-            net_terms[t][pc[t]] = 1.0
-            net_terms[t][pd[t]] = -1.0
-        for k in range(1, n + 1):
-            rows.append(({soc[k]: 1.0}, d.soc_min[k], d.soc_max[k]))
-        for k in range(n + 1):
-            for val, lower in (
-                (d.soc_minima[k], True),
-                (d.soc_maxima[k], False),
-                (d.soc_targets[k], True),
-                (d.soc_targets[k], False),
-            ):
-                if np.isnan(val):
-                    continue
-                price = bp.soc_minima if lower else bp.soc_maxima
-                row = {soc[k]: 1.0}
-                if price is not None:
-                    (s,) = add(1, 0.0, np.inf, price)
-                    row[s] = 1.0 if lower else -1.0
-                rows.append((row, val, np.inf) if lower else (row, -np.inf, val))
-    cap = np.where(np.isnan(problem.site_power_capacity), 1e5, problem.site_power_capacity)
-    gc = add(n, 0.0, cap, problem.consumption_price * dt)
-    gp = add(n, 0.0, cap, -problem.production_price * dt)
-    y = add(n, 0.0, 1.0, 0.0, 1)
-    for t in range(n):
-        row = dict(net_terms[t])
-        row[gc[t]] = -1.0
-        row[gp[t]] = 1.0
-        rows.append((row, -problem.inflexible_power[t], -problem.inflexible_power[t]))
-        rows.append(({gc[t]: 1.0, y[t]: -1e5}, -np.inf, 0.0))
-        rows.append(({gp[t]: 1.0, y[t]: 1e5}, -np.inf, 1e5))
-    a = np.zeros((len(rows), len(cols)))
-    for i, (row, _, _) in enumerate(rows):
-        for j, v in row.items():
-            a[i, j] += v
-    lb, ub, c, integ = (np.array(v, dtype=float) for v in zip(*cols, strict=True))
-    res = milp(
-        c,
-        integrality=integ,
-        bounds=Bounds(lb, ub),
-        constraints=LinearConstraint(a, [r[1] for r in rows], [r[2] for r in rows]),
-        options={"mip_rel_gap": 1e-10},
-    )
-    if res.status == 2:
-        return None
-    assert res.status == 0, res.message
-    return float(res.fun)
 
 
 @st.composite
