@@ -240,8 +240,9 @@ def portfolio_request(n_sites: int, n: int = 96, seed: int = 0) -> dict[str, Any
         }
         charger = float(rng.choice([7.4, 11.0, 22.0]))
         ev_size = float(rng.uniform(40, 80))
-        leave = START + timedelta(minutes=15 * int(rng.integers(6 * 4, 9 * 4)))
-        back = START + timedelta(minutes=15 * int(rng.integers(17 * 4, 20 * 4)))
+        # Times of day in a day's window; a shorter or longer window scales them.
+        leave = START + QUARTER * int(rng.integers(n * 6 // 24, n * 9 // 24))
+        back = START + QUARTER * int(rng.integers(n * 17 // 24, n * 20 // 24))
         plugged = [
             {"start": START.isoformat(), "end": leave.isoformat(), "value": f"{charger} kW"},
             {"start": leave.isoformat(), "end": back.isoformat(), "value": "0 kW"},

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from schemas.errors import InputError
 from schemas.portfolio import PortfolioProblem
 from solvers.backend import RawSolution, Termination, get_backend, solve_on_face
 from solvers.commitments import add_commitment, commitment_cost
@@ -43,6 +44,8 @@ from solvers.portfolio_result import PortfolioCosts, PortfolioResult, combine_st
 from solvers.result import ScheduleResult, Status
 from solvers.storage import BIG_M
 
+#: How ``schedule_portfolio`` may solve.
+METHODS = ("auto", "joint", "decomposed")
 #: Rounds of binaries at overlapping steps before an overlapping device gets them everywhere.
 TARGETED_ROUNDS = 2
 
@@ -152,13 +155,25 @@ def _overlaps(form: PortfolioFormulation, x: np.ndarray) -> dict[tuple[int, str]
 
 
 def schedule_portfolio(
-    problem: PortfolioProblem, solver: str = "highs", time_limit: float | None = None
+    problem: PortfolioProblem,
+    solver: str = "highs",
+    time_limit: float | None = None,
+    method: str = "auto",
 ) -> PortfolioResult:
     """Schedule every site of ``problem`` toward its market; see the module docstring.
 
     ``solver`` and ``time_limit`` (seconds for the whole request) as for
-    ``solvers.schedule``.
+    ``solvers.schedule``. ``method``: ``"joint"`` (one program), ``"decomposed"``
+    (groups of sites and a proven gap, ``solvers.portfolio_decomposition``) or
+    ``"auto"``: decomposed from ``DECOMPOSE_MIN_SITES`` sites with market terms.
     """
+    from solvers.portfolio_decomposition import DECOMPOSE_MIN_SITES, schedule_decomposed
+
+    if method not in METHODS:
+        raise InputError(f"use one of {', '.join(METHODS)}, not {method!r}", "method")
+    large = len(problem.sites) >= DECOMPOSE_MIN_SITES and problem.has_market_terms
+    if method == "decomposed" or (method == "auto" and large):
+        return schedule_decomposed(problem, solver=solver, time_limit=time_limit)
     return _schedule_joint(problem, solver, time_limit)
 
 
@@ -175,6 +190,7 @@ def _schedule_joint(
     form = build_portfolio(problem)
     clp = form.lp.compile()
     raw = backend.solve(clp, relax_integrality=True, time_limit=remaining())
+    prices = _marginal_prices(form, clp, raw, problem.grid.dt_hours)
     relaxed = True
     rounds = 0
     while raw.termination is Termination.OPTIMAL and raw.x is not None:
@@ -199,10 +215,30 @@ def _schedule_joint(
     if raw.termination in (Termination.INFEASIBLE, Termination.UNBOUNDED):
         result = _explain_failure(problem, result, solver, remaining())
     result.method = "joint"
+    result.marginal_price = prices
     result.notes = list(problem.notes)
     result.used_binaries = not relaxed
     result.timings = {"total": time.perf_counter() - t0}
     return result
+
+
+def _marginal_prices(
+    form: PortfolioFormulation, clp: CompiledLP, raw: RawSolution, dt: float
+) -> np.ndarray | None:
+    """The market's marginal price per step (currency per kWh) at the first LP optimum.
+
+    The dual of the portfolio's balance row, read from the HiGHS instance (None
+    for another back end, or without market terms). After a MILP it is the LP
+    relaxation's price.
+    """
+    handle = raw.handle
+    if form.consumption is None or raw.termination is not Termination.OPTIMAL:
+        return None
+    if not (isinstance(handle, tuple) and hasattr(handle[0], "getSolution")):
+        return None
+    rows = next((r0, r1) for name, r0, r1 in clp.row_block_slices if name == "portfolio.balance")
+    dual = np.asarray(handle[0].getSolution().row_dual, dtype=float)[rows[0] : rows[1]]
+    return -dual / dt
 
 
 def _tie_break(

@@ -72,6 +72,8 @@ class PortfolioResult:
     costs: PortfolioCosts | None = None
     site_costs: dict[str, float] = field(default_factory=dict)
     net_power: np.ndarray | None = None
+    #: The market's marginal price per step (currency per kWh; see ``solvers.portfolio``).
+    marginal_price: np.ndarray | None = None
     message: str = ""
     proven_optimal: bool = False
     gap: float | None = None

@@ -18,9 +18,11 @@ from milp_reference import portfolio_reference_cost
 from schemas.errors import InputError
 from schemas.flex_problem import BreachPrices, Commitment, SiteProblem, StorageDevice, TimeGrid
 from schemas.portfolio import PortfolioProblem, PortfolioSite, parse_portfolio
-from solvers import Status, schedule
+from solvers import Status, portfolio_decomposition, schedule
+from solvers.examples import portfolio_request
 from solvers.highs_backend import MIP_REL_GAP
 from solvers.portfolio import market_costs, schedule_portfolio
+from solvers.portfolio_decomposition import GAP, schedule_decomposed
 from solvers.storage import soc_trajectory
 from streams.cli.schedule import schedule as schedule_command
 
@@ -340,3 +342,41 @@ def test_joint_optimum_matches_the_reference_and_beats_scheduling_apart(problem)
         own += cost
     apart = own + market_costs(problem, np.sum(nets, axis=0)).total
     assert result.total <= apart + gap * abs(apart) + 1e-6
+
+
+@SETTINGS
+@given(portfolios())
+def test_decomposed_bounds_enclose_the_reference(problem):
+    """Groups of one site: the schedules' real cost and the Lagrangian bound enclose the optimum."""
+    result = schedule_decomposed(problem, group_sites=1)
+    ref = portfolio_reference_cost(problem)
+    if ref is None or result.status is Status.INFEASIBLE:
+        assert result.status is Status.INFEASIBLE and ref is None
+        return
+    assert result.method == "decomposed" and len(result.sites) == len(problem.sites)
+    assert result.status in (Status.OPTIMAL, Status.RELAXED, Status.TIME_LIMIT), result.message
+    tol = MIP_REL_GAP * max(1.0, abs(ref)) + 1e-5
+    assert result.total >= ref - tol
+    event(f"bound: {result.lower_bound is not None}")
+    if result.lower_bound is not None:
+        assert result.lower_bound <= ref + tol
+        assert result.gap == pytest.approx(
+            max(0.0, result.total - result.lower_bound) / max(1.0, abs(result.total))
+        )
+        assert result.proven_optimal == (result.gap <= GAP)
+        assert (result.status is Status.TIME_LIMIT) == (result.gap > GAP)
+
+
+def test_decomposed_is_close_to_the_joint_optimum_and_bounds_it(monkeypatch):
+    """Eight varied sites in groups of four: within 1 % of the joint optimum, bound below it."""
+    problem = parse_portfolio(portfolio_request(8, seed=3))
+    joint = schedule_portfolio(problem, method="joint")
+    parts = schedule_decomposed(problem, group_sites=4)
+    assert joint.status is Status.OPTIMAL and joint.method == "joint"
+    assert parts.lower_bound <= joint.total + 1e-6 <= parts.total + 2e-6
+    assert parts.gap < 1e-2
+    assert "decomposed into groups of 4 sites" in parts.message
+    with pytest.raises(InputError, match="method"):
+        schedule_portfolio(problem, method="fastest")
+    monkeypatch.setattr(portfolio_decomposition, "DECOMPOSE_MIN_SITES", 8)
+    assert schedule_portfolio(problem).method == "decomposed"
