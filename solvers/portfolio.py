@@ -159,6 +159,7 @@ def schedule_portfolio(
     solver: str = "highs",
     time_limit: float | None = None,
     method: str = "auto",
+    gap: float | None = None,
 ) -> PortfolioResult:
     """Schedule every site of ``problem`` toward its market; see the module docstring.
 
@@ -166,14 +167,20 @@ def schedule_portfolio(
     ``solvers.schedule``. ``method``: ``"joint"`` (one program), ``"decomposed"``
     (groups of sites and a proven gap, ``solvers.portfolio_decomposition``) or
     ``"auto"``: decomposed from ``DECOMPOSE_MIN_SITES`` sites with market terms.
+    ``gap``: the relative gap within which a decomposed result counts as optimal
+    (default ``solvers.portfolio_decomposition.GAP``, 1e-4).
     """
-    from solvers.portfolio_decomposition import DECOMPOSE_MIN_SITES, schedule_decomposed
+    from solvers.portfolio_decomposition import DECOMPOSE_MIN_SITES, GAP, schedule_decomposed
 
     if method not in METHODS:
         raise InputError(f"use one of {', '.join(METHODS)}, not {method!r}", "method")
     large = len(problem.sites) >= DECOMPOSE_MIN_SITES and problem.has_market_terms
     if method == "decomposed" or (method == "auto" and large):
-        return schedule_decomposed(problem, solver=solver, time_limit=time_limit)
+        if gap is not None and not gap >= 0:
+            raise InputError("give a relative gap of 0 or more, e.g. 1e-4", "gap")
+        return schedule_decomposed(
+            problem, solver=solver, time_limit=time_limit, gap=GAP if gap is None else gap
+        )
     return _schedule_joint(problem, solver, time_limit)
 
 

@@ -28,7 +28,7 @@ large portfolio is cut into groups of ``GROUP_SITES`` sites:
 3. The gap ``(U - L) / |U|`` is reported; it is proven (no schedule costs less
    than ``L``). The portfolio is ``optimal`` only when it is within ``GAP``
    (HiGHS's own MIP gap); otherwise ``time-limit`` (best schedule found, not
-   proven optimal), with the gap in the message.
+   proven optimal), with the gap in the message; ``gap`` sets another tolerance.
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ class _Chunk:
         clp = lp.compile()
         self.c = clp.c
         self.h = highspy.Highs()
-        for key, value in OPTIONS.items():
+        # Presolve off: measured 1.0 s against 1.4 s for 100 sites (a battery and an EV each).
+        for key, value in {**OPTIONS, "presolve": "off"}.items():
             self.h.setOptionValue(key, value)
         self.h.passModel(
             clp.num_col, clp.num_row, len(clp.a_value), int(highspy.MatrixFormat.kRowwise),
@@ -198,10 +199,12 @@ def schedule_decomposed(
     solver: str = "highs",
     time_limit: float | None = None,
     group_sites: int = GROUP_SITES,
+    gap: float = GAP,
 ) -> PortfolioResult:
     """Schedule a large portfolio in groups of ``group_sites`` sites and prove the gap.
 
-    See the module docstring.
+    The result is optimal (or relaxed) when proven within the relative ``gap``;
+    see the module docstring.
     """
     from solvers.portfolio import _schedule_joint, finish
 
@@ -246,7 +249,7 @@ def schedule_decomposed(
     result.lower_bound = bound
     if bound is not None:
         result.gap = max(0.0, result.total - bound) / max(1.0, abs(result.total))
-    proven = result.gap is not None and result.gap <= GAP
+    proven = result.gap is not None and result.gap <= gap
     result.proven_optimal = result.proven_optimal and proven
     if result.status.usable and not proven:
         result.status = Status.TIME_LIMIT

@@ -73,6 +73,21 @@ def _fail(message: str, unit: str, start: str, resolution: str) -> None:
 @click.option("--unit", type=click.Choice(["kW", "MW"]), default="kW", show_default=True)
 @click.option("--solver", default="highs", show_default=True, help="highs or pyomo:NAME.")
 @click.option("--time-limit", type=float, default=None, help="Seconds for the whole solve.")
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "joint", "decomposed"]),
+    default="auto",
+    show_default=True,
+    help="With --portfolio: one joint program, or groups of sites with a proven gap "
+    "(auto: decomposed from 400 sites).",
+)
+@click.option(
+    "--gap",
+    type=float,
+    default=None,
+    help="With --portfolio: relative gap within which a decomposed schedule counts as optimal "
+    "(default 1e-4).",
+)
 def schedule(
     flex_model: str | None,
     flex_context: str | None,
@@ -83,6 +98,8 @@ def schedule(
     unit: str,
     solver: str,
     time_limit: float | None,
+    method: str,
+    gap: float | None,
 ) -> None:
     """Schedule the devices of one site (or the sites of a portfolio) and print JSON."""
     from schemas.flex_request import parse_site_problem
@@ -95,7 +112,8 @@ def schedule(
                 "--flex-context, not both",
                 unit, start or "", resolution or "",
             )  # fmt: skip
-        _schedule_portfolio(portfolio, start, duration, resolution, unit, solver, time_limit)
+        window = {"start": start, "duration": duration, "resolution": resolution}
+        _schedule_portfolio(portfolio, window, unit, solver, time_limit, method, gap)
         return
     for option, value in (
         ("--flex-model", flex_model), ("--flex-context", flex_context), ("--start", start),
@@ -139,12 +157,12 @@ def _finish(result: Any, document: dict[str, Any]) -> None:
 
 def _schedule_portfolio(
     path: str,
-    start: str | None,
-    duration: str | None,
-    resolution: str | None,
+    window: dict[str, str | None],
     unit: str,
     solver: str,
     time_limit: float | None,
+    method: str,
+    gap: float | None,
 ) -> None:
     """``schedule --portfolio``: every site of a portfolio toward its market."""
     from schemas.portfolio import parse_portfolio
@@ -153,16 +171,18 @@ def _schedule_portfolio(
     document: Any = None
     try:
         document = _load(path, "--portfolio")
-        problem = parse_portfolio(document, start=start, duration=duration, resolution=resolution)
-        result = schedule_portfolio(problem, solver=solver, time_limit=time_limit)
+        problem = parse_portfolio(document, **window)
+        result = schedule_portfolio(
+            problem, solver=solver, time_limit=time_limit, method=method, gap=gap
+        )
     except FlexStreamError as exc:
-        window = document if isinstance(document, dict) else {}
+        given = document if isinstance(document, dict) else {}
         what = "bad input" if isinstance(exc, InputError) else "error"
         _fail(
             f"{what}: {exc}",
             unit,
-            str(start or window.get("start", "")),
-            str(resolution or window.get("resolution", "")),
+            str(window["start"] or given.get("start", "")),
+            str(window["resolution"] or given.get("resolution", "")),
         )
         return
     _finish(result, result.to_json(unit))

@@ -380,3 +380,12 @@ def test_decomposed_is_close_to_the_joint_optimum_and_bounds_it(monkeypatch):
         schedule_portfolio(problem, method="fastest")
     monkeypatch.setattr(portfolio_decomposition, "DECOMPOSE_MIN_SITES", 8)
     assert schedule_portfolio(problem).method == "decomposed"
+
+
+def test_cli_decomposed_with_a_gap(tmp_path):
+    res = invoke(tmp_path, DOCUMENT, "--method", "decomposed", "--gap", "0.5")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["method"] == "decomposed" and out["status"] == "optimal"
+    assert out["lower-bound"] == pytest.approx(3.0) and out["gap"] == pytest.approx(0.0, abs=1e-9)
+    assert out["costs"]["total"] == pytest.approx(3.0)
