@@ -60,16 +60,6 @@ class PortfolioFormulation:
     production: ColumnBlock | None = None
     complementarity: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
 
-    def site_net(self, x: np.ndarray) -> list[np.ndarray]:
-        """Each site's net power per step (kW) from a solution vector."""
-        out = []
-        for sv in self.sites:
-            rows, cols, vals = sv.net_terms
-            net = sv.net_constant.copy()
-            np.add.at(net, rows, vals * x[cols])
-            out.append(net)
-        return out
-
 
 def add_market(
     lp: LinearProgram,
