@@ -280,7 +280,6 @@ def finish(
     sites: dict[str, ScheduleResult],
     raw: RawSolution,
     solver: str,
-    gap: float | None = None,
 ) -> PortfolioResult:
     """Portfolio costs and status from the sites' results (all usable or not)."""
     result = PortfolioResult(Status.UNKNOWN, problem.grid, sites, solver=solver)
@@ -301,7 +300,6 @@ def finish(
     result.proven_optimal = raw.termination is Termination.OPTIMAL and all(
         r.proven_optimal for r in sites.values()
     )
-    result.gap = gap
     result.message = _message(result)
     return result
 

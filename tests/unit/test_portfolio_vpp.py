@@ -389,3 +389,16 @@ def test_cli_decomposed_with_a_gap(tmp_path):
     assert out["method"] == "decomposed" and out["status"] == "optimal"
     assert out["lower-bound"] == pytest.approx(3.0) and out["gap"] == pytest.approx(0.0, abs=1e-9)
     assert out["costs"]["total"] == pytest.approx(3.0)
+
+
+def test_decomposed_without_market_terms_is_the_sites_optimum():
+    problem = parse_portfolio(portfolio_request(4, n=96, seed=5))
+    problem.commitments = []
+    problem.consumption_price[:] = 0.0
+    problem.production_price[:] = 0.0
+    joint = schedule_portfolio(problem)
+    parts = schedule_decomposed(problem, group_sites=2)
+    assert joint.method == "joint" and parts.method == "decomposed"
+    assert parts.gap == 0.0 and parts.lower_bound == parts.total
+    assert parts.status is joint.status and parts.proven_optimal
+    assert parts.total == pytest.approx(joint.total, abs=1e-6)
