@@ -1,16 +1,17 @@
 """Large portfolios: groups of sites solved jointly, and a Lagrangian bound that proves the gap.
 
 HiGHS's simplex time grows faster than the number of sites (measured here, 96
-quarter-hours, a battery and an EV per site: 100 sites 1.5 s, 300 sites 17 s,
-1,000 sites 99 s, even with the market terms left out: the block-diagonal
-program alone takes as long), while each site alone takes about 15 ms. So a
-large portfolio is cut into groups of ``GROUP_SITES`` sites:
+quarter-hours, a battery and an EV per site: 100 sites 1.6-2.1 s, 300 sites 9 s,
+1,000 sites 96 s; the block-diagonal program without the market terms takes
+as long), while each site alone takes about 15 ms. So a large portfolio is cut
+into groups of ``GROUP_SITES`` sites:
 
 1. Each group is scheduled jointly (``solvers.portfolio``, every site's
    constraints and costs kept) toward its share of the market: the market's
    prices on the group's net power, and each commitment's baseline split as
    ``b_g = inflexible_g + w_g (b - inflexible)``, ``w_g`` the group's share of
-   the portfolio's device power. The schedules are those of every site; their
+   the portfolio's device power; what a group falls short of its share is
+   handed on to the groups after it. The schedules are those of every site; their
    real cost (all terms, the market's evaluated on the portfolio's summed net
    power) is an upper bound ``U``.
 2. A lower bound from Lagrangian relaxation of the portfolio's balance: for
@@ -50,7 +51,7 @@ from solvers.result import ScheduleResult, Status
 #: From this many sites (with market terms), ``schedule_portfolio`` decomposes.
 DECOMPOSE_MIN_SITES = 400
 #: Sites per jointly scheduled group.
-GROUP_SITES = 100
+GROUP_SITES = 200
 #: Sites per program when pricing for the bound.
 CHUNK_SITES = 10
 #: Relative gap within which a decomposed portfolio counts as optimal.
