@@ -260,3 +260,101 @@ def heat_site_request(n: int = 192, seed: int = 0) -> dict[str, Any]:
         "duration": f"PT{n * 15}M",
         "resolution": "PT15M",
     }
+
+
+def portfolio_request(n_sites: int, n: int = 96, seed: int = 0) -> dict[str, Any]:
+    """A VPP document: ``n_sites`` sites, each a battery and an EV, toward one market.
+
+    Per site (seeded, varied): a battery of 50-300 kWh at 0.25-0.5C with a
+    round-trip efficiency of 85-95 % that must end at least as full as it
+    starts; an EV charger (7.4, 11 or 22 kW, every third one V2G) whose car
+    (40-80 kWh) is plugged in overnight at 40-60 %, must leave at 6-9 h at 80 %
+    (a target), drives away 20 % of its battery and is back at 17-20 h (while
+    away the charger takes nothing: capacity segments); an office load of 5-40 kW and a
+    connection of 1.5 times the devices' power. The portfolio sells its position
+    day-ahead: a commitment to a baseline (the sum of the offices' load minus
+    a fifth of the batteries' power in the evening peak), deviations priced
+    50 EUR/MWh around the day-ahead price, on top of the day-ahead price itself
+    (production at the price minus 5 EUR/MWh).
+    """
+    rng = np.random.default_rng(seed)
+    dt = QUARTER.total_seconds() / 3600
+    hours = np.arange(n) * dt
+    end = START + n * QUARTER
+    prices = day_ahead_prices(n, dt, seed) * 1000  # EUR/MWh
+    sites = []
+    baseline = np.zeros(n)
+    for i in range(n_sites):
+        size = float(rng.uniform(50, 300))
+        c_rate = float(rng.uniform(0.25, 0.5))
+        soc0 = float(rng.uniform(0.2, 0.8)) * size
+        battery = {
+            "sensor": f"site-{i:04d}-battery",
+            "soc-at-start": f"{soc0:.2f} kWh",
+            "soc-min": f"{0.05 * size:.2f} kWh",
+            "soc-max": f"{size:.2f} kWh",
+            "soc-minima": [{"datetime": end.isoformat(), "value": f"{soc0:.2f} kWh"}],
+            "power-capacity": f"{size * c_rate:.2f} kW",
+            "roundtrip-efficiency": f"{rng.uniform(85, 95):.1f}%",
+            "storage-efficiency": "99.99%",
+        }
+        charger = float(rng.choice([7.4, 11.0, 22.0]))
+        ev_size = float(rng.uniform(40, 80))
+        # Times of day in a day's window; a shorter or longer window scales them.
+        leave = START + QUARTER * int(rng.integers(n * 6 // 24, n * 9 // 24))
+        back = START + QUARTER * int(rng.integers(n * 17 // 24, n * 20 // 24))
+        plugged = [
+            {"start": START.isoformat(), "end": leave.isoformat(), "value": f"{charger} kW"},
+            {"start": leave.isoformat(), "end": back.isoformat(), "value": "0 kW"},
+            {"start": back.isoformat(), "end": end.isoformat(), "value": f"{charger} kW"},
+        ]
+        ev = {
+            "sensor": f"site-{i:04d}-ev",
+            "soc-at-start": f"{rng.uniform(0.4, 0.6) * ev_size:.2f} kWh",
+            "soc-min": "0 kWh",
+            "soc-max": f"{ev_size:.2f} kWh",
+            "soc-targets": [{"datetime": leave.isoformat(), "value": f"{0.8 * ev_size:.2f} kWh"}],
+            # Driving while away: 20 % of the battery over the day.
+            "soc-usage": [
+                {
+                    "start": leave.isoformat(),
+                    "end": back.isoformat(),
+                    "value": f"{0.2 * ev_size / ((back - leave).total_seconds() / 3600):.3f} kW",
+                }
+            ],
+            "power-capacity": f"{charger} kW",
+            "consumption-capacity": plugged,
+            "production-capacity": plugged if i % 3 == 0 else "0 kW",
+            "roundtrip-efficiency": "90%",
+        }
+        office = float(rng.uniform(5, 40)) * (1 + np.sin(2 * np.pi * (hours - 6) / 24).clip(0))
+        baseline += office - np.where((hours >= 17) & (hours < 21), 0.2 * size * c_rate, 0.0)
+        connection = 1.5 * (size * c_rate + charger + office.max())
+        sites.append(
+            {
+                "name": f"site-{i:04d}",
+                "flex-model": [battery, ev],
+                "flex-context": {
+                    "inflexible-consumption": _segments(office, "kW"),
+                    "site-power-capacity": f"{connection:.1f} kW",
+                },
+            }
+        )
+    return {
+        "sites": sites,
+        "flex-context": {
+            "consumption-price": _segments(prices, "EUR/MWh"),
+            "production-price": _segments(prices - 5, "EUR/MWh"),
+            "commitments": [
+                {
+                    "name": "day-ahead position",
+                    "baseline": _segments(baseline, "kW"),
+                    "up-price": _segments(prices + 50, "EUR/MWh"),
+                    "down-price": _segments(prices - 50, "EUR/MWh"),
+                }
+            ],
+        },
+        "start": START.isoformat(),
+        "duration": f"PT{n * 15}M",
+        "resolution": "PT15M",
+    }

@@ -87,6 +87,12 @@ class SiteVars:
     production: ColumnBlock | None = None
     split: ColumnBlock | None = None
     commodities: list[CommodityVars] = field(default_factory=list)
+    #: The site's net power per step (kW): COO triplets (step, column, coefficient) over
+    #: the device columns plus a constant profile, for a market-level builder to couple.
+    net_terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    net_constant: np.ndarray | None = None
+    #: A bound on the site's net power in either direction per step (kW).
+    flow_bound: np.ndarray | None = None
 
     def device_power(self, x: np.ndarray) -> list[np.ndarray]:
         """Net power per device (kW, input order) from a solution vector."""
@@ -187,6 +193,11 @@ def add_site(
         add_coupling(lp, coupling, by_name, n)
 
     add_groups(lp, problem, terms)
+    empty = np.zeros(0, dtype=np.int64)
+    site.net_terms = tuple(np.concatenate([empty, *parts]) for parts in (b_rows, b_cols, b_vals))
+    site.net_constant = constant
+    bound = np.minimum(np.maximum(max_cons, max_prod), BIG_M)
+    site.flow_bound = bound
     if _price_only(problem):
         # No limit at the connection and one price both ways: the site's cost is the
         # price times its net power, so the price goes straight onto the devices'
@@ -246,7 +257,6 @@ def add_site(
         _priced(problem.peak_production_price, n), constraint="site-peak-production",
     )  # fmt: skip
 
-    bound = np.minimum(np.maximum(max_cons, max_prod), BIG_M)
     for k, commitment in enumerate(problem.commitments):
         add_commitment(lp, k, commitment, g_in, g_out, bound)
 

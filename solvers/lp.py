@@ -196,6 +196,8 @@ class LinearProgram:
     _cost2: list[np.ndarray] = field(default_factory=list)
     _int: list[np.ndarray] = field(default_factory=list)
     _cost_at: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    #: Position of each column block in ``columns`` by its first column (no list search).
+    _position: dict[int, int] = field(default_factory=dict)
     num_col: int = 0
 
     def add_columns(
@@ -214,6 +216,7 @@ class LinearProgram:
         self._cost.append(_as_array(cost, size, 0.0))
         self._cost2.append(np.zeros(size))
         self._int.append(np.full(size, integer, dtype=bool))
+        self._position[block.start] = len(self.columns)
         self.columns.append(block)
         self.num_col += size
         return block
@@ -226,7 +229,9 @@ class LinearProgram:
         ``secondary`` adds it to the second, tie-breaking objective instead (see
         ``CompiledLP.on_optimal_face``).
         """
-        i = self.columns.index(block)
+        i = self._position.get(block.start, -1)
+        if i < 0 or self.columns[i] != block:
+            i = self.columns.index(block)
         costs = self._cost2 if secondary else self._cost
         costs[i] = costs[i] + _as_array(cost, block.size, 0.0)
 

@@ -45,3 +45,39 @@ def test_console_script_schedules(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "optimal"
+
+
+def test_console_script_schedules_a_portfolio(tmp_path):
+    """Three sites toward one commitment: one JSON object on stdout, one object per site."""
+    from solvers.examples import portfolio_request
+
+    document = portfolio_request(3, seed=7)
+    path = tmp_path / "portfolio.json"
+    path.write_text(json.dumps(document))
+    exe = Path(sys.executable).parent / "flexstream"
+    proc = subprocess.run(
+        [str(exe), "schedule", "--portfolio", str(path), "--unit", "MW"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "optimal" and out["method"] == "joint" and out["unit"] == "MW"
+    assert [s["name"] for s in out["sites"]] == ["site-0000", "site-0001", "site-0002"]
+    for site in out["sites"]:
+        assert [s["sensor"] for s in site["schedules"]] == [
+            f"{site['name']}-battery",
+            f"{site['name']}-ev",
+        ]
+        assert all(len(s["values"]) == 96 for s in site["schedules"])
+    # The portfolio's net power: every device plus every site's office load (kW -> MW).
+    series = [s["values"] for site in out["sites"] for s in site["schedules"]]
+    for site in document["sites"]:
+        office = site["flex-context"]["inflexible-consumption"]
+        series.append([float(seg["value"].split()[0]) / 1000 for seg in office])
+    assert out["net-power"] == pytest.approx([sum(v) for v in zip(*series, strict=True)], abs=1e-9)
+    assert out["costs"]["total"] == pytest.approx(
+        out["costs"]["market"]["total"] + sum(out["costs"]["sites"].values())
+    )

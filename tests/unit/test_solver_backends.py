@@ -179,3 +179,17 @@ def test_lp_builder_folds_hard_bounds_and_keeps_soft_rows():
     assert clp.num_row == 2 and list(clp.c[3:]) == [7.0, 7.0]
     e = lp.compile(elastic=True)
     assert e.num_row == 4 and list(e.c[:3]) == [0, 0, 0]
+
+
+def test_lp_builder_adds_costs_to_the_block_given():
+    lp = LinearProgram()
+    a = lp.add_columns("a", 2, cost=1.0)
+    b = lp.add_columns("b", 3)
+    lp.add_cost(b, 2.0)
+    lp.add_cost(a, np.array([0.5, 0.0]), secondary=True)
+    clp = lp.compile()
+    assert clp.c.tolist() == [1.0, 1.0, 2.0, 2.0, 2.0]
+    assert clp.c2.tolist() == [0.5, 0.0, 0.0, 0.0, 0.0]
+    stranger = LinearProgram().add_columns("x", 2)  # the first column of "a", another block
+    with pytest.raises(ValueError):
+        lp.add_cost(stranger, 1.0)
