@@ -237,16 +237,22 @@ def add_site(
         "site.power-capacity.production", g_out.index, None, cap,
         constraint="site-power-capacity", elastic_weight=10.0, **common,
     )  # fmt: skip
-    for name, flow, cap, price in (
+    hard = np.where(np.isnan(cap), np.inf, cap)
+    for name, flow, cap, price, reach in (
         ("site-consumption-capacity", g_in, problem.site_consumption_capacity,
-         bp.site_consumption),
+         bp.site_consumption, max_cons),
         ("site-production-capacity", g_out, problem.site_production_capacity,
-         bp.site_production),
+         bp.site_production, max_prod),
     ):  # fmt: skip
         if price is None:
             lp.add_bounds(f"site.{name}", flow.index, None, cap, constraint=name, **common)
         else:
-            add_priced_breach(lp, f"site.{name}", flow.index, cap, price, constraint=name)
+            # No breach column where no schedule can breach: the capacity is at or above
+            # the hard connection limit or the most the site's devices can take or give
+            # (with the default soft capacity, which equals the connection, none at all).
+            moot = cap >= np.fmin(hard, reach)
+            soft = np.where(moot, np.inf, cap)
+            add_priced_breach(lp, f"site.{name}", flow.index, soft, price, constraint=name)
 
     add_peak(
         lp, "site.peak-consumption", g_in.index, problem.peak_consumption,

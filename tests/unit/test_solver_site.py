@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from solvers import BreachPrices, SiteProblem, Status, StorageDevice, TimeGrid, schedule
+from solvers.formulation import build
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -122,6 +123,29 @@ def test_soft_site_capacity_is_breached_only_when_needed():
         200.0
     )
     assert r.costs.breaches == pytest.approx(400.0)
+
+
+def test_breach_columns_only_where_a_breach_can_happen():
+    """Soft capacity at the fuse (the default) or above what the site can draw: no columns.
+
+    Step 0: 4 kW contracted under a 10 kW fuse, 6 kW load + 5 kW battery: breachable.
+    Step 1: 9 kW contracted, no load: at most 5 kW can flow, nothing to price.
+    Step 2: the contracted capacity equals the fuse, which already holds hard.
+    """
+    prob = SiteProblem(
+        grid(3),
+        [battery(3)],
+        np.array([0.1, 0.1, 0.1]),
+        site_power_capacity=10.0,
+        site_consumption_capacity=np.array([4.0, 9.0, 10.0]),
+        inflexible_power=np.array([6.0, 0.0, 0.0]),
+        breach_prices=BreachPrices(site_consumption=np.full(3, 100.0)),
+    )
+    blocks = {b.name: b.size for b in build(prob).lp.compile().columns}
+    assert blocks["site.site-consumption-capacity.breach"] == 1
+    r = schedule(prob)
+    assert r.status is Status.RELAXED
+    assert [(b.datetime, b.amount) for b in r.breaches][:1] == [(T0, pytest.approx(2.0))]
 
 
 def test_hard_device_limit_conflict_is_infeasible_even_when_relaxing():
