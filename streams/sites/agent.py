@@ -151,6 +151,7 @@ def install(ctx: Any) -> None:
 
     sites = SiteState(partitions, site_map, own, shared, assigned)
     ctx.site_state = sites
+    ctx.health.site_partitions = lambda: sorted(assigned())
     updating = asyncio.Lock()
 
     @table.on_recover

@@ -2,18 +2,19 @@
 
 A site is a root asset (one without a parent; :func:`~schemas.assets.site_of`).
 Every asset belongs to the site at the top of its parents; a request for an
-asset (or its devices) is keyed by that site, and so are the beliefs of the sensors the site's assets reference
-(device powers, states of charge, inflexible devices, capacities given as
-sensors, prices), so one scheduling worker holds a site's requests with every
-sensor they read.
+asset (or its devices) is keyed by that site, and so are the beliefs of the
+sensors the site's assets reference (device powers, states of charge,
+inflexible devices, capacities given as sensors, prices), so one scheduling
+worker holds a site's requests with every sensor they read.
 
 Shared sensors are held once per scheduling worker instead of once per site:
 the sensors of flex-context price fields (day-ahead prices, CO2 intensity),
 and any sensor referenced by more than ``shared_above`` sites.
 
-:func:`~connectors.kafka.site_partition` is the one partitioner of the site-keyed topics; the
-SDK, the CLI, the re-planner and the repartitioning of the readings all use it
-(never a client library's default partitioner, which differ between clients).
+:func:`~connectors.kafka.site_partition` is the one partitioner of the
+site-keyed topics; the SDK, the re-planner and the repartitioning of the
+readings all use it (never a client library's default partitioner: they differ
+between clients).
 """
 
 from __future__ import annotations

@@ -1,0 +1,243 @@
+"""Scale-out of the schedule role: two scheduling workers share the sites (real broker and engine).
+
+One ingest worker and two schedule-only workers on one prefix, with
+``FLEXSTREAM_WORKER_SITE_PARTITIONS=3``: each request is answered once, by the
+worker active for its site's partition, with the schedule a single scheduler
+computes from the same beliefs; a SIGKILLed worker's sites move to the other
+worker with their state, and the requests pending for them are answered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import yaml
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.kafka import ensure_topics, site_partition, site_topic_partitions
+from connectors.sdk import FlexStreamClient
+from infra import kafka_local
+from schemas import serde
+from schemas.assets import Asset
+from schemas.beliefs import BeliefColumns, Sensor, validate
+from streams import runtime
+from streams.beliefs.state import BeliefState
+from streams.scheduling import problem as scheduling
+from streams.scheduling.agent import floor_time
+from tests.integration.conftest import wait_for
+from tests.integration.test_cli import run
+from tests.integration.test_scheduling import prices
+
+pytestmark = pytest.mark.integration
+
+P = 3
+SITES = [f"site{i}" for i in range(6)]
+
+
+def sensors() -> list[dict]:
+    out = [{"name": "da-price", "unit": "EUR/MWh", "event_resolution": "PT1H"}]
+    for s in SITES:
+        out.append({"name": f"{s}-power", "unit": "kW", "event_resolution": "PT15M"})
+        out.append({"name": f"{s}-soc", "unit": "kWh", "event_resolution": "PT0M"})
+    return out
+
+
+def site_asset(site: str, capacity: float) -> dict:
+    return {
+        "name": site,
+        "flex-context": {"consumption-price": {"sensor": "da-price"}},
+        "flex-model": {
+            "sensor": f"{site}-power",
+            "soc-at-start": {"sensor": f"{site}-soc"},
+            "soc-min": "1 kWh",
+            "soc-max": "10 kWh",
+            "power-capacity": f"{capacity} kW",
+            "roundtrip-efficiency": "90%",
+        },
+    }
+
+
+def soc_of(site: str, at: datetime, value: float) -> bytes:
+    rec = {"sensor": f"{site}-soc", "event_start": at, "event_value": value, "source": "bms"}
+    return serde.encode("Belief", rec)
+
+
+def get(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def answered(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("flexstream_schedule_requests_answered_total "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def committed_all(fs, topic: str) -> bool:
+    """Whether the scheduling workers' faust group committed ``topic`` up to its end."""
+    name = fs.topic(topic)
+    c = Consumer({"bootstrap.servers": fs.bootstrap, "group.id": fs.topic("worker")})
+    try:
+        parts = c.list_topics(name, timeout=10).topics[name].partitions
+        tps = [TopicPartition(name, p) for p in parts]
+        got = {tp.partition: tp.offset for tp in c.committed(tps, timeout=10)}
+        return all(
+            max(got[p], 0) >= c.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
+            for p in parts
+        )
+    finally:
+        c.close()
+
+
+def schedules_by_request(fs, expect: int) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for m in fs.consume_all("schedules", expect, timeout=90):
+        rec = serde.decode(m.value())[1]
+        out.setdefault(rec["request_id"], []).append(rec)
+    return out
+
+
+def single_worker_answer(request: dict, readings: list[tuple[str, bytes]], assets, now):
+    """What one scheduler computes from the same beliefs (one state holding every sensor)."""
+    known = {s["name"]: Sensor.model_validate(s) for s in sensors()}
+    state = BeliefState({}, lambda: now)
+    parts = []
+    for _, value in readings:
+        kind, rec = serde.decode(value)
+        cols, rejected = validate(kind, rec, known, now)
+        assert not rejected
+        parts.append(cols)
+    state.update(BeliefColumns.concat(parts))
+    prepared, failed = scheduling.prepare_or_fail(request, assets, known, state, now, {})
+    assert prepared is not None, failed
+    result, ms = scheduling.solve(prepared, "highs", 20.0)
+    return scheduling.answer(request, prepared, result, ms, now)
+
+
+def start_scheduler(fs, name: str):
+    data, port = fs.data_dir.parent / name, kafka_local.free_port()
+    env = {**fs.env, "FLEXSTREAM_DATA_DIR": str(data), "FLEXSTREAM_WORKER_WEB_PORT": str(port)}
+    proc = runtime.spawn_worker(env, data / "worker.log", ["--roles", "schedule"])
+    fs.workers.append(proc)
+    runtime.wait_worker_ready(data, proc, timeout=120)
+    return proc, port
+
+
+def test_two_scheduling_workers_share_the_sites_and_take_over_on_a_kill(fs, tmp_path):
+    ensure_topics(
+        {"bootstrap.servers": fs.bootstrap}, fs.prefix, partitions=site_topic_partitions(P)
+    )
+    fs.extra_env["FLEXSTREAM_WORKER_SITE_PARTITIONS"] = str(P)
+    # Sites spread over every partition (the test's premise).
+    assert {site_partition(s, P) for s in SITES} == set(range(P))
+    asset_docs = [site_asset(s, 3.0 + i) for i, s in enumerate(SITES)]
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sensors()))
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(asset_docs))
+    for kind, f in (("sensor", "s.yaml"), ("asset", "a.yaml")):
+        out = run(["add", kind, str(tmp_path / f)], fs.env)
+        assert out.returncode == 0, out.stderr
+    assets = {a["name"]: Asset.model_validate(a) for a in asset_docs}
+
+    fs.extra_env["FLEXSTREAM_WORKER_ROLES"] = "ingest"
+    fs.start_worker()
+    del fs.extra_env["FLEXSTREAM_WORKER_ROLES"]
+    proc_a, port_a = start_scheduler(fs, "sched-a")
+    proc_b, port_b = start_scheduler(fs, "sched-b")
+
+    def owned(port: int) -> set[int]:
+        return set(get(port, "/health/")["site_partitions"])
+
+    wait_for(
+        lambda: owned(port_a) and owned(port_b) and owned(port_a) | owned(port_b) == set(range(P)),
+        what="the two scheduling workers to split the site partitions",
+        timeout=60,
+    )
+    assert not owned(port_a) & owned(port_b)
+
+    t0 = floor_time(datetime.now(UTC), timedelta(hours=1))
+    now = datetime.now(UTC)
+    readings = [("da-price", prices(t0 - timedelta(hours=1), 50, now))]
+    readings += [
+        (f"{s}-soc", soc_of(s, t0 - timedelta(minutes=30), 2.0 + i)) for i, s in enumerate(SITES)
+    ]
+    fs.publish("readings.price", readings[:1])
+    fs.publish("readings.meter", readings[1:])
+    wait_for(
+        lambda: committed_all(fs, "beliefs-by-site") and fs.end_offsets("beliefs-by-site") == 6,
+        what="the site beliefs in the scheduling workers' state",
+        timeout=60,
+    )
+
+    client = FlexStreamClient(fs.bootstrap, topic_prefix=fs.prefix, check=False)
+    requests = {}
+    for s in SITES:
+        rid = client.trigger_schedule(
+            s, t0, timedelta(hours=24), timedelta(minutes=15), request_id=f"r-{s}"
+        )
+        requests[rid] = s
+    got = schedules_by_request(fs, len(SITES))
+    assert sorted(got) == sorted(requests)
+    assert all(len(v) == 1 for v in got.values()), "a request answered more than once"
+    for [ans] in got.values():
+        assert ans["status"] == "optimal", ans["message"]
+    # Each worker answered exactly the requests of the sites in its partitions.
+    mine_a = sum(site_partition(s, P) in owned(port_a) for s in SITES)
+    assert (answered(port_a), answered(port_b)) == (mine_a, len(SITES) - mine_a)
+    # Every request lands in its site's partition of schedule-requests.
+    for m in fs.consume_all("schedule-requests", len(SITES)):
+        assert m.partition() == site_partition(m.key().decode(), P)
+
+    # The same schedules as one scheduler holding every sensor computes.
+    for rid, [ans] in got.items():
+        request = serde.decode_as(
+            serde.encode(
+                "ScheduleRequest",
+                {
+                    "request_id": rid,
+                    "asset": requests[rid],
+                    "start": t0,
+                    "duration_ms": 24 * 3_600_000,
+                    "resolution_ms": 900_000,
+                    "requested_at": now,
+                },
+            ),
+            "ScheduleRequest",
+        )
+        [single] = single_worker_answer(request, readings, assets, now)
+        assert ans["values"] == pytest.approx(list(single.values), abs=1e-6)
+
+    # A request id sent again: the same answer (same values, same belief time).
+    before = fs.end_offsets("schedules")
+    client.trigger_schedule(
+        SITES[0], t0, timedelta(hours=24), timedelta(minutes=15), request_id="r-site0"
+    )
+    again = schedules_by_request(fs, before + 1)["r-site0"]
+    assert len(again) == 2 and again[0] == again[1]
+
+    # SIGKILL worker A; requests sent right away wait for its partitions to move to B.
+    lost = owned(port_a)
+    b_before = answered(port_b)
+    os.kill(proc_a.pid, signal.SIGKILL)
+    proc_a.wait(timeout=10)
+    pending = [
+        client.trigger_schedule(
+            s, t0, timedelta(hours=24), timedelta(minutes=15), request_id=f"late-{s}"
+        )
+        for s in SITES
+    ]
+    got = schedules_by_request(fs, before + 1 + len(SITES))
+    for rid in pending:
+        assert len(got.get(rid, [])) == 1, f"{rid} answered {len(got.get(rid, []))} times"
+        # With their state: the site's own state-of-charge belief was found on B.
+        assert got[rid][0]["status"] == "optimal", got[rid][0]["message"]
+        assert got[rid][0]["values"] == got[rid.replace("late-", "r-")][0]["values"]
+    assert lost and owned(port_b) == set(range(P))
+    assert answered(port_b) == b_before + len(SITES)
+    client.close()
