@@ -32,11 +32,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from connectors.kafka import SITE_TOPICS
 from schemas.beliefs import BeliefColumns
+from schemas.errors import InputError
 from schemas.times import to_us
 from streams.beliefs.agent import changelog_pages
 from streams.beliefs.state import BeliefState
@@ -114,6 +116,30 @@ class SiteState:
             await listener(plain)
 
 
+class SitePartitionsError(InputError):
+    """The site-keyed topics do not have the partitions the setting names."""
+
+
+def check_partitions(found: Mapping[str, int], want: int) -> None:
+    """Refuse topics of ``found`` (name -> partitions) whose count is not ``want`` (pure)."""
+    wrong = {t: n for t, n in found.items() if n != want}
+    if wrong:
+        have = ", ".join(f"{t} has {n}" for t, n in sorted(wrong.items()))
+        raise SitePartitionsError(
+            f"is {want}, but {have} partition(s); run 'flexstream up' with the same setting "
+            "to add partitions (a count once used cannot shrink: use a new topic prefix)",
+            "FLEXSTREAM_WORKER_SITE_PARTITIONS",
+        )
+
+
+def topic_partitions(ctx: Any, names: list[str]) -> dict[str, int]:
+    """The partitions of the topics ``names`` on the broker (0 for a missing topic)."""
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient(ctx.settings.kafka.client_config(ctx.bootstrap)).list_topics(timeout=30)
+    return {n: len(md.topics[n].partitions) if n in md.topics else 0 for n in names}
+
+
 def install(ctx: Any) -> None:
     """Keep the site-keyed belief state and the shared state (with site partitions only)."""
     import faust
@@ -122,6 +148,7 @@ def install(ctx: Any) -> None:
     partitions = w.site_partitions
     if not partitions:
         return
+    check_partitions(topic_partitions(ctx, [ctx.topic(t) for t in SITE_TOPICS]), partitions)
     app = ctx.app
     by_site = app.topic(ctx.topic("beliefs-by-site"), key_type=bytes, value_type=bytes)
     shared_topic = ctx.topic("beliefs-shared")

@@ -12,7 +12,7 @@ from schemas.beliefs import BeliefColumns
 from schemas.times import to_us
 from streams.beliefs.state import BeliefState
 from streams.scheduling.recent import RecentAnswers
-from streams.sites.agent import SiteState
+from streams.sites.agent import SitePartitionsError, SiteState, check_partitions
 from streams.sites.lookup import SiteLookup, site_key, split_key
 from streams.sites.mapping import build_site_map
 
@@ -101,3 +101,11 @@ def test_recent_answers_keep_the_newest(size):
 def test_recent_answers_need_room_for_one():
     with pytest.raises(ValueError, match="at least 1"):
         RecentAnswers(0)
+
+
+def test_topics_with_other_partition_counts_are_refused_naming_the_setting():
+    check_partitions({"p.schedule-requests": 3, "p.beliefs-by-site": 3}, 3)
+    with pytest.raises(SitePartitionsError) as err:
+        check_partitions({"p.schedule-requests": 1, "p.beliefs-by-site": 3}, 3)
+    assert err.value.field == "FLEXSTREAM_WORKER_SITE_PARTITIONS"
+    assert "p.schedule-requests has 1" in str(err.value) and "flexstream up" in str(err.value)
