@@ -19,7 +19,12 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.kafka import ensure_topics, site_partition, site_topic_partitions
+from connectors.kafka import (
+    ConfirmingProducer,
+    ensure_topics,
+    site_partition,
+    site_topic_partitions,
+)
 from connectors.sdk import FlexStreamClient
 from infra import kafka_local
 from schemas import serde
@@ -212,6 +217,25 @@ def test_two_scheduling_workers_share_the_sites_and_take_over_on_a_kill(fs, tmp_
         )
         [single] = single_worker_answer(request, readings, assets, now)
         assert ans["values"] == pytest.approx(list(single.values), abs=1e-6)
+
+    # A request in another partition than its site's (keyed by asset, as before site
+    # partitions) is forwarded to the site's owner and answered there, once.
+    stray = next(s for s in SITES if site_partition(s, P) != 0)
+    rec = {
+        "request_id": "stray",
+        "asset": stray,
+        "start": t0,
+        "duration_ms": 24 * 3_600_000,
+        "resolution_ms": 900_000,
+        "requested_at": now,
+    }
+    producer = ConfirmingProducer({"bootstrap.servers": fs.bootstrap})
+    producer.send(
+        fs.topic("schedule-requests"), serde.encode("ScheduleRequest", rec), stray, partition=0
+    )
+    producer.flush()
+    [ans] = schedules_by_request(fs, len(SITES) + 1)["stray"]
+    assert ans["status"] == "optimal" and ans["values"] == got[f"r-{stray}"][0]["values"]
 
     # A request id sent again: the same answer (same values, same belief time).
     before = fs.end_offsets("schedules")
