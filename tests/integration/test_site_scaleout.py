@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import urllib.request
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,7 +35,7 @@ from streams import runtime
 from streams.beliefs.state import BeliefState
 from streams.scheduling import problem as scheduling
 from streams.scheduling.agent import floor_time
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import DIST, Env, wait_for
 from tests.integration.test_cli import run
 from tests.integration.test_scheduling import prices
 
@@ -135,9 +136,21 @@ def start_scheduler(fs, name: str):
     return proc, port
 
 
-def test_two_scheduling_workers_share_the_sites_and_take_over_on_a_kill(fs, tmp_path):
+def owned(port: int) -> set[int]:
+    """The site partitions the worker on ``port`` is active for."""
+    return set(get(port, "/health/")["site_partitions"])
+
+
+def deploy(fs, tmp_path, replication: int = 1):
+    """Sites registered, an ingest and two scheduling workers, the readings in their states.
+
+    Returns the schedulers (process, port) pairs, the readings and the assets.
+    """
     ensure_topics(
-        {"bootstrap.servers": fs.bootstrap}, fs.prefix, partitions=site_topic_partitions(P)
+        {"bootstrap.servers": fs.bootstrap},
+        fs.prefix,
+        replication_factor=replication,
+        partitions=site_topic_partitions(P),
     )
     fs.extra_env["FLEXSTREAM_WORKER_SITE_PARTITIONS"] = str(P)
     # Sites spread over every partition (the test's premise).
@@ -153,12 +166,8 @@ def test_two_scheduling_workers_share_the_sites_and_take_over_on_a_kill(fs, tmp_
     fs.extra_env["FLEXSTREAM_WORKER_ROLES"] = "ingest"
     fs.start_worker()
     del fs.extra_env["FLEXSTREAM_WORKER_ROLES"]
-    proc_a, port_a = start_scheduler(fs, "sched-a")
-    proc_b, port_b = start_scheduler(fs, "sched-b")
-
-    def owned(port: int) -> set[int]:
-        return set(get(port, "/health/")["site_partitions"])
-
+    schedulers = [start_scheduler(fs, "sched-a"), start_scheduler(fs, "sched-b")]
+    port_a, port_b = (port for _, port in schedulers)
     wait_for(
         lambda: owned(port_a) and owned(port_b) and owned(port_a) | owned(port_b) == set(range(P)),
         what="the two scheduling workers to split the site partitions",
@@ -179,6 +188,11 @@ def test_two_scheduling_workers_share_the_sites_and_take_over_on_a_kill(fs, tmp_
         what="the site beliefs in the scheduling workers' state",
         timeout=60,
     )
+    return schedulers, readings, assets, t0, now
+
+
+def test_two_scheduling_workers_share_the_sites_and_take_over_on_a_kill(fs, tmp_path):
+    [(proc_a, port_a), (_, port_b)], readings, assets, t0, now = deploy(fs, tmp_path)
 
     client = FlexStreamClient(fs.bootstrap, topic_prefix=fs.prefix, check=False)
     requests = {}
@@ -265,3 +279,42 @@ def test_two_scheduling_workers_share_the_sites_and_take_over_on_a_kill(fs, tmp_
     assert lost and owned(port_b) == set(range(P))
     assert answered(port_b) == b_before + len(SITES)
     client.close()
+
+
+def test_site_partitions_on_a_three_node_cluster_with_a_node_stopped_mid_stream(tmp_path):
+    """The same deployment on the local three-node cluster; one node stops mid-stream."""
+    ports = [(kafka_local.free_port(), kafka_local.free_port()) for _ in range(3)]
+    root = tmp_path / "cluster"
+    cluster = kafka_local.start_cluster(root, DIST, nodes=3, ports=ports, heap_mb=256)
+    fs = Env(
+        bootstrap=cluster.bootstrap,
+        prefix=f"t{uuid.uuid4().hex[:10]}.",
+        data_dir=tmp_path / "data",
+        web_port=kafka_local.free_port(),
+        clickhouse_port=kafka_local.free_port(),
+        sensors_file=tmp_path / "none.yaml",
+    )
+    fs.sensors_file.write_text("[]")
+    try:
+        _, _, _, t0, _ = deploy(fs, tmp_path, replication=3)
+        client = FlexStreamClient(fs.bootstrap, topic_prefix=fs.prefix, check=False)
+        early = [
+            client.trigger_schedule(s, t0, timedelta(hours=24), request_id=f"early-{s}")
+            for s in SITES
+        ]
+        assert kafka_local.stop(cluster.brokers[1].data_dir)
+        late = [
+            client.trigger_schedule(s, t0, timedelta(hours=24), request_id=f"late-{s}")
+            for s in SITES
+        ]
+        got = schedules_by_request(fs, 2 * len(SITES))
+        for rid in early + late:
+            assert len(got.get(rid, [])) == 1, f"{rid} answered {len(got.get(rid, []))} times"
+            assert got[rid][0]["status"] == "optimal", got[rid][0]["message"]
+        for s in SITES:
+            assert got[f"early-{s}"][0]["values"] == got[f"late-{s}"][0]["values"]
+        client.close()
+    finally:
+        for proc in fs.workers:
+            runtime.stop_process(proc, timeout=15)
+        kafka_local.stop_cluster(root)
