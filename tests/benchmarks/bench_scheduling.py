@@ -58,6 +58,12 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
+def _broker_pid(info: object) -> int:
+    """The process of the (first) broker, for CPU accounting."""
+    brokers = getattr(info, "brokers", None)
+    return brokers[0].pid if brokers else info.pid  # type: ignore[attr-defined]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -103,7 +109,7 @@ def main() -> None:
         if args.scale_out:
             from tests.benchmarks import site_scaling
 
-            site_scaling.report(info.bootstrap, root, args.quick)
+            site_scaling.report(info.bootstrap, _broker_pid(info), root, args.quick)
             return
         sensors = [
             Sensor(name="bat", unit="kW", event_resolution=STEP),

@@ -67,6 +67,18 @@ def _sites(n: int) -> tuple[list[Any], list[str]]:
     return models, names
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds ``pid`` used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far, over every core (Linux /proc)."""
+    cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(cpu) - cpu[3] - cpu[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _owned(port: int) -> set[int]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=5) as resp:
         return set(json.loads(resp.read()).get("site_partitions", []))
@@ -96,8 +108,14 @@ def _answers(bootstrap: str, topic: str, want: set[str], timeout: float) -> int:
     return len(seen & want)
 
 
-def run_one(bootstrap: str, root: Path, workers: int, n_sites: int, n_req: int, days: int) -> float:
-    """Requests per second answered by ``workers`` scheduling workers (see the module)."""
+def run_one(
+    bootstrap: str, broker_pid: int, root: Path, workers: int, n_sites: int, n_req: int, days: int
+) -> tuple[float, dict[str, float]]:
+    """Requests per second answered by ``workers`` scheduling workers (see the module).
+
+    Also the CPU seconds per second of the burst: of the broker, the ingest
+    worker, the scheduling workers together, and the whole machine.
+    """
     prefix = f"scale{uuid.uuid4().hex[:6]}."
     ensure_topics({"bootstrap.servers": bootstrap}, prefix, partitions=site_topic_partitions(P))
     models, names = _sites(n_sites)
@@ -182,22 +200,35 @@ def run_one(bootstrap: str, root: Path, workers: int, n_sites: int, n_req: int, 
                 return ids
 
             _answers(bootstrap, prefix + "schedules", burst("warm", len(names)), 120)
-            t = time.perf_counter()
+            pids = {"broker": [broker_pid], "ingest": [procs[0].pid]}
+            pids["schedulers"] = [p.pid for p in procs[1:]]
+
+            def cpu() -> dict[str, float]:
+                out = {k: sum(map(_cpu_seconds, v)) for k, v in pids.items()}
+                return {**out, "machine": _busy_seconds()}
+
+            c0, t = cpu(), time.perf_counter()
             got = _answers(bootstrap, prefix + "schedules", burst("run", n_req), 300)
-            return got / (time.perf_counter() - t)
+            took = time.perf_counter() - t
+            c1 = cpu()
+            return got / took, {k: (c1[k] - c0[k]) / took for k in c0}
     finally:
         for p in procs:
             runtime.stop_process(p)
 
 
-def report(bootstrap: str, root: Path, quick: bool) -> None:
-    """Print requests per second with 1, 2 and 3 scheduling workers, and the ratios."""
+def report(bootstrap: str, broker_pid: int, root: Path, quick: bool) -> None:
+    """Print requests per second with 1, 2 and 3 scheduling workers, the ratios, CPU use."""
     n_sites, n_req, days = (6, 60, 2) if quick else (12, 240, 4)
-    rates = {k: run_one(bootstrap, root, k, n_sites, n_req, days) for k in (1, 2, 3)}
+    runs = {k: run_one(bootstrap, broker_pid, root, k, n_sites, n_req, days) for k in (1, 2, 3)}
     print(
         f"scale-out: {n_req} requests over {n_sites} sites (one battery each, {days} days "
-        f"at 15 min), site partitions {P}, one ingest worker:"
+        f"at 15 min), site partitions {P}, one ingest worker, {os.cpu_count()} cores:"
     )
-    for k, r in rates.items():
-        print(f"  {k} scheduling worker(s): {r:.1f} requests/s ({r / rates[1]:.2f}x of one)")
-    print(f"  cores on this machine: {os.cpu_count()}")
+    one = runs[1][0]
+    for k, (r, cpu) in runs.items():
+        print(
+            f"  {k} scheduling worker(s): {r:.1f} requests/s ({r / one:.2f}x of one); "
+            f"cores busy {cpu['machine']:.2f} (schedulers {cpu['schedulers']:.2f}, "
+            f"ingest {cpu['ingest']:.2f}, broker {cpu['broker']:.2f})"
+        )

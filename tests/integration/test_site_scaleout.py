@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -46,8 +47,11 @@ SITES = [f"site{i}" for i in range(6)]
 
 
 def sensors() -> list[dict]:
-    out = [{"name": "da-price", "unit": "EUR/MWh", "event_resolution": "PT1H"}]
-    for s in SITES:
+    out = [
+        {"name": price, "unit": "EUR/MWh", "event_resolution": "PT1H"}
+        for price in ("da-price", "rp-price")
+    ]
+    for s in [*SITES, "rp"]:
         out.append({"name": f"{s}-power", "unit": "kW", "event_resolution": "PT15M"})
         out.append({"name": f"{s}-soc", "unit": "kWh", "event_resolution": "PT0M"})
     return out
@@ -259,7 +263,37 @@ def test_two_scheduling_workers_share_the_sites_and_take_over_on_a_kill(fs, tmp_
     again = schedules_by_request(fs, before + 1)["r-site0"]
     assert len(again) == 2 and again[0] == again[1]
 
+    # Re-planning on new prices: both workers hold the shared prices, only the owner of
+    # the re-planning site's partition re-plans it, once.
+    replanning = dict(
+        site_asset("rp", 4.0),
+        replan={"on-new-prices": True, "duration": "PT6H", "debounce": "PT1S"},
+    )
+    replanning["flex-context"] = {"consumption-price": {"sensor": "rp-price"}}
+    (tmp_path / "rp.yaml").write_text(yaml.safe_dump([replanning]))
+    assert run(["add", "asset", str(tmp_path / "rp.yaml")], fs.env).returncode == 0
+    time.sleep(2.0)  # every worker's registry view has the asset
+    fs.publish("readings.meter", [("rp-soc", soc_of("rp", t0 - timedelta(minutes=30), 3.0))])
+    wait_for(
+        lambda: committed_all(fs, "beliefs-by-site") and fs.end_offsets("beliefs-by-site") == 7
+    )
+    fs.publish("readings.price", [("rp-price", prices(t0, 30, now, sensor="rp-price"))])
+
+    def replans() -> list[dict]:
+        msgs = fs.consume_all("schedule-requests", fs.end_offsets("schedule-requests"))
+        recs = [serde.decode(m.value())[1] for m in msgs]
+        return [r for r in recs if r.get("origin") == "replan" and r["asset"] == "rp"]
+
+    wait_for(lambda: replans(), what="a re-plan of rp after its new prices")
+    time.sleep(3.0)  # a second worker's re-plan would have come by now
+    [replan] = replans()
+    [ans] = wait_for(
+        lambda: schedules_by_request(fs, fs.end_offsets("schedules")).get(replan["request_id"])
+    )
+    assert ans["status"] == "optimal", ans["message"]
+
     # SIGKILL worker A; requests sent right away wait for its partitions to move to B.
+    before = fs.end_offsets("schedules")
     lost = owned(port_a)
     b_before = answered(port_b)
     os.kill(proc_a.pid, signal.SIGKILL)
@@ -270,7 +304,7 @@ def test_two_scheduling_workers_share_the_sites_and_take_over_on_a_kill(fs, tmp_
         )
         for s in SITES
     ]
-    got = schedules_by_request(fs, before + 1 + len(SITES))
+    got = schedules_by_request(fs, before + len(SITES))
     for rid in pending:
         assert len(got.get(rid, [])) == 1, f"{rid} answered {len(got.get(rid, []))} times"
         # With their state: the site's own state-of-charge belief was found on B.
