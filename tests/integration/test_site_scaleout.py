@@ -352,3 +352,28 @@ def test_site_partitions_on_a_three_node_cluster_with_a_node_stopped_mid_stream(
         for proc in fs.workers:
             runtime.stop_process(proc, timeout=15)
         kafka_local.stop_cluster(root)
+
+
+def test_one_worker_with_every_role_and_site_partitions_feeds_its_state_from_ingest(fs, tmp_path):
+    """On one machine: the ingest role's readings loop repartitions what it stored."""
+    ensure_topics(
+        {"bootstrap.servers": fs.bootstrap}, fs.prefix, partitions=site_topic_partitions(P)
+    )
+    fs.extra_env["FLEXSTREAM_WORKER_SITE_PARTITIONS"] = str(P)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sensors()))
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump([site_asset(s, 5.0) for s in SITES[:2]]))
+    for kind, f in (("sensor", "s.yaml"), ("asset", "a.yaml")):
+        assert run(["add", kind, str(tmp_path / f)], fs.env).returncode == 0
+    fs.start_worker()
+    assert set(get(fs.web_port, "/health/")["site_partitions"]) == set(range(P))
+    t0 = floor_time(datetime.now(UTC), timedelta(hours=1))
+    fs.publish("readings.price", [("da-price", prices(t0, 30, datetime.now(UTC)))])
+    fs.publish("readings.meter", [(f"{s}-soc", soc_of(s, t0, 5.0)) for s in SITES[:2]])
+    wait_for(
+        lambda: committed_all(fs, "beliefs-by-site") and fs.end_offsets("beliefs-by-site") == 2
+    )
+    assert fs.end_offsets("beliefs-shared") == 1
+    with FlexStreamClient(fs.bootstrap, topic_prefix=fs.prefix, check=False) as client:
+        for s in SITES[:2]:
+            [ans] = client.trigger_and_get_schedule(s, t0, timedelta(hours=24), timeout=60)
+            assert ans.status == "optimal", ans.message
