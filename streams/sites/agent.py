@@ -120,9 +120,17 @@ class SitePartitionsError(InputError):
     """The site-keyed topics do not have the partitions the setting names."""
 
 
-def check_partitions(found: Mapping[str, int], want: int) -> None:
-    """Refuse topics of ``found`` (name -> partitions) whose count is not ``want`` (pure)."""
-    wrong = {t: n for t, n in found.items() if n != want}
+def check_partitions(found: Mapping[str, int], want: int, shared: str | None = None) -> None:
+    """Refuse topics of ``found`` (name -> partitions) whose count is not ``want`` (pure).
+
+    ``shared`` (a topic of ``found`` with any number of partitions) must exist.
+    """
+    if shared is not None and not found.get(shared):
+        raise SitePartitionsError(
+            f"is {want}, but topic {shared} is missing; run 'flexstream up' to create it",
+            "FLEXSTREAM_WORKER_SITE_PARTITIONS",
+        )
+    wrong = {t: n for t, n in found.items() if n != want and t != shared}
     if wrong:
         have = ", ".join(f"{t} has {n}" for t, n in sorted(wrong.items()))
         raise SitePartitionsError(
@@ -148,10 +156,11 @@ def install(ctx: Any) -> None:
     partitions = w.site_partitions
     if not partitions:
         return
-    check_partitions(topic_partitions(ctx, [ctx.topic(t) for t in SITE_TOPICS]), partitions)
+    shared_topic = ctx.topic("beliefs-shared")
+    names = [ctx.topic(t) for t in SITE_TOPICS] + [shared_topic]
+    check_partitions(topic_partitions(ctx, names), partitions, shared_topic)
     app = ctx.app
     by_site = app.topic(ctx.topic("beliefs-by-site"), key_type=bytes, value_type=bytes)
-    shared_topic = ctx.topic("beliefs-shared")
     requests_topic = ctx.topic("schedule-requests")
     table = app.Table(
         TABLE,

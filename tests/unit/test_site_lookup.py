@@ -109,3 +109,10 @@ def test_topics_with_other_partition_counts_are_refused_naming_the_setting():
         check_partitions({"p.schedule-requests": 1, "p.beliefs-by-site": 3}, 3)
     assert err.value.field == "FLEXSTREAM_WORKER_SITE_PARTITIONS"
     assert "p.schedule-requests has 1" in str(err.value) and "flexstream up" in str(err.value)
+
+
+def test_a_missing_shared_topic_is_refused_whatever_the_others_have():
+    found = {"p.schedule-requests": 3, "p.beliefs-by-site": 3, "p.beliefs-shared": 1}
+    check_partitions(found, 3, "p.beliefs-shared")
+    with pytest.raises(SitePartitionsError, match="p.beliefs-shared is missing"):
+        check_partitions({**found, "p.beliefs-shared": 0}, 3, "p.beliefs-shared")
