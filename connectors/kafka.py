@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -25,13 +26,18 @@ class TopicSpec:
     doc: str
 
 
-def topic_specs() -> list[TopicSpec]:
-    """Read the topic definitions shipped in ``infra/topics.yaml`` (names without prefix)."""
+def topic_specs(partitions: Mapping[str, int] | None = None) -> list[TopicSpec]:
+    """Read the topic definitions shipped in ``infra/topics.yaml`` (names without prefix).
+
+    ``partitions`` overrides the partitions of the topics it names (those sized
+    by a setting, e.g. :func:`site_topic_partitions`).
+    """
     raw = yaml.safe_load(resources.files("infra").joinpath("topics.yaml").read_text())
+    sized = partitions or {}
     return [
         TopicSpec(
             name=name,
-            partitions=int(spec.get("partitions", 1)),
+            partitions=int(sized.get(name) or spec.get("partitions", 1)),
             config={k: str(v) for k, v in (spec.get("config") or {}).items()},
             doc=str(spec.get("doc", "")),
         )
@@ -39,14 +45,44 @@ def topic_specs() -> list[TopicSpec]:
     ]
 
 
+def site_topic_partitions(site_partitions: int) -> dict[str, int]:
+    """The partitions of the topics keyed by site (``FLEXSTREAM_WORKER_SITE_PARTITIONS``).
+
+    0 (scale-out off): none overridden, ``schedule-requests`` keeps its one partition.
+    """
+    if site_partitions <= 0:
+        return {}
+    return {name: site_partitions for name in SITE_TOPICS}
+
+
+def site_partition(site: str, partitions: int) -> int:
+    """The partition of the site-keyed topics that holds ``site`` (CRC-32 of its name)."""
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, got {partitions}")
+    return zlib.crc32(site.encode()) % partitions
+
+
+#: The topics keyed by site, co-partitioned: a site's requests and its beliefs.
+SITE_TOPICS = ("schedule-requests", "beliefs-by-site")
+
+
 def ensure_topics(
-    conf: dict[str, Any], prefix: str, replication_factor: int = 1, timeout: float = 30.0
+    conf: dict[str, Any],
+    prefix: str,
+    replication_factor: int = 1,
+    timeout: float = 30.0,
+    partitions: Mapping[str, int] | None = None,
 ) -> list[str]:
-    """Create the project's topics that do not exist yet; return the names created."""
+    """Create the project's topics that do not exist yet; return the names created.
+
+    ``partitions``: see :func:`topic_specs`. An existing topic with fewer
+    partitions than its definition gets the missing ones (never fewer).
+    """
     admin = AdminClient(conf)
     md = admin.list_topics(timeout=timeout)
     existing = set(md.topics)
-    _grow_partitions(admin, md, prefix, timeout)
+    specs = topic_specs(partitions)
+    _grow_partitions(admin, md, prefix, specs, timeout)
     wanted = [
         NewTopic(
             prefix + s.name,
@@ -54,7 +90,7 @@ def ensure_topics(
             replication_factor=replication_factor,
             config=s.config,
         )
-        for s in topic_specs()
+        for s in specs
         if prefix + s.name not in existing
     ]
     if not wanted:
@@ -73,11 +109,13 @@ def ensure_topics(
     return created
 
 
-def _grow_partitions(admin: AdminClient, md: Any, prefix: str, timeout: float) -> None:
+def _grow_partitions(
+    admin: AdminClient, md: Any, prefix: str, specs: list[TopicSpec], timeout: float
+) -> None:
     """Give existing topics the partitions their definition asks for (never fewer)."""
     grow = [
         NewPartitions(prefix + s.name, s.partitions)
-        for s in topic_specs()
+        for s in specs
         if prefix + s.name in md.topics
         and len(md.topics[prefix + s.name].partitions) < s.partitions
     ]
@@ -156,14 +194,23 @@ class ConfirmingProducer:
         else:
             self._errors.append(f"{msg.topic()}: {err.str()}")
 
+    def partitions(self, topic: str, timeout: float = 15.0) -> int:
+        """How many partitions ``topic`` has (0 if it does not exist)."""
+        md = self._producer.list_topics(topic, timeout=timeout)
+        t = md.topics.get(topic)
+        return len(t.partitions) if t is not None and not t.error else 0
+
     def send(
         self,
         topic: str,
         value: bytes | None,
         key: bytes | str | None = None,
         on_position: Callable[[tuple[str, int, int]], None] | None = None,
+        partition: int | None = None,
     ) -> None:
         """Queue one message (``value`` None: a tombstone); waits for queue space, never fails.
+
+        ``partition``: where the message goes (default: the producer's partitioner by key).
 
         ``on_position`` is called with the message's (topic, partition, offset)
         once the broker confirmed it (during :meth:`flush`).
@@ -178,7 +225,12 @@ class ConfirmingProducer:
 
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=report)
+                if partition is None:
+                    self._producer.produce(topic, value=value, key=key, on_delivery=report)
+                else:
+                    self._producer.produce(
+                        topic, value=value, key=key, partition=partition, on_delivery=report
+                    )
                 return
             except BufferError:
                 self._producer.poll(0.05)

@@ -224,6 +224,22 @@ class WorkerSettings(BaseSettings):
     sensors_file: Path | None = Field(
         default=None, description="YAML/JSON file of sensors to register at start."
     )
+    site_partitions: int = Field(
+        default=0,
+        ge=0,
+        description="Scale-out of the schedule role: 0 keeps one scheduling worker (the belief "
+        "state keyed by sensor, schedule-requests in one partition); P >= 1 keys requests and "
+        "the belief state by site, over P partitions of schedule-requests and beliefs-by-site, "
+        "so up to P scheduling workers share the sites. Partitions are only ever added: "
+        "every worker and client of a deployment uses the same value.",
+    )
+    shared_sensor_sites: int = Field(
+        default=10,
+        ge=1,
+        description="With site_partitions: a sensor referenced by more than this many sites "
+        "(besides the sensors of flex-context price fields) is shared: held once by every "
+        "scheduling worker instead of once per site.",
+    )
     roles: str = Field(
         default="ingest,schedule,report,forecast",
         description="The worker's share of the work, a comma-separated list of ingest "

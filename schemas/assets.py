@@ -174,6 +174,26 @@ def _merge_commodities(inherited: list[Any], own: list[Any]) -> list[Any]:
     return out
 
 
+def site_of(name: str, assets: Mapping[str, Asset]) -> str:
+    """The site of asset ``name``: the top of its parents (itself without a parent).
+
+    An unregistered asset is its own site; so is the top of a chain whose
+    parent is not registered. A loop of parents (registration refuses them,
+    an older registry may hold one) makes the loop's first name in sort order
+    the site, the same for every asset on it.
+    """
+    seen: list[str] = []
+    current = name
+    while True:
+        asset = assets.get(current)
+        if asset is None or asset.parent is None or asset.parent not in assets:
+            return current
+        if current in seen:
+            return min(seen[seen.index(current) :])
+        seen.append(current)
+        current = asset.parent
+
+
 def sensor_refs(value: Any) -> set[str]:
     """Names of all sensors referenced (``{"sensor": name}``) anywhere in ``value``."""
     out: set[str] = set()

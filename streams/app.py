@@ -50,6 +50,7 @@ from streams.roles import (
     store_access,
 )
 from streams.scheduling import agent as scheduling_agent
+from streams.sites import agent as sites_agent
 from streams.sql import endpoints as sql_endpoints
 from streams.worker_file import WORKER_STATE
 
@@ -114,6 +115,7 @@ FEATURES: list[tuple[Callable[[WorkerContext], None], frozenset[Role]]] = [
     (ingest_agent.install, frozenset({Role.INGEST})),
     (ingest_outputs.install, frozenset({Role.INGEST})),
     (beliefs_agent.install, frozenset({Role.SCHEDULE})),
+    (sites_agent.install, frozenset({Role.SCHEDULE})),
     (scheduling_agent.install, frozenset({Role.SCHEDULE})),
     (reports_agent.install, frozenset({Role.REPORT})),
     (forecasting_agent.install, frozenset({Role.FORECAST})),
@@ -268,7 +270,7 @@ def create_app(cfg: WorkerConfig) -> faust.App:
             await app.tables.recovery.completed.wait()
         ctx.tables_recovered.set()
 
-    if ctx.belief_state is None:
+    if ctx.belief_state is None and ctx.site_state is None:
         # Only the belief state's recovery tells the batch loops the tables are in step;
         # without it, the loops wait for faust's recovery of whatever tables there are.
         app.task(_tables_in_step)

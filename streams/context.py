@@ -32,6 +32,7 @@ from streams.ingest.sink import BeliefSink
 from streams.ingest.step import IngestResult, Outcome, RawMessage, dead_letter, ingest
 from streams.metrics import Metrics
 from streams.roles import EVERY_ROLE, Role
+from streams.sites.agent import SiteState
 
 log = logging.getLogger("flexstream.worker")
 
@@ -80,6 +81,8 @@ class WorkerContext:
     belief_state: BeliefState | None = None
     #: Told what each belief-state update changed, after it is persisted.
     belief_change_listeners: list[ChangeListener] = field(default_factory=list)
+    #: With site partitions: the site-keyed and shared belief states (set by ``streams.sites``).
+    site_state: SiteState | None = None
     #: The readings partition each sensor's latest message came from (its state's home).
     sensor_partitions: dict[str, int] = field(default_factory=dict)
     _ready: asyncio.Event | None = None

@@ -9,6 +9,7 @@ is therefore visible from outside instead of looking alive.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -32,6 +33,8 @@ class Health:
     roles: list[str] = field(default_factory=list)
     #: What the worker opened of ClickHouse: ``write``, ``read`` or ``none``.
     store: str = "write"
+    #: With site partitions: a callable naming the site partitions this worker is active for.
+    site_partitions: Callable[[], list[int]] | None = None
 
     def failing(self, name: str, error: str) -> None:
         """Record that ``name`` failed (again) with ``error``."""
@@ -59,6 +62,7 @@ class Health:
             "started": self.started,
             "roles": list(self.roles),
             "store": self.store,
+            **({"site_partitions": self.site_partitions()} if self.site_partitions else {}),
             "problems": {
                 name: {
                     "error": p.error,

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from connectors.kafka import ensure_topics
+from connectors.kafka import ensure_topics, site_topic_partitions
 from connectors.settings import Settings
 from infra import kafka_local
 from schemas.errors import InfraError
@@ -85,7 +85,10 @@ def up(settings: Settings) -> str:
             raise InfraError(str(exc)) from None
         replication = 3 if k.local_brokers > 1 else 1
     ensure_topics(
-        k.client_config(bs), k.topic_prefix, replication_factor=_replication(bs, replication, k)
+        k.client_config(bs),
+        k.topic_prefix,
+        replication_factor=_replication(bs, replication, k),
+        partitions=site_topic_partitions(settings.worker.site_partitions),
     )
     return bs
 

@@ -13,10 +13,10 @@ from typing import Any, Literal
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from connectors import landing
-from connectors.kafka import ConfirmingProducer, watermark_offsets
+from connectors.kafka import ConfirmingProducer, site_partition, watermark_offsets
 from connectors.landing import Landing
 from connectors.reading_check import Outgoing
-from connectors.registry import known_sensors
+from connectors.registry import known_sensors, read_registry
 from connectors.sdk.receipts import (
     KnownSensors,
     Receipt,
@@ -35,6 +35,7 @@ from connectors.sdk.records import (
 )
 from connectors.settings import KafkaSettings, Settings
 from schemas import serde
+from schemas.assets import Asset, site_of
 from schemas.beliefs import publishing_belief_time
 from schemas.errors import ConnectorError, InputError
 
@@ -186,6 +187,8 @@ class FlexStreamClient:
         self._listener: Consumer | None = None  # answers of requests sent by this client
         self._book = AnswerBook()
         self._sent: dict[str, list[str]] = {}  # request id -> devices named
+        self._request_partitions: int | None = None  # of schedule-requests, read once
+        self._assets: dict[str, Asset] | None = None  # the registry's, for requests' sites
         self._lock = threading.RLock()
 
     @classmethod
@@ -487,13 +490,33 @@ class FlexStreamClient:
             if self._listener is None:
                 self._listener = self._consumer("end")
             self._sent[rec["request_id"]] = rec["devices"]
+        key, partition = self._request_route(rec["asset"])
         self.producer.send(
             self.topic("schedule-requests"),
             serde.encode("ScheduleRequest", rec),
-            key=rec["asset"],
+            key=key,
+            partition=partition,
         )
         self.producer.flush()
         return rec["request_id"]
+
+    def _request_route(self, asset: str) -> tuple[str, int | None]:
+        """Key and partition of a request for ``asset``.
+
+        With one partition of ``schedule-requests`` (no site partitions): keyed
+        by asset. With more: keyed by the asset's site, in the site's partition
+        (:func:`~connectors.kafka.site_partition`), the site read from the
+        registry (read again when the asset is not in the copy read before).
+        """
+        topic = self.topic("schedule-requests")
+        if self._request_partitions is None:
+            self._request_partitions = self.producer.partitions(topic)
+        if self._request_partitions <= 1:
+            return asset, None
+        if self._assets is None or asset not in self._assets:
+            self._assets = read_registry(self._conf, self.topic("registry")).assets
+        site = site_of(asset, self._assets)
+        return site, site_partition(site, self._request_partitions)
 
     def get_schedule(
         self,

@@ -35,6 +35,8 @@ def install(ctx: Any) -> None:
     import faust
 
     w = ctx.settings.worker
+    if w.site_partitions:
+        return  # the belief state is keyed by site (streams.sites.agent)
     partitions = ctx.readings_partitions
     table = ctx.app.Table(
         TABLE,

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -38,14 +39,20 @@ from schemas.times import US, floor_time, to_us
 from streams.context import WorkerContext
 from streams.ingest.step import RawMessage, dead_letter
 from streams.scheduling import problem as scheduling
+from streams.scheduling.inputs import Lookup
+from streams.scheduling.recent import RecentAnswers
 
 log = logging.getLogger("flexstream.scheduler")
 
 
 async def solve(
-    ctx: WorkerContext, request: dict[str, Any], pool: Executor, time_limit: float
+    ctx: WorkerContext,
+    request: dict[str, Any],
+    pool: Executor,
+    time_limit: float,
+    lookup: Lookup | None = None,
 ) -> list[Schedule]:
-    """Answer one decoded request from the belief state: solve on ``pool``.
+    """Answer one decoded request from ``lookup`` (the belief state by default): solve on ``pool``.
 
     Each schedule names the sensor its state of charge is stored under, for
     the ingest role that stores it. Raises when something fails past the
@@ -55,7 +62,12 @@ async def solve(
     for name, f in sorted(dict(ctx.registry.forecasters).items()):
         forecasters.setdefault(f.sensor, []).append(name)
     prepared, failed = scheduling.prepare_or_fail(
-        request, ctx.registry.assets, ctx.sensors, ctx.belief_state, ctx.clock(), forecasters
+        request,
+        ctx.registry.assets,
+        ctx.sensors,
+        lookup if lookup is not None else ctx.belief_state,
+        ctx.clock(),
+        forecasters,
     )
     if prepared is None:
         return failed
@@ -67,7 +79,11 @@ async def solve(
 
 
 async def answer_request(
-    ctx: WorkerContext, request: dict[str, Any], pool: Executor, time_limit: float
+    ctx: WorkerContext,
+    request: dict[str, Any],
+    pool: Executor,
+    time_limit: float,
+    lookup: Lookup | None = None,
 ) -> list[Schedule]:
     """The answers to one decoded request: schedules, or a status naming what went wrong.
 
@@ -75,7 +91,7 @@ async def answer_request(
     with status ``error`` and its text.
     """
     try:
-        return await solve(ctx, request, pool, time_limit)
+        return await solve(ctx, request, pool, time_limit, lookup)
     except Exception as exc:  # noqa: BLE001 - every request gets an answer
         log.exception("scheduling %s failed", request.get("request_id"))
         return scheduling.failure(
@@ -96,6 +112,8 @@ def install(ctx: WorkerContext) -> None:
     time_limit = ctx.settings.worker.solver_time_limit
     pending: dict[str, float] = {}  # asset -> monotonic time of the last price belief
     metrics = ctx.metrics
+    sites = ctx.site_state
+    recent: RecentAnswers[list[Schedule]] = RecentAnswers()
 
     @app.agent(requests, concurrency=1)
     async def schedule_requests(stream: faust.StreamT) -> None:
@@ -118,7 +136,25 @@ def install(ctx: WorkerContext) -> None:
                 )
                 log.warning("dead letter %s: %s", raw.where, exc)
                 continue
-            answers = await answer_request(ctx, request, pool, time_limit)
+            lookup = None
+            if sites is not None:
+                site = sites.site_of(request["asset"])
+                home = sites.partition_of(site)
+                if m.partition != home:
+                    # Sent before site partitions, or by a client keying otherwise: on to the
+                    # worker that holds the site's state.
+                    await requests.send(key=site.encode(), value=raw.value, partition=home)
+                    log.info("forwarded %s to its site's partition %d", raw.where, home)
+                    continue
+                await sites.shared_ready.wait()
+                lookup = sites.lookup(site)
+            rid = request["request_id"]
+            answers = recent.get(rid, request["asset"])
+            if answers is None:
+                answers = await answer_request(ctx, request, pool, time_limit, lookup)
+                recent.put(rid, request["asset"], answers)
+            else:
+                log.info("%s was answered before: the same answers again", rid)
             futs = [await schedules.send(key=a.sensor.encode(), value=a.to_avro()) for a in answers]
             await asyncio.gather(*futs)
             metrics.schedule_requests.inc()
@@ -153,9 +189,13 @@ def install(ctx: WorkerContext) -> None:
                     index.setdefault(sensor, set()).add(name)
         return index
 
-    async def on_changes(changed: dict[str, tuple[int, int]]) -> None:
+    async def on_changes(
+        changed: dict[str, tuple[int, int]], mine: Callable[[str], bool] | None = None
+    ) -> None:
         concerned = replan_index()
         names = {a for sensor in changed for a in concerned.get(sensor, ())}
+        if mine is not None:
+            names = {a for a in names if mine(a)}
         if not names:
             return
         now = ctx.clock()
@@ -169,7 +209,14 @@ def install(ctx: WorkerContext) -> None:
             if any(end > lo and begin < hi for begin, end in spans):
                 pending[name] = time.monotonic()
 
-    ctx.belief_change_listeners.append(on_changes)
+    if sites is None:
+        ctx.belief_change_listeners.append(on_changes)
+    else:
+        # Every worker holds the shared prices: each re-plans only the sites it is active for.
+        async def on_own_changes(changed: dict[str, tuple[int, int]]) -> None:
+            await on_changes(changed, lambda name: sites.owns(sites.site_of(name)))
+
+        sites.change_listeners.append(on_own_changes)
 
     @app.task
     async def replan_loop() -> None:
@@ -203,5 +250,12 @@ def install(ctx: WorkerContext) -> None:
                 "requested_at": now,
                 "origin": "replan",
             }
-            await requests.send(key=name.encode(), value=serde.encode("ScheduleRequest", rec))
+            value = serde.encode("ScheduleRequest", rec)
+            if sites is None:
+                await requests.send(key=name.encode(), value=value)
+            else:
+                site = sites.site_of(name)
+                await requests.send(
+                    key=site.encode(), value=value, partition=sites.partition_of(site)
+                )
             log.info("re-planning %s after new prices", name)

@@ -14,8 +14,12 @@ With ``--brokers 3`` the same runs on a local three-node KRaft cluster
 workers share the work: one with the ingest role (readings, and the schedules
 from their topic into ClickHouse) and one with the schedule role (no store);
 it also prints the time from a schedule consumed to its beliefs in ClickHouse.
+With ``--scale-out`` it measures instead schedule requests answered per
+second by 1, 2 and 3 scheduling workers sharing the sites (site partitions;
+``site_scaling.py``), on one broker or the cluster.
 
 Usage: .venv/bin/python tests/benchmarks/bench_scheduling.py [--quick] [--brokers N] [--split]
+[--scale-out]
 """
 
 from __future__ import annotations
@@ -54,11 +58,20 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
+def _broker_pid(info: object) -> int:
+    """The process of the (first) broker, for CPU accounting."""
+    brokers = getattr(info, "brokers", None)
+    return brokers[0].pid if brokers else info.pid  # type: ignore[attr-defined]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--brokers", type=int, default=1, help="1, or a local cluster of N nodes")
     ap.add_argument("--split", action="store_true", help="an ingest and a schedule worker")
+    ap.add_argument(
+        "--scale-out", action="store_true", help="only: requests/s with 1, 2, 3 scheduling workers"
+    )
     args = ap.parse_args()
     n_req = 30 if args.quick else 200
     n_replan = 10 if args.quick else 50
@@ -93,6 +106,11 @@ def main() -> None:
     )
     proc = sched = None
     try:
+        if args.scale_out:
+            from tests.benchmarks import site_scaling
+
+            site_scaling.report(info.bootstrap, _broker_pid(info), root, args.quick)
+            return
         sensors = [
             Sensor(name="bat", unit="kW", event_resolution=STEP),
             Sensor(name="bat-soc", unit="kWh", event_resolution=timedelta(0)),

@@ -31,6 +31,7 @@ from streams.roles import (
     store_access,
 )
 from streams.scheduling import agent as scheduling_agent
+from streams.sites import agent as sites_agent
 from streams.sql import endpoints as sql_endpoints
 
 role_sets = st.sets(st.sampled_from(ALL_ROLES), min_size=1).map(frozenset)
@@ -68,6 +69,7 @@ def test_formatting_and_parsing_round_trip_in_the_documented_order(roles):
 def test_features_per_role():
     assert worker_app.features_for(frozenset({Role.SCHEDULE})) == [
         beliefs_agent.install,
+        sites_agent.install,
         scheduling_agent.install,
         belief_feed.install,
         operations.install,
