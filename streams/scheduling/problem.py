@@ -42,8 +42,17 @@ from schemas.flex_request import parse_site_problem
 from schemas.schedule import Schedule, ScheduleRequestContext, Status
 from schemas.times import format_utc
 from solvers import ScheduleResult, schedule
+from solvers.portfolio_result import PortfolioResult
 from streams.scheduling.inputs import Lookup, MissingInput, json_override, make_resolver, sensor_ref
 from streams.scheduling.outputs import output_series
+from streams.scheduling.portfolio import (
+    PreparedPortfolio,
+    is_portfolio,
+    portfolio_answers,
+    portfolio_sites,
+    prepare_portfolio,
+    solve_portfolio,
+)
 
 SCHEDULER_SOURCE = "flexstream-scheduler"
 _US = 1_000_000
@@ -67,8 +76,11 @@ def prepare(
     sensors: Mapping[str, Sensor],
     lookup: Lookup,
     forecasters: Mapping[str, list[str]] | None = None,
-) -> Prepared:
+) -> Prepared | PreparedPortfolio:
     """Resolve a decoded ``ScheduleRequest`` into a problem; raises InputError/MissingInput.
+
+    A portfolio asset (no flex-model, children with flex-models) is resolved
+    into its sites' problems (:mod:`streams.scheduling.portfolio`).
 
     ``forecasters``: per sensor, its forecasters' names; a series field whose
     sensor lacks beliefs for some steps takes them from their latest median
@@ -85,6 +97,12 @@ def prepare(
     asset = assets.get(name)
     if asset is None:
         raise InputError(f"asset {name!r} is not registered; register it first", "asset")
+    if is_portfolio(asset, assets):
+
+        def prepare_site(site_request, view, site_sensors, site_lookup):
+            return prepare(site_request, view, site_sensors, site_lookup, forecasters)
+
+        return prepare_portfolio(request, asset, assets, sensors, lookup, forecasters, prepare_site)
     flex_model = [dict(m) for m in asset.flex_model]
     override = json_override(request, "flex_model")
     if override is not None:
@@ -166,7 +184,7 @@ def prepare_or_fail(
     lookup: Lookup,
     now: datetime,
     forecasters: Mapping[str, list[str]] | None = None,
-) -> tuple[Prepared | None, list[Schedule]]:
+) -> tuple[Prepared | PreparedPortfolio | None, list[Schedule]]:
     """``prepare``, or the answers of a request that cannot be prepared (one per device).
 
     Missing beliefs answer with status ``error`` (publish them and ask again); any
@@ -182,11 +200,14 @@ def prepare_or_fail(
 
 
 def solve(
-    prepared: Prepared, solver: str = "highs", time_limit: float | None = None
-) -> tuple[ScheduleResult, float]:
+    prepared: Prepared | PreparedPortfolio, solver: str = "highs", time_limit: float | None = None
+) -> tuple[ScheduleResult | PortfolioResult, float]:
     """Solve; return the result and the wall time in milliseconds."""
     t = time.perf_counter()
-    result = schedule(prepared.problem, solver=solver, time_limit=time_limit)
+    if isinstance(prepared, PreparedPortfolio):
+        result = solve_portfolio(prepared, solver, time_limit)
+    else:
+        result = schedule(prepared.problem, solver=solver, time_limit=time_limit)
     return result, (time.perf_counter() - t) * 1000.0
 
 
@@ -207,8 +228,8 @@ def context_of(
 
 def answer(
     request: Mapping[str, Any],
-    prepared: Prepared,
-    result: ScheduleResult,
+    prepared: Prepared | PreparedPortfolio,
+    result: ScheduleResult | PortfolioResult,
     solver_ms: float,
     now: datetime,
 ) -> list[Schedule]:
@@ -217,6 +238,8 @@ def answer(
     The output sensors the request names get a record each after the devices'
     (:mod:`streams.scheduling.outputs`), with the same status, costs and message.
     """
+    if isinstance(prepared, PreparedPortfolio):
+        return portfolio_answers(request, prepared, result, solver_ms, now, answer)
     answers = result.to_schedules(context_of(request, prepared.devices, now), solver_ms)
     if answers:
         first = answers[0]
@@ -242,6 +265,10 @@ def devices_of(request: Mapping[str, Any], assets: Mapping[str, Asset]) -> list[
     if request.get("devices"):
         return list(request["devices"])
     asset = assets.get(request.get("asset", ""))
+    if asset and not asset.devices:
+        children = [d for a in portfolio_sites(asset.name, assets) for d in a.devices]
+        if children:
+            return children
     return asset.devices if asset and asset.devices else [request.get("asset") or "unknown"]
 
 

@@ -56,8 +56,13 @@ def register(fs, tmp_path, replan: dict | None = None, *extra_assets: dict) -> N
         {"name": "marker-price", "unit": "EUR/MWh", "event_resolution": "PT1H"},
         {"name": "marker-power", "unit": "kW", "event_resolution": "PT15M"},
     ] * bool(extra_assets)
+    register_all(fs, tmp_path, sensors, [asset(replan), *extra_assets])
+
+
+def register_all(fs, tmp_path, sensors: list[dict], assets: list[dict]) -> None:
+    """Register ``sensors`` and then ``assets`` through the CLI."""
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(sensors))
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump([asset(replan), *extra_assets]))
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(assets))
     for kind, f in (("sensor", "s.yaml"), ("asset", "a.yaml")):
         out = run(["add", kind, str(tmp_path / f)], fs.env)
         assert out.returncode == 0, out.stderr
@@ -149,11 +154,7 @@ def test_output_sensors_named_in_the_request_get_their_parts_of_the_schedule(fs,
     home["flex-context"].update(
         {"inflexible-consumption": "2 kW", "aggregate-power": {"sensor": "net"}}
     )
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SENSORS + outputs))
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump([home]))
-    for kind, f in (("sensor", "s.yaml"), ("asset", "a.yaml")):
-        out = run(["add", kind, str(tmp_path / f)], fs.env)
-        assert out.returncode == 0, out.stderr
+    register_all(fs, tmp_path, SENSORS + outputs, [home])
     fs.start_worker()
     now = datetime.now(UTC)
     fs.publish("readings.price", [("da-price", prices(t0 - timedelta(hours=1), 50, now))])
@@ -178,6 +179,44 @@ def test_output_sensors_named_in_the_request_get_their_parts_of_the_schedule(fs,
             == [["bat-in", 96], ["bat-out", 96], ["bat-power", 96], ["bat-soc", 97], ["net", 96]]
         ),
         what="the output sensors' schedules as beliefs",
+    )
+
+
+def test_a_portfolio_asset_schedules_its_sites_toward_its_market(fs, tmp_path, t0):
+    """A VPP asset's two sites answered in one request, their schedules stored."""
+    second = {"name": "bat2-power", "unit": "kW", "event_resolution": "PT15M"}
+    home = asset()
+    home.update(parent="vpp", **{"flex-context": {}})
+    depot = asset()
+    depot.update(name="depot", parent="vpp", **{"flex-context": {"site-power-capacity": "3 kW"}})
+    depot["flex-model"] = dict(depot["flex-model"], sensor="bat2-power")
+    vpp = {"name": "vpp", "flex-context": {"consumption-price": {"sensor": "da-price"}}}
+    register_all(fs, tmp_path, [*SENSORS, second], [vpp, home, depot])
+    fs.start_worker()
+    now = datetime.now(UTC)
+    fs.publish("readings.price", [("da-price", prices(t0 - timedelta(hours=1), 50, now))])
+    fs.publish("readings.meter", [("bat-soc", soc(t0 - timedelta(minutes=30), 4.0))])
+    wait_for(lambda: fs.sql("SELECT count() FROM flexstream.beliefs FINAL")[0][0] == 51)
+    fs.publish("schedule-requests", [("vpp", request("vpp-1", t0, hours=24, asset="vpp"))])
+    got = {a["sensor"]: a for a in answers(fs, 2)}
+    assert set(got) == {"bat-power", "bat2-power"}
+    for a in got.values():
+        assert (a["request_id"], a["asset"], a["status"]) == ("vpp-1", "vpp", "optimal"), a[
+            "message"
+        ]
+        assert sorted(a["answered_devices"]) == ["bat-power", "bat2-power"]
+    # The depot's 3 kW connection limits its battery; the home's 5 kW battery uses it all.
+    assert max(abs(v) for v in got["bat2-power"]["values"]) <= 3 + 1e-6
+    assert max(abs(v) for v in got["bat-power"]["values"]) > 3
+    wait_for(
+        lambda: (
+            fs.sql(
+                "SELECT sensor, count() FROM flexstream.beliefs FINAL WHERE source = "
+                "'flexstream-scheduler' GROUP BY sensor ORDER BY sensor"
+            )
+            == [["bat-power", 96], ["bat-soc", 97], ["bat2-power", 96]]
+        ),
+        what="both sites' schedules as beliefs",
     )
 
 
