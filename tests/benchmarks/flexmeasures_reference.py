@@ -1,27 +1,47 @@
-"""FlexMeasures' own ``device_scheduler`` on our benchmark problems, for side-by-side figures.
+"""FlexMeasures' own ``device_scheduler`` on our problems, for side-by-side figures.
 
 FlexMeasures is never a dependency of the project: it is installed from PyPI
 into its own virtual environment, ``data/fm-env`` (made on first use), and run
 there in a subprocess. This module is both halves:
 
 - in our interpreter, ``flexmeasures_times(problem, repeats)`` translates a
-  ``SiteProblem`` of storage devices into ``device_scheduler``'s inputs (plain
-  JSON), runs the other half and returns its figures;
+  ``SiteProblem`` into ``device_scheduler``'s inputs (plain JSON), runs the
+  other half and returns its figures;
 - run as a script with FlexMeasures' interpreter, it reads those inputs from
-  stdin, builds the DataFrames and commitments FlexMeasures' storage scheduler
-  would build, solves them in a bare Flask application context with its
-  default solver settings (the direct HiGHS back end, gaps 0), and prints the
-  status, seconds and cost of each run as JSON.
+  stdin, builds the DataFrames, FlowCommitments, EMS constraint groups and power
+  bands FlexMeasures' storage scheduler would build, solves them in a bare Flask
+  application context with its default solver settings (the direct HiGHS back
+  end, gaps 0), and prints the status, seconds and cost of each run as JSON.
 
 Translation, in FlexMeasures' own terms: power in kW; stock in kW x steps (the
 storage scheduler's unit: energy divided by the step length), bounded relative
 to the initial stock, which is the SOC at the start (losses apply to the whole
 stock); ``derivative up/down efficiency`` the charging and discharging
 efficiencies; ``efficiency`` the storage efficiency per step; ``stock delta``
-gain minus usage; SOC bounds at boundary ``k + 1`` go to step ``k``. Energy
-prices become one flow commitment with quantity 0 and deviation prices per kW
-per step, as ``StorageScheduler`` does; the connection is an EMS constraint;
-inflexible load is a device whose power is fixed.
+gain minus usage; SOC bounds at boundary ``k + 1`` go to step ``k`` (soft ones
+as hard: the optima agree whenever ours breaches none). Energy prices become one
+flow commitment with quantity 0 and deviation prices per kW per step, as
+``StorageScheduler`` does; inflexible load is a device whose power is fixed.
+
+- Site connection: an EMS constraint over every device (``site-power-capacity``,
+  and the directional capacities where unpriced).
+- Peak pricing: a flow commitment of ``_type="any"`` with the peak reached as
+  quantity (production: negated, priced downwards), grouped by FlexMeasures
+  itself where price or baseline change, as ``StorageScheduler`` does.
+- Commitments: per-step flow commitments on the site (uncommitted steps priced 0).
+- Priced site or group capacities: the "any" and "all" breach commitments of
+  ``StorageScheduler``, with two differences made equal: the "all" commitment
+  gets our price per kW per step (FlexMeasures charges ``price x step hours``),
+  and the "any" commitment is one group per distinct price (FlexMeasures would
+  also split where the capacity changes; ours charges one peak per window).
+- Device groups: an EMS constraint over the members (``ems_constraint_groups``);
+  the inflexible members' power, a constant, shifts its bounds (and the breach
+  commitments' quantities) instead of entering as devices.
+- Operation modes: ``device_power_bands``.
+- Processes: ``INFLEXIBLE`` and ``MAX`` ones as fixed power; ``BREAKABLE`` ones
+  (and one-step ``SHIFTABLE`` ones) as a stock with bands ``{0}`` and
+  ``{power}`` that must reach ``power x duration``; a contiguous run of several
+  steps cannot be expressed (``TypeError``, as for priced device capacities).
 """
 
 from __future__ import annotations
