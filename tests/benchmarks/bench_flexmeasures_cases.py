@@ -14,7 +14,10 @@ its ``device_scheduler`` call alone, not its interpreter's start), the cost
 difference, and PASS when the statuses agree (optimal or relaxed against
 optimal; infeasible against infeasible) and the costs agree within 1e-6
 relative (DIFF otherwise; n/a where ``device_scheduler`` cannot express the
-problem, with the reason). The hand-derived total is checked too.
+problem, with the reason). The hand-derived total is checked too. Where
+capacities are priced at steps other than hourly, a second line gives
+FlexMeasures' cost with breach prices as it means them (per kW per hour, one
+breach peak per run of constant capacity), which differs from ours.
 
 Then the 1 battery x 192 steps request with peak pricing and a commitment of
 ``bench_peak_commitments``: our JSON-to-JSON and ``schedule`` seconds beside
@@ -89,7 +92,21 @@ def run_case(case: FeatureCase, repeats: int) -> tuple[str, str]:
         f"{case.name:<28} {mine}   {fm['status'][:10]:<10} {fm['cost']:>12.6f} "
         f"{fm['seconds'] * 1000:8.1f} {diff:>10.2e}  {mark:<4} {hand}{notes}"
     )
+    if priced_capacities(problem) and problem.grid.dt_hours != 1.0:
+        native = flexmeasures_times(problem, 1, native_breaches=True)
+        row += (
+            f"\n{'':<28} breach prices as FlexMeasures means them (per kW per hour): "
+            f"{native['status']} {native['cost']:.6f}"
+        )
     return row, mark
+
+
+def priced_capacities(problem: Any) -> bool:
+    """Whether any site or group capacity of ``problem`` has a breach price."""
+    bp = problem.breach_prices
+    sides = (bp.site_consumption, bp.site_production)
+    groups = [(g.consumption_breach_price, g.production_breach_price) for g in problem.groups]
+    return any(p is not None for p in (*sides, *(p for pair in groups for p in pair)))
 
 
 def issue_benchmark(repeats: int) -> None:

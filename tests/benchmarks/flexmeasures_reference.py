@@ -148,14 +148,22 @@ def _breach_groups(quantity: Any, price: Any) -> list[int]:
 
 
 def _breach_commitments(
-    name: str, devices: list[int] | None, cap: Any, price: Any, offset: Any, side: str
+    name: str,
+    devices: list[int] | None,
+    cap: Any,
+    price: Any,
+    offset: Any,
+    side: str,
+    native_hours: float | None = None,
 ) -> list[dict[str, Any]]:
     """A priced directional capacity as FlexMeasures models it: an "any" and an "all" commitment.
 
     ``offset`` is the constant (inflexible) power counted in the flow but not
     among ``devices``. Ours prices the per-step breach at ``price`` per kW per step
     (FlexMeasures: ``price x step hours``, a price per kW per hour), so the "all"
-    commitment gets ``price`` itself: the same objective.
+    commitment gets ``price`` itself: the same objective. With ``native_hours``
+    (the step length) it gets FlexMeasures' own ``price x native_hours``, and the
+    "any" commitment FlexMeasures' own grouping (runs of constant capacity and price).
     """
     import numpy as np
 
@@ -166,25 +174,28 @@ def _breach_commitments(
     else:
         quantity, key, signed = -cap - offset, "down", -price
     common = {"devices": devices, "quantity": _floats(quantity)}
+    grouping = {"any": True} if native_hours else {"group": _breach_groups(quantity, price)}
+    per_step = signed * (native_hours or 1.0)
     return [
-        {**common, "name": f"{name} any {side} breach", key: _floats(signed),
-         "group": _breach_groups(quantity, price)},
-        {**common, "name": f"{name} all {side} breaches", key: _floats(signed)},
-    ]  # fmt: skip
+        {**common, "name": f"{name} any {side} breach", key: _floats(signed), **grouping},
+        {**common, "name": f"{name} all {side} breaches", key: _floats(per_step)},
+    ]
 
 
-def to_device_scheduler_input(problem: Any) -> dict[str, Any]:
+def to_device_scheduler_input(problem: Any, native_breaches: bool = False) -> dict[str, Any]:
     """``device_scheduler``'s inputs for a ``SiteProblem``, as plain JSON.
 
     Raises ``TypeError`` naming what cannot be translated. Soft SOC bounds go in
     as hard ones (equal optima whenever ours breaches none of them), listed in
-    ``notes``.
+    ``notes``. ``native_breaches`` prices capacity breaches as FlexMeasures
+    means its breach prices (see ``_breach_commitments``) instead of as ours.
     """
     import numpy as np
 
     from schemas.flex_problem import ProcessDevice, StorageDevice
 
     n, dt = problem.grid.n, problem.grid.dt_hours
+    native = dt if native_breaches else None
     bp = problem.breach_prices
     if bp.device_consumption is not None or bp.device_production is not None:
         raise TypeError("priced device capacity breaches are not translated")
@@ -234,7 +245,7 @@ def to_device_scheduler_input(problem: Any) -> dict[str, Any]:
         price = getattr(bp, f"site_{side}")
         if price is not None:
             cap = getattr(problem, f"site_{side}_capacity")
-            commitments += _breach_commitments("site", None, cap, price, zero, side)
+            commitments += _breach_commitments("site", None, cap, price, zero, side, native)
     for side, sign in (("consumption", 1.0), ("production", -1.0)):
         price = getattr(problem, f"peak_{side}_price")
         if price is not None:
@@ -272,7 +283,7 @@ def to_device_scheduler_input(problem: Any) -> dict[str, Any]:
             if price is not None:
                 cap = getattr(g, f"{side}_capacity")
                 name = f"group {g.name}"
-                commitments += _breach_commitments(name, members, cap, price, offset, side)
+                commitments += _breach_commitments(name, members, cap, price, offset, side, native)
     return {
         "start": problem.grid.start.isoformat(),
         "resolution_minutes": dt * 60,
@@ -300,10 +311,10 @@ def ensure_env() -> Path:
     return python
 
 
-def flexmeasures_times(problem: Any, repeats: int) -> dict[str, Any]:
+def flexmeasures_times(problem: Any, repeats: int, native_breaches: bool = False) -> dict[str, Any]:
     """Status, median seconds and cost of FlexMeasures' ``device_scheduler`` on ``problem``."""
     python = ensure_env()
-    data = to_device_scheduler_input(problem)
+    data = to_device_scheduler_input(problem, native_breaches)
     payload = json.dumps({"repeats": repeats, "problem": data})
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run(
