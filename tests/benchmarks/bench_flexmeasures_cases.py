@@ -87,6 +87,8 @@ def run_case(case: FeatureCase, repeats: int) -> tuple[str, str]:
     except TypeError as exc:
         return f"{case.name:<28} {mine}   n/a: {exc}", "n/a"
     mark, diff = verdict(status, cost, fm)
+    if fm["status"] != "optimal":
+        fm["cost"] = float("nan")  # device_scheduler reports 0 for a failed solve
     notes = f"  ({'; '.join(fm['notes'])})" if fm["notes"] else ""
     row = (
         f"{case.name:<28} {mine}   {fm['status'][:10]:<10} {fm['cost']:>12.6f} "
