@@ -139,7 +139,7 @@ class StorageDevice:
     operation_modes: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
-        """Broadcast scalars to arrays of the right length; check the operation modes."""
+        """Broadcast scalars, cap the directional capacities at ``power_capacity``, check modes."""
         n = self.n
         self.operation_modes = tuple((float(lo), float(hi)) for lo, hi in self.operation_modes)
         for lo, hi in self.operation_modes:
@@ -158,6 +158,9 @@ class StorageDevice:
             "soc_gain",
         ):
             setattr(self, name, _vec(getattr(self, name), n))
+        # power_capacity bounds both directions (as parsing already caps them).
+        self.consumption_capacity = np.fmin(self.consumption_capacity, self.power_capacity)
+        self.production_capacity = np.fmin(self.production_capacity, self.power_capacity)
         self.soc_at_start = float(self.soc_at_start)
 
 

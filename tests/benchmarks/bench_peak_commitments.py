@@ -36,10 +36,8 @@ def _series(values: np.ndarray, unit: str) -> list[dict]:
     ]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=15)
-    args = ap.parse_args()
+def requests() -> tuple[dict, dict[str, dict]]:
+    """The battery's flex-model and each case's flex-context (plain, peak, peak + commitment)."""
     rng = np.random.default_rng(1)
     prices = _series(rng.uniform(20, 200, N), "EUR/MWh")
     load = rng.uniform(0, 15, N)
@@ -63,11 +61,18 @@ def main() -> None:
         "up-price": "120 EUR/MWh",
         "down-price": "40 EUR/MWh",
     }
-    cases = {
+    return battery, {
         "plain": base,
         "peak pricing": {**base, **peak},
         "peak pricing + commitment": {**base, **peak, "commitments": [position]},
     }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=15)
+    args = ap.parse_args()
+    battery, cases = requests()
     medians = {}
     for label, context in cases.items():
         body = json.dumps({"flex-model": battery, "flex-context": context})

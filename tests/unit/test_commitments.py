@@ -11,28 +11,18 @@ from test_peak_pricing import BATTERY, START, _series, _solve
 from schemas.errors import InputError
 from schemas.flex_problem import Commitment
 from schemas.flex_request import parse_site_problem
+from solvers import schedule
 from solvers.commitments import commitment_cost
+from solvers.feature_examples import commitment_congestion
 
 
 def test_a_congestion_commitment_keeps_consumption_under_its_baseline():
-    # FlexMeasures' own example: 0.25 EUR for every kW over the committed level, per step.
-    context = {
-        "consumption-price": "0.1 EUR/kWh",
-        "inflexible-consumption": _series([2, 2, 9, 2], "kW"),
-        "commitments": [
-            {
-                "name": "congestion pricing",
-                "baseline": [
-                    {"start": "2026-06-01T02:00+00:00", "end": "2026-06-01T03:00+00:00",
-                     "value": "6 kW"}
-                ],
-                "up-price": "250 EUR/MW",
-                "down-price": "0 EUR/MW",
-            }
-        ],
-    }  # fmt: skip
-    result, net = _solve(context, {**BATTERY, "soc-targets": [
-        {"datetime": "2026-06-01T04:00+00:00", "value": "5 kWh"}]})  # fmt: skip
+    # FlexMeasures' own example: 0.25 EUR for every kW over the committed level (6 kW in
+    # hour 2 only), per step; load [2, 2, 9, 2] kW; the request: solvers.feature_examples.
+    problem = commitment_congestion()
+    result = schedule(problem)
+    assert result.ok, result.message
+    net = result.schedule_of("battery").power + problem.inflexible_power
     # Worth it: 3 kWh discharged in step 2 and charged back elsewhere costs nothing extra
     # at a flat price, and avoids 3 kW x 0.25 EUR.
     assert net[2] == pytest.approx(6.0, abs=1e-6)

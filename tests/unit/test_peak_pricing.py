@@ -12,17 +12,10 @@ from hypothesis import strategies as st
 from schemas.errors import InputError
 from schemas.flex_request import parse_site_problem
 from solvers import schedule
+from solvers.feature_examples import PEAK_BATTERY as BATTERY
 from solvers.peaks import peak_charges, periods
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
-BATTERY = {
-    "sensor": "battery",
-    "soc-at-start": "5 kWh",
-    "soc-min": "0 kWh",
-    "soc-max": "10 kWh",
-    "power-capacity": "5 kW",
-    "roundtrip-efficiency": "100%",
-}
 
 
 def _series(values, unit):

@@ -15,6 +15,8 @@ import pytest
 from schemas.flex_request import parse_site_problem
 from schemas.schedule import ScheduleRequestContext
 from solvers import Status, schedule
+from solvers.feature_examples import GROUP_BATTERY as BATTERY
+from solvers.feature_examples import INVERTER, PV, group_soft_capacity
 
 START = "2024-05-01T00:00+00:00"
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -31,24 +33,6 @@ def prices(*values: float) -> list[dict[str, str]]:
         {"start": (T0 + k * HOUR).isoformat(), "duration": "PT1H", "value": f"{v} EUR/kWh"}
         for k, v in enumerate(values)
     ]
-
-
-BATTERY = {
-    "sensor": "bat",
-    "soc-at-start": "10 kWh",
-    "soc-max": "10 kWh",
-    "power-capacity": "5 kW",
-    "group": {"sensor": "inverter"},
-}
-PV = {
-    "sensor": "pv",
-    "inflexible-production": [
-        {"start": START, "duration": "PT1H", "value": "4 kW"},
-        {"start": "2024-05-01T01:00+00:00", "duration": "PT1H", "value": "0 kW"},
-    ],
-    "group": {"sensor": "inverter"},
-}
-INVERTER = {"sensor": "inverter", "power-capacity": "6 kW"}
 
 
 def test_a_hybrid_inverter_caps_battery_discharge_while_pv_produces():
@@ -104,18 +88,7 @@ def test_a_soft_group_capacity_is_breached_at_its_price_and_listed():
     charges [4, 4] kW: breaches of 1 kW at both steps and the peak entry, 30000 EUR,
     plus 8 kWh * 0.1 = 0.8 EUR energy.
     """
-    fm = [
-        {
-            "sensor": "bat",
-            "soc-at-start": "0 kWh",
-            "soc-max": "10 kWh",
-            "power-capacity": "5 kW",
-            "soc-targets": [{"datetime": "2024-05-01T02:00+00:00", "value": "8 kWh"}],
-            "group": {"sensor": "feeder"},
-        },
-        {"sensor": "feeder", "consumption-capacity": "3 kW"},
-    ]
-    result = solve(fm, {"consumption-price": "0.1 EUR/kWh", "relax-constraints": False}, 2)
+    result = schedule(group_soft_capacity())  # the request: solvers.feature_examples
     assert result.status is Status.RELAXED, result.message
     np.testing.assert_allclose(result.schedule_of("bat").power, [4.0, 4.0], atol=1e-6)
     listed = [(b.constraint, b.device, b.datetime, b.amount, b.cost) for b in result.breaches]

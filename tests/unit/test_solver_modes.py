@@ -14,16 +14,13 @@ import pytest
 from schemas.flex_problem import SiteProblem, StorageDevice, TimeGrid
 from schemas.flex_request import parse_site_problem
 from solvers import Status, schedule
+from solvers.feature_examples import OFF_OR_2_TO_3, heater
 from solvers.formulation import build
 from solvers.modes import intervals
 
 START = "2024-05-01T00:00+00:00"
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-OFF_OR_2_TO_3 = [
-    {"consumption-range": ["0 kW", "0 kW"]},
-    {"consumption-range": ["2 kW", "3 kW"]},
-]
 
 
 def prices(*values: float) -> list[dict[str, str]]:
@@ -32,19 +29,6 @@ def prices(*values: float) -> list[dict[str, str]]:
         {"start": (T0 + k * HOUR).isoformat(), "duration": "PT1H", "value": f"{v} EUR/kWh"}
         for k, v in enumerate(values)
     ]
-
-
-def heater(**fields: Any) -> dict[str, Any]:
-    """A heat buffer (kWh of heat, no production) behind an on/off heater."""
-    return {
-        "sensor": "heater",
-        "soc-at-start": "0 kWh",
-        "soc-max": "10 kWh",
-        "power-capacity": "3 kW",
-        "production-capacity": "0 kW",
-        "operation-modes": OFF_OR_2_TO_3,
-        **fields,
-    }
 
 
 def problem(fm: Any, fc: dict[str, Any], hours: int) -> SiteProblem:

@@ -198,3 +198,23 @@ def test_integers_fixed_at_a_solution_leave_an_lp_that_solution_solves():
     assert again.termination == "optimal"
     assert again.objective == pytest.approx(first.objective, rel=1e-9, abs=1e-7)
     assert np.array_equal(clp.lb, lb_before) and clp.has_integers  # the original is untouched
+
+
+def test_power_capacity_alone_bounds_both_directions():
+    """A device built with ``power_capacity=5`` and no directional capacities.
+
+    Hour 0 at 0.3 EUR/kWh, hour 1 at -0.1: from 10 of 20 kWh the battery sells
+    what it can in hour 0 and buys what it can in hour 1. Power capacity bounds
+    both: -5 kW then +5 kW, 10 -> 5 -> 10 kWh; -(5 * 0.3) + 5 * -0.1 = -2.0 EUR.
+    Unbounded directions would sell all 10 kWh and buy 20: -3.0 - 2.0 = -5.0 EUR.
+    """
+    bat = StorageDevice("bat", 2, soc_at_start=10, soc_max=20, power_capacity=5)
+    np.testing.assert_allclose(bat.consumption_capacity, [5, 5])
+    np.testing.assert_allclose(bat.production_capacity, [5, 5])
+    r = solve(2, [bat], [0.3, -0.1])
+    assert r.status is Status.OPTIMAL, r.message
+    np.testing.assert_allclose(r.schedule_of("bat").power, [-5, 5], atol=1e-6)
+    np.testing.assert_allclose(r.schedule_of("bat").soc, [10, 5, 10], atol=1e-6)
+    assert r.costs.total == pytest.approx(-2.0, abs=1e-9)
+    narrower = StorageDevice("x", 2, soc_at_start=0, power_capacity=5, consumption_capacity=3)
+    np.testing.assert_allclose(narrower.consumption_capacity, [3, 3])
