@@ -11,29 +11,17 @@ import json
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_peak_commitments import START, N, series  # noqa: E402
 
 from schemas.flex_request import parse_site_problem  # noqa: E402
 from solvers import schedule  # noqa: E402
-
-START = datetime(2026, 6, 1, tzinfo=UTC)
-N = 192
-
-
-def _series(values: np.ndarray, unit: str) -> list[dict]:
-    return [
-        {
-            "start": (START + timedelta(minutes=15 * i)).isoformat(),
-            "duration": "PT15M",
-            "value": f"{v:.2f} {unit}",
-        }
-        for i, v in enumerate(values)
-    ]
 
 
 def main() -> None:
@@ -50,7 +38,7 @@ def main() -> None:
         "power-capacity": "10 kW",
         "roundtrip-efficiency": "90%",
     }
-    pv = {"sensor": "pv", "inflexible-production": _series(8 * sun, "kW")}
+    pv = {"sensor": "pv", "inflexible-production": series(8 * sun, "kW")}
     heat = {
         "sensor": "heat-pump",
         "soc-at-start": "10 kWh",
@@ -58,7 +46,7 @@ def main() -> None:
         "power-capacity": "3 kW",
         "production-capacity": "0 kW",
         "charging-efficiency": "300%",
-        "soc-usage": _series(rng.uniform(1, 5, N), "kW"),
+        "soc-usage": series(rng.uniform(1, 5, N), "kW"),
     }
     modes = {
         "operation-modes": [
@@ -68,9 +56,9 @@ def main() -> None:
     }
     inverter = {"group": {"sensor": "inverter"}}
     context = {
-        "consumption-price": _series(rng.uniform(20, 200, N), "EUR/MWh"),
+        "consumption-price": series(rng.uniform(20, 200, N), "EUR/MWh"),
         "production-price": "15 EUR/MWh",
-        "inflexible-consumption": _series(rng.uniform(0, 4, N), "kW"),
+        "inflexible-consumption": series(rng.uniform(0, 4, N), "kW"),
         "site-power-capacity": "25 kW",
     }
     cases = {

@@ -25,7 +25,8 @@ START = datetime(2026, 6, 1, tzinfo=UTC)
 N = 192
 
 
-def _series(values: np.ndarray, unit: str) -> list[dict]:
+def series(values: np.ndarray, unit: str) -> list[dict]:
+    """One 15-minute segment per value from ``START``, as a FlexMeasures user writes it."""
     return [
         {
             "start": (START + timedelta(minutes=15 * i)).isoformat(),
@@ -39,7 +40,7 @@ def _series(values: np.ndarray, unit: str) -> list[dict]:
 def requests() -> tuple[dict, dict[str, dict]]:
     """The battery's flex-model and each case's flex-context (plain, peak, peak + commitment)."""
     rng = np.random.default_rng(1)
-    prices = _series(rng.uniform(20, 200, N), "EUR/MWh")
+    prices = series(rng.uniform(20, 200, N), "EUR/MWh")
     load = rng.uniform(0, 15, N)
     battery = {
         "sensor": "battery",
@@ -51,13 +52,13 @@ def requests() -> tuple[dict, dict[str, dict]]:
     }
     base = {
         "consumption-price": prices,
-        "inflexible-consumption": _series(load, "kW"),
+        "inflexible-consumption": series(load, "kW"),
         "site-power-capacity": "40 kW",
     }
     peak = {"site-peak-consumption": "8 kW", "site-peak-consumption-price": "260 EUR/MW"}
     position = {
         "name": "day-ahead",
-        "baseline": _series(np.round(load / 2) * 2, "kW"),
+        "baseline": series(np.round(load / 2) * 2, "kW"),
         "up-price": "120 EUR/MWh",
         "down-price": "40 EUR/MWh",
     }

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.optimize import Bounds, LinearConstraint, milp
+from milp_reference import DenseModel
 
 from schemas.commodities import CommodityGrid, Coupling
 from schemas.flex_problem import DeviceGroup
@@ -41,22 +41,8 @@ def reference_cost(problem: SiteProblem) -> float | None:
     """Optimal cost by an independent dense MILP, or None when infeasible."""
     n, dt = problem.grid.n, problem.grid.dt_hours
     bp = problem.breach_prices
-    cols: list[tuple[float, float, float, int]] = []  # lb, ub, cost, integer
-
-    def add(count, lb, ub, cost=0.0, integer=0):
-        start = len(cols)
-        for i in range(count):
-            cols.append(
-                (
-                    np.broadcast_to(lb, count)[i],
-                    np.broadcast_to(ub, count)[i],
-                    np.broadcast_to(cost, count)[i],
-                    integer,
-                )
-            )
-        return np.arange(start, start + count)
-
-    rows: list[tuple[dict[int, float], float, float]] = []
+    model = DenseModel()
+    add, rows = model.add, model.rows
     commodity_terms = {c.commodity: [{} for _ in range(n)] for c in problem.commodities}
     net_terms = commodity_terms["electricity"] = [{} for _ in range(n)]
     flows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -176,22 +162,7 @@ def reference_cost(problem: SiteProblem) -> float | None:
                 (b,) = add(1, 0.0, np.inf, price[t])
                 rows.append(({flow[t]: 1.0, b: -1.0}, -np.inf, cap[t]))
                 rows.append(({b: price[t], peak: -1.0}, -np.inf, 0.0))
-    a = np.zeros((len(rows), len(cols)))
-    for i, (row, _, _) in enumerate(rows):
-        for j, v in row.items():
-            a[i, j] += v
-    lb, ub, c, integ = (np.array(v, dtype=float) for v in zip(*cols, strict=True))
-    res = milp(
-        c,
-        integrality=integ,
-        bounds=Bounds(lb, ub),
-        constraints=LinearConstraint(a, [r[1] for r in rows], [r[2] for r in rows]),
-        options={"mip_rel_gap": 1e-10},
-    )
-    if res.status == 2:
-        return None
-    assert res.status == 0, res.message
-    return float(res.fun)
+    return model.solve()
 
 
 @st.composite
