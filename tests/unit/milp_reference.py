@@ -44,6 +44,9 @@ class DenseModel:
     def split(self, n: int, net_terms: list[dict[int, float]], constant, cp, pp, dt, cap=None):
         """``net = g+ - g-`` per step, priced, with an import/export binary; return g+, g-."""
         cap = np.full(n, BIG) if cap is None else np.where(np.isnan(cap), BIG, cap)
+        # The binary's big-M is the flow's own bound: a loose one (1e5) lets a binary
+        # within the solver's integrality tolerance (1e-6) leak 0.1 kW both ways.
+        cap = np.minimum(cap, BIG)
         gc = self.add(n, 0.0, cap, cp * dt)
         gp = self.add(n, 0.0, cap, -pp * dt)
         y = self.add(n, 0.0, 1.0, 0.0, 1)
@@ -52,21 +55,23 @@ class DenseModel:
             row[gc[t]] = -1.0
             row[gp[t]] = 1.0
             self.rows.append((row, -constant[t], -constant[t]))
-            self.rows.append(({gc[t]: 1.0, y[t]: -BIG}, -np.inf, 0.0))
-            self.rows.append(({gp[t]: 1.0, y[t]: BIG}, -np.inf, BIG))
+            self.rows.append(({gc[t]: 1.0, y[t]: -cap[t]}, -np.inf, 0.0))
+            self.rows.append(({gp[t]: 1.0, y[t]: cap[t]}, -np.inf, cap[t]))
         return gc, gp
 
-    def commitment(self, c: Commitment, gc: np.ndarray, gp: np.ndarray) -> None:
-        """Deviations of ``gc - gp`` from the baseline, priced, with an up/down binary."""
+    def commitment(self, c: Commitment, gc: np.ndarray, gp: np.ndarray, reach: np.ndarray) -> None:
+        """Deviations of ``gc - gp`` (at most ``reach`` either way) from the baseline, priced,
+        with an up/down binary."""
         for t in np.flatnonzero(np.isfinite(c.baseline)):
-            (u,) = self.add(1, 0.0, BIG, c.up_price[t])
-            (v,) = self.add(1, 0.0, BIG, -c.down_price[t])
+            m = float(min(reach[t] + abs(c.baseline[t]), BIG))
+            (u,) = self.add(1, 0.0, m, c.up_price[t])
+            (v,) = self.add(1, 0.0, m, -c.down_price[t])
             (z,) = self.add(1, 0.0, 1.0, 0.0, 1)
             self.rows.append(
                 ({gc[t]: 1.0, gp[t]: -1.0, u: -1.0, v: 1.0}, c.baseline[t], c.baseline[t])
             )
-            self.rows.append(({u: 1.0, z: -BIG}, -np.inf, 0.0))
-            self.rows.append(({v: 1.0, z: BIG}, -np.inf, BIG))
+            self.rows.append(({u: 1.0, z: -m}, -np.inf, 0.0))
+            self.rows.append(({v: 1.0, z: m}, -np.inf, m))
 
     def solve(self) -> float | None:
         """The optimal cost, or None when infeasible."""
@@ -141,39 +146,51 @@ def add_devices(model: DenseModel, problem: SiteProblem) -> list[dict[int, float
     return net_terms
 
 
-def add_site(model: DenseModel, problem: SiteProblem) -> tuple[np.ndarray, np.ndarray]:
-    """One site: its devices and its priced import/export; return its g+ and g- columns."""
+def add_site(model: DenseModel, problem: SiteProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One site: its devices and its priced import/export.
+
+    Returns its g+ and g- columns and the most its net power can be either way
+    per step (the big-M of its binaries and of the portfolio's).
+    """
     n, dt = problem.grid.n, problem.grid.dt_hours
     terms = add_devices(model, problem)
-    return model.split(
+    reach = np.abs(problem.inflexible_power).astype(float)
+    for d in problem.devices:
+        both = np.fmax(d.consumption_capacity, d.production_capacity)
+        reach = reach + np.where(np.isfinite(both), both, 1e4)
+    cap = np.fmin(problem.site_power_capacity, reach)  # nan (no limit) gives reach
+    gc, gp = model.split(
         n,
         terms,
         problem.inflexible_power,
         problem.consumption_price,
         problem.production_price,
         dt,
-        problem.site_power_capacity,
+        cap,
     )
+    return gc, gp, cap
 
 
 def portfolio_reference_cost(portfolio: PortfolioProblem) -> float | None:
     """Optimal total cost of a portfolio, or None when infeasible.
 
-    Each site as in ``reference_cost``; the portfolio's net power is the sum of
-    the sites' ``g+ - g-``, split again into a priced import and export, and
-    each portfolio commitment prices its deviations.
+    Each site as in ``add_site``; the portfolio's net power is the sum of the
+    sites' ``g+ - g-``, split again into a priced import and export, and each
+    portfolio commitment prices its deviations.
     """
     model = DenseModel()
     n, dt = portfolio.grid.n, portfolio.grid.dt_hours
     terms: list[dict[int, float]] = [dict() for _ in range(n)]
+    reach = np.zeros(n)
     for site in portfolio.sites:
-        gc, gp = add_site(model, site.problem)
+        gc, gp, site_reach = add_site(model, site.problem)
+        reach = reach + site_reach
         for t in range(n):
             terms[t][gc[t]] = 1.0
             terms[t][gp[t]] = -1.0
     gc, gp = model.split(
-        n, terms, np.zeros(n), portfolio.consumption_price, portfolio.production_price, dt
+        n, terms, np.zeros(n), portfolio.consumption_price, portfolio.production_price, dt, reach
     )
     for c in portfolio.commitments:
-        model.commitment(c, gc, gp)
+        model.commitment(c, gc, gp, reach)
     return model.solve()
