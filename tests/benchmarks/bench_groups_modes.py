@@ -7,10 +7,7 @@ Usage: .venv/bin/python tests/benchmarks/bench_groups_modes.py [--repeat N]
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +15,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_peak_commitments import START, N, series  # noqa: E402
-
-from schemas.flex_request import parse_site_problem  # noqa: E402
-from solvers import schedule  # noqa: E402
+from bench_peak_commitments import N, json_round_trip, series  # noqa: E402
 
 
 def main() -> None:
@@ -80,18 +74,7 @@ def main() -> None:
     }
     medians = {}
     for label, flex_model in cases.items():
-        body = json.dumps({"flex-model": flex_model, "flex-context": context})
-        times = []
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            request = json.loads(body)
-            problem = parse_site_problem(
-                request["flex-model"], request["flex-context"], START, "P2D", "PT15M"
-            )
-            result = schedule(problem)
-            json.dumps(result.to_json())
-            times.append(time.perf_counter() - t)
-        medians[label] = statistics.median(times)
+        medians[label], result = json_round_trip(flex_model, context, args.repeat)
         print(
             f"{label:24s} {medians[label] * 1000:8.1f} ms  {result.status}  "
             f"cost {result.costs.total:9.2f}  breaches {result.costs.breaches:8.2f}  "

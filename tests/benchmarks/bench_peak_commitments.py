@@ -69,6 +69,22 @@ def requests() -> tuple[dict, dict[str, dict]]:
     }
 
 
+def json_round_trip(flex_model: object, context: dict, repeat: int) -> tuple[float, object]:
+    """Median seconds of JSON text in to JSON text out over two days, and the last result."""
+    body = json.dumps({"flex-model": flex_model, "flex-context": context})
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        request = json.loads(body)
+        problem = parse_site_problem(
+            request["flex-model"], request["flex-context"], START, "P2D", "PT15M"
+        )
+        result = schedule(problem)
+        json.dumps(result.to_json())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=15)
@@ -76,18 +92,7 @@ def main() -> None:
     battery, cases = requests()
     medians = {}
     for label, context in cases.items():
-        body = json.dumps({"flex-model": battery, "flex-context": context})
-        times = []
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            request = json.loads(body)
-            problem = parse_site_problem(
-                request["flex-model"], request["flex-context"], START, "P2D", "PT15M"
-            )
-            result = schedule(problem)
-            json.dumps(result.to_json())
-            times.append(time.perf_counter() - t)
-        medians[label] = statistics.median(times)
+        medians[label], result = json_round_trip(battery, context, args.repeat)
         costs = result.costs
         committed = sum(costs.commitments.values())
         print(

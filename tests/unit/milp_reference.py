@@ -9,6 +9,8 @@ solvers/README.md, not from the engine's code.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -93,6 +95,28 @@ class DenseModel:
         return float(res.fun)
 
 
+def add_soc_bounds(model: DenseModel, d: Any, soc: np.ndarray, bp: Any) -> None:
+    """Hard SOC bounds, and minima, maxima and targets (soft where their breach price is set)."""
+    rows = model.rows
+    for k in range(1, d.n + 1):
+        rows.append(({soc[k]: 1.0}, d.soc_min[k], d.soc_max[k]))
+    for k in range(d.n + 1):
+        for val, lower in (
+            (d.soc_minima[k], True),
+            (d.soc_maxima[k], False),
+            (d.soc_targets[k], True),
+            (d.soc_targets[k], False),
+        ):
+            if np.isnan(val):
+                continue
+            price = bp.soc_minima if lower else bp.soc_maxima
+            row = {soc[k]: 1.0}
+            if price is not None:
+                (s,) = model.add(1, 0.0, np.inf, price)
+                row[s] = 1.0 if lower else -1.0
+            rows.append((row, val, np.inf) if lower else (row, -np.inf, val))
+
+
 def add_devices(model: DenseModel, problem: SiteProblem) -> list[dict[int, float]]:
     """A site's storage devices; return the terms of the devices' net power per step."""
     n, dt = problem.grid.n, problem.grid.dt_hours
@@ -126,23 +150,7 @@ def add_devices(model: DenseModel, problem: SiteProblem) -> list[dict[int, float
             rows.append(({pd[t]: 1.0, z[t]: pc_max[t]}, -np.inf, pc_max[t]))
             net_terms[t][pc[t]] = 1.0
             net_terms[t][pd[t]] = -1.0
-        for k in range(1, n + 1):
-            rows.append(({soc[k]: 1.0}, d.soc_min[k], d.soc_max[k]))
-        for k in range(n + 1):
-            for val, lower in (
-                (d.soc_minima[k], True),
-                (d.soc_maxima[k], False),
-                (d.soc_targets[k], True),
-                (d.soc_targets[k], False),
-            ):
-                if np.isnan(val):
-                    continue
-                price = bp.soc_minima if lower else bp.soc_maxima
-                row = {soc[k]: 1.0}
-                if price is not None:
-                    (s,) = model.add(1, 0.0, np.inf, price)
-                    row[s] = 1.0 if lower else -1.0
-                rows.append((row, val, np.inf) if lower else (row, -np.inf, val))
+        add_soc_bounds(model, d, soc, bp)
     return net_terms
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from milp_reference import DenseModel
+from milp_reference import DenseModel, add_soc_bounds
 
 from schemas.commodities import CommodityGrid, Coupling
 from schemas.flex_problem import DeviceGroup
@@ -83,23 +83,7 @@ def reference_cost(problem: SiteProblem) -> float | None:
                     bands = zip(y, d.operation_modes, strict=True)
                     row.update({int(j): -band[side] for j, band in bands})
                     rows.append((row, 0.0, np.inf) if side == 0 else (row, -np.inf, 0.0))
-        for k in range(1, n + 1):
-            rows.append(({soc[k]: 1.0}, d.soc_min[k], d.soc_max[k]))
-        for k in range(n + 1):
-            for val, lower in (
-                (d.soc_minima[k], True),
-                (d.soc_maxima[k], False),
-                (d.soc_targets[k], True),
-                (d.soc_targets[k], False),
-            ):
-                if np.isnan(val):
-                    continue
-                price = bp.soc_minima if lower else bp.soc_maxima
-                row = {soc[k]: 1.0}
-                if price is not None:
-                    (s,) = add(1, 0.0, np.inf, price)
-                    row[s] = 1.0 if lower else -1.0
-                rows.append((row, val, np.inf) if lower else (row, -np.inf, val))
+        add_soc_bounds(model, d, soc, bp)
     cap = np.where(np.isnan(problem.site_power_capacity), 1e5, problem.site_power_capacity)
     gc = add(n, 0.0, cap, problem.consumption_price * dt)
     gp = add(n, 0.0, cap, -problem.production_price * dt)
