@@ -87,6 +87,7 @@ def schedule(
     form = build(problem)
     clp = form.lp.compile()
     clp.staged_columns = _coupling_columns(problem, form)
+    clp.mode_choices = _mode_choices(problem)
     build_s += time.perf_counter() - tb
     relaxed_solve = True
     raw = backend.solve(clp, relax_integrality=True, time_limit=remaining())
@@ -115,6 +116,7 @@ def schedule(
         tb = time.perf_counter()
         form = build(problem, complementarity)
         clp = form.lp.compile()
+        clp.mode_choices = _mode_choices(problem)
         build_s += time.perf_counter() - tb
         relaxed_solve = False
         used_mip = True
@@ -189,6 +191,11 @@ def _coupling_columns(problem: SiteProblem, form: Formulation) -> np.ndarray | N
     if site.consumption is None or site.production is None:
         return None
     return np.concatenate([site.consumption.index, site.production.index])
+
+
+def _mode_choices(problem: SiteProblem) -> bool:
+    """Whether a device of ``problem`` has operation modes (binaries choosing its band)."""
+    return any(isinstance(d, StorageDevice) and d.operation_modes for d in problem.devices)
 
 
 def _waste_candidates(problem: SiteProblem, dev: StorageDevice) -> np.ndarray:

@@ -119,6 +119,9 @@ class CompiledLP:
     #: capacity). A back end may solve first with these bounds lifted, then restore
     #: them and continue from that optimal basis (see ``solvers.highs_backend``).
     staged_columns: np.ndarray | None = None
+    #: A hint for back ends with a choice: some binaries choose a device's operation mode
+    #: (off, or on within a band) per step.
+    mode_choices: bool = False
 
     @property
     def has_secondary(self) -> bool:

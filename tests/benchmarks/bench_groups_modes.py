@@ -1,13 +1,21 @@
 """Benchmark: a battery, PV and a heat pump over two days at 15 minutes, JSON in to JSON out,
 with a hybrid inverter group and on/off operation modes beside the plain request (medians).
 
-Usage: .venv/bin/python tests/benchmarks/bench_groups_modes.py [--repeat N]
+Then the seeded one-day sites with an on/off heat pump behind a hybrid inverter
+and a soft feeder (``solvers.feature_examples.seeded_group_modes_site``), each
+solved as ``schedule`` does (no HiGHS restarts for operation-mode binaries)
+and with HiGHS's default restarts, alternately: total, median and slowest
+seconds, and the costs compared.
+
+Usage: .venv/bin/python tests/benchmarks/bench_groups_modes.py [--repeat N] [--seeds N]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +25,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_peak_commitments import N, json_round_trip, series  # noqa: E402
 
+import solvers.engine as engine  # noqa: E402
+from solvers import schedule  # noqa: E402
+from solvers.feature_examples import seeded_group_modes_site  # noqa: E402
+
+
+def restarts_side_by_side(seeds: int) -> None:
+    """Seconds per seeded site without and with HiGHS's restarts (see the module docstring)."""
+    mine = engine._mode_choices
+    times: dict[str, list[float]] = {"ours (no restarts)": [], "HiGHS default (restarts)": []}
+    for seed in range(1, seeds + 1):
+        problem = seeded_group_modes_site(seed)
+        costs = []
+        for label, hint in zip(times, (mine, lambda problem: False), strict=True):
+            engine._mode_choices = hint
+            try:
+                t0 = time.perf_counter()
+                r = schedule(problem, time_limit=60)
+                times[label].append(time.perf_counter() - t0)
+            finally:
+                engine._mode_choices = mine
+            assert r.status.value == "optimal", r.message
+            costs.append(r.costs.total)
+        assert abs(costs[0] - costs[1]) <= 1e-4 * max(1.0, abs(costs[1])), (seed, costs)
+    print(f"\n{seeds} seeded one-day sites with an on/off heat pump (seconds):")
+    for label, ts in times.items():
+        print(
+            f"  {label:26s} total {sum(ts):6.2f}  median {statistics.median(ts):5.2f}  "
+            f"slowest {max(ts):5.2f}"
+        )
+    ours, default = (sum(ts) for ts in times.values())
+    print(f"  ours vs default: {ours / default:.2f}x in total")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=9)
+    ap.add_argument("--seeds", type=int, default=20, help="seeded sites to compare (0: none)")
     args = ap.parse_args()
     rng = np.random.default_rng(1)
     hours = np.arange(N) / 4.0
@@ -82,6 +123,8 @@ def main() -> None:
         )
     for label in list(cases)[1:]:
         print(f"{label} vs plain: {medians[label] / medians['plain']:.2f}x")
+    if args.seeds:
+        restarts_side_by_side(args.seeds)
 
 
 if __name__ == "__main__":
