@@ -87,7 +87,7 @@ def schedule(
     form = build(problem)
     clp = form.lp.compile()
     clp.staged_columns = _coupling_columns(problem, form)
-    clp.mode_choices = _mode_choices(problem)
+    clp.mode_choices = mode_choices = _mode_choices(problem)
     build_s += time.perf_counter() - tb
     relaxed_solve = True
     raw = backend.solve(clp, relax_integrality=True, time_limit=remaining())
@@ -116,7 +116,7 @@ def schedule(
         tb = time.perf_counter()
         form = build(problem, complementarity)
         clp = form.lp.compile()
-        clp.mode_choices = _mode_choices(problem)
+        clp.mode_choices = mode_choices
         build_s += time.perf_counter() - tb
         relaxed_solve = False
         used_mip = True

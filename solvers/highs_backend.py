@@ -125,10 +125,10 @@ class HighsBackend:
         if mip and lp.mode_choices:
             # Operation-mode binaries: restarts after reduced-cost fixing (HiGHS's default)
             # cost more than they save. Measured on 20 seeded one-day sites with an on/off
-            # heat pump (``seeded_group_modes_site``): 22 s in all against 36 s, the
-            # slowest 3.5 s against 8 s, none slower by more than 0.3 s. Charge/discharge
-            # binaries keep restarts: 10 V2G EVs under negative prices took 1.8 s without
-            # them against 0.6 s, 50 EVs 9 s against 4.4 s.
+            # heat pump (``seeded_group_modes_site``, ``bench_groups_modes.py``): 21 s in all
+            # against 32 s, the slowest 4 s against 8 s, none slower by more than 0.3 s.
+            # Charge/discharge binaries keep restarts: 10 V2G EVs under negative prices
+            # took 1.8 s without them against 0.6 s, 50 EVs 9 s against 4.4 s.
             h.setOptionValue("mip_allow_restart", False)
         integrality = lp.integer.astype(np.int32) if mip else np.zeros(lp.num_col, np.int32)
         h.passModel(
