@@ -232,7 +232,6 @@ def parse_portfolio(
         sites[i] = PortfolioSite(name, problem)
     if not _has_price(market):
         currency, cp, pp, commitments = _market_terms(market, grid, resolver, currency or "EUR")
-    notes = [f"site {s.name!r}: {note}" for s in sites for note in s.problem.notes]
     return PortfolioProblem(
         grid=grid,
         sites=sites,
@@ -240,8 +239,13 @@ def parse_portfolio(
         production_price=pp,
         commitments=commitments,
         currency=currency,
-        notes=notes,
+        notes=site_notes(sites),
     )
+
+
+def site_notes(sites: list[PortfolioSite]) -> list[str]:
+    """The sites' notes (deprecations, fall-backs), each named by its site."""
+    return [f"site {s.name!r}: {note}" for s in sites for note in s.problem.notes]
 
 
 _EXAMPLES = {

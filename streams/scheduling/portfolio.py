@@ -29,7 +29,7 @@ from schemas.assets import Asset, effective_flex_context
 from schemas.beliefs import Sensor
 from schemas.errors import InputError
 from schemas.flex_request import make_grid
-from schemas.portfolio import PortfolioProblem, PortfolioSite, _market_terms
+from schemas.portfolio import PortfolioProblem, PortfolioSite, _market_terms, site_notes
 from schemas.schedule import Schedule
 from solvers.portfolio import schedule_portfolio
 from solvers.portfolio_result import PortfolioResult
@@ -117,7 +117,7 @@ def prepare_portfolio(
         production_price=pp,
         commitments=commitments,
         currency=currency,
-        notes=[f"site {s.name!r}: {n}" for s in sites for n in s.problem.notes],
+        notes=site_notes(sites),
     )
     return PreparedPortfolio(
         asset=asset,
