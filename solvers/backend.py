@@ -38,6 +38,10 @@ class RawSolution:
     solve_seconds: float
     build_seconds: float = 0.0
     mip_gap: float | None = None
+    #: A proven lower bound on the optimum: a MILP's dual bound, an LP's objective.
+    bound: float | None = None
+    #: An LP's row duals (HiGHS's sign: reduced costs are ``c - A^T row_dual``), if read.
+    row_dual: np.ndarray | None = field(default=None, repr=False, compare=False)
     #: The back end's solver object, kept so a tie-breaking solve can start from it.
     handle: object | None = field(default=None, repr=False, compare=False)
 
@@ -79,6 +83,26 @@ def solve_on_face(
         return own(lp, first, tolerance, relax_integrality=relax_integrality, time_limit=time_limit)
     face = lp.on_optimal_face(first.objective, tolerance)
     return backend.solve(face, relax_integrality=relax_integrality, time_limit=time_limit)
+
+
+def resolve_with_bounds(
+    backend: Backend,
+    lp: CompiledLP,
+    first: RawSolution,
+    columns: np.ndarray,
+    *,
+    time_limit: float | None = None,
+) -> RawSolution:
+    """Solve the LP ``lp``: the one ``first`` solved, with new bounds on ``columns``.
+
+    A back end with its own ``resolve_with_bounds`` (HiGHS: change the bounds in
+    the solved model and go on from its basis) uses it; any other solves ``lp``
+    from scratch.
+    """
+    own = getattr(backend, "resolve_with_bounds", None)
+    if own is not None:
+        return own(lp, first, columns, time_limit=time_limit)
+    return backend.solve(lp, relax_integrality=True, time_limit=time_limit)
 
 
 def get_backend(name: str) -> Backend:

@@ -11,6 +11,12 @@ Steps:
    second round: at every step of an overlapping device), restore integrality
    and solve the MILP; repeat while overlaps remain. Every model on the way
    relaxes the full one, so an optimum without overlaps is optimal for it.
+   Before the first MILP, a site whose overlapping devices are tied together
+   only by its power balance (a fleet behind one connection) is first proven
+   device by device (``solvers.decomposition``: a Lagrangian bound from small
+   per-device MILPs at the LP's prices, and the LP re-solved with one direction
+   per overlapping step); only where that bound falls short is the fleet's
+   MILP solved.
 4. Read the termination status before any value. On infeasibility, solve the
    elastic model (``LinearProgram.compile(elastic=True)``) and name the blocks
    and steps that needed slack.
@@ -39,6 +45,7 @@ from solvers.backend import RawSolution, Termination, get_backend, solve_on_face
 from solvers.breaches import capacity_breaches
 from solvers.commitments import commitment_cost
 from solvers.commodities import coupling_mismatch, limits, net_flow
+from solvers.decomposition import prove_by_devices
 from solvers.formulation import Formulation, build
 from solvers.groups import group_breaches, group_schedules, group_violations
 from solvers.lp import CompiledLP
@@ -113,6 +120,14 @@ def schedule(
                 added = True
         if not added and (not relaxed_solve or _integral(clp, raw.x)):
             break
+        if rounds == 1 and added:
+            # Many devices behind one connection: prove the optimum device by device.
+            td = time.perf_counter()
+            proof = prove_by_devices(problem, form, clp, raw, backend, complementarity, remaining)
+            solve_s += time.perf_counter() - td
+            if proof is not None:
+                clp, raw, used_mip = proof.lp, proof.raw, True
+                break
         tb = time.perf_counter()
         form = build(problem, complementarity)
         clp = form.lp.compile()

@@ -50,6 +50,14 @@ OPTIONS = {
 }
 
 
+#: HiGHS options switched off for one device's charge-or-discharge MILP.
+DEVICE_MIP_OFF = (
+    "mip_allow_restart",
+    "mip_heuristic_run_rins",
+    "mip_heuristic_run_rens",
+    "mip_heuristic_run_root_reduced_cost",
+)
+
 #: LP solves skip presolve unless more than this share of the columns is fixed.
 PRESOLVE_FIXED_SHARE = 0.01
 
@@ -130,6 +138,12 @@ class HighsBackend:
             # Charge/discharge binaries keep restarts: 10 V2G EVs under negative prices
             # took 1.8 s without them against 0.6 s, 50 EVs 9 s against 4.4 s.
             h.setOptionValue("mip_allow_restart", False)
+        if mip and lp.device_choices:
+            # One device's charge-or-discharge binaries (``solvers.decomposition``): the
+            # sub-MIP heuristics and restarts cost more than they save on these small
+            # MILPs, which close in a few nodes.
+            for option in DEVICE_MIP_OFF:
+                h.setOptionValue(option, False)
         integrality = lp.integer.astype(np.int32) if mip else np.zeros(lp.num_col, np.int32)
         h.passModel(
             lp.num_col,
@@ -190,14 +204,59 @@ class HighsBackend:
         has_values = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
         x = None
         objective = None
+        sol = None
         if status in (Termination.OPTIMAL, Termination.TIME_LIMIT) and has_values:
-            x = np.asarray(h.getSolution().col_value, dtype=float)
+            sol = h.getSolution()
+            x = np.asarray(sol.col_value, dtype=float)
             objective = float(info.objective_function_value)
         if status is Termination.OPTIMAL and x is None and lp.num_col == 0:
             x = np.zeros(0)
             objective = 0.0
         gap = float(info.mip_gap) if mip and x is not None else None
-        return RawSolution(status, x, objective, seconds, build, gap, handle=(h, lp, mip))
+        bound = row_dual = None
+        if mip and x is not None:
+            bound = float(info.mip_dual_bound)
+        elif status is Termination.OPTIMAL and sol is not None and sol.dual_valid:
+            bound = objective
+            row_dual = np.asarray(sol.row_dual, dtype=float)
+        return RawSolution(
+            status, x, objective, seconds, build, gap, bound, row_dual, handle=(h, lp, mip)
+        )
+
+    def resolve_with_bounds(
+        self,
+        lp: CompiledLP,
+        first: RawSolution,
+        columns: np.ndarray,
+        *,
+        time_limit: float | None = None,
+    ) -> RawSolution:
+        """Re-solve the LP ``first`` solved with ``lp``'s bounds on ``columns``, from its basis.
+
+        The basis stays dual feasible under new column bounds, so the dual simplex
+        method repairs only what the changed bounds cut off (a few hundred
+        iterations where a solve from scratch takes thousands).
+        """
+        handle = first.handle
+        same = isinstance(handle, tuple) and handle[2] is False and handle[1].num_col == lp.num_col
+        if not same:
+            return self.solve(lp, relax_integrality=True, time_limit=time_limit)
+        h = handle[0]
+        t0 = time.perf_counter()
+        idx = np.asarray(columns, dtype=np.int32)
+        inf = highspy.kHighsInf
+        h.changeColsBounds(
+            len(idx),
+            idx,
+            np.where(np.isfinite(lp.lb[idx]), lp.lb[idx], -inf),
+            np.where(np.isfinite(lp.ub[idx]), lp.ub[idx], inf),
+        )
+        if time_limit is not None:
+            h.setOptionValue("time_limit", float(h.getRunTime() + max(time_limit, 1e-3)))
+        build = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        h.run()
+        return self._read(h, lp, False, time.perf_counter() - t1, build)
 
     def solve_on_face(
         self,

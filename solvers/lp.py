@@ -122,6 +122,9 @@ class CompiledLP:
     #: A hint for back ends with a choice: some binaries choose a device's operation mode
     #: (off, or on within a band) per step.
     mode_choices: bool = False
+    #: A hint for back ends with a choice: a small MILP of one device's charge-or-discharge
+    #: choices, one of many solved in a row (``solvers.decomposition``).
+    device_choices: bool = False
 
     @property
     def has_secondary(self) -> bool:

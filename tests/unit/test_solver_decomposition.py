@@ -1,0 +1,186 @@
+"""Proving a fleet's optimum device by device (``solvers.decomposition``).
+
+Checked against the independent dense MILP of ``test_solver_properties``
+(every step a charge/discharge binary, gap 1e-10) on fleets of V2G stores
+under partly negative prices, where the LP relaxation wastes energy and
+binaries are needed: the schedule is valid and optimal within the MILP
+tolerance, and the proven bound never exceeds the true optimum.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_solver_properties import T0, check_schedule, reference_cost
+
+import solvers.decomposition as decomposition
+import solvers.engine as engine
+from solvers import SiteProblem, Status, StorageDevice, TimeGrid, schedule
+from solvers.examples import v2g_negative_evening_problem
+from solvers.highs_backend import MIP_REL_GAP
+
+
+@pytest.fixture
+def proofs(monkeypatch):
+    """The engine's device-by-device proofs, as attempted: None where it fell back."""
+    seen = []
+
+    def spy(*args, **kwargs):
+        proof = decomposition.prove_by_devices(*args, **kwargs)
+        seen.append(proof)
+        return proof
+
+    monkeypatch.setattr(engine, "prove_by_devices", spy)
+    return seen
+
+
+def _lower_bound_on_cost(result, proof) -> float:
+    """The proof's bound in the result's cost terms (the LP objective leaves out constants)."""
+    return result.costs.total - (proof.raw.objective - proof.bound)
+
+
+@st.composite
+def fleets(draw):
+    n = draw(st.integers(3, 8))
+    dt = draw(st.sampled_from([0.25, 1.0]))
+    floats = lambda lo, hi: st.floats(lo, hi, allow_nan=False).map(lambda v: round(v, 3))  # noqa: E731
+    prices = np.array(draw(st.lists(floats(-0.3, 0.4), min_size=n, max_size=n)))
+    start = draw(st.integers(0, n - 2))
+    prices[start : start + draw(st.integers(1, n - start))] = draw(floats(-0.3, -0.01))
+    devices = []
+    for i in range(draw(st.integers(2, 4))):
+        soc_max = draw(floats(5, 40))
+        eff = draw(floats(0.8, 0.97))
+        power = draw(floats(2, 15))
+        devices.append(
+            StorageDevice(
+                f"ev{i}",
+                n,
+                soc_at_start=draw(floats(0.5, 1.0)) * soc_max,
+                soc_min=0.0,
+                soc_max=soc_max,
+                consumption_capacity=power,
+                production_capacity=power,
+                charging_efficiency=eff,
+                discharging_efficiency=eff,
+            )
+        )
+    if draw(st.booleans()):  # a connection the fleet competes for
+        cap, inflex = (
+            draw(floats(5, 40)),
+            np.array(draw(st.lists(floats(-5, 10), min_size=n, max_size=n))),
+        )
+        pp = prices - np.array(draw(st.lists(floats(0, 0.1), min_size=n, max_size=n)))
+    else:  # one price both ways, no limit: the site is its price
+        cap, inflex, pp = np.nan, 0.0, prices.copy()
+    grid = TimeGrid(T0, timedelta(hours=dt), n)
+    return SiteProblem(
+        grid, devices, prices, production_price=pp, site_power_capacity=cap, inflexible_power=inflex
+    )
+
+
+@settings(
+    max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(fleets())
+def test_fleets_match_the_reference_and_bounds_never_exceed_the_optimum(problem):
+    seen = []
+    original = engine.prove_by_devices
+
+    def spy(*args, **kwargs):
+        proof = original(*args, **kwargs)
+        seen.append(proof)
+        return proof
+
+    engine.prove_by_devices = spy
+    try:
+        result = schedule(problem)
+    finally:
+        engine.prove_by_devices = original
+    ref = reference_cost(problem)
+    if ref is None:
+        assert result.status is Status.INFEASIBLE
+        return
+    assert result.status is Status.OPTIMAL, result.message
+    check_schedule(problem, result)
+    scale = max(1.0, abs(ref))
+    assert result.costs.total == pytest.approx(ref, rel=MIP_REL_GAP, abs=1e-5)
+    for proof in seen:
+        if proof is not None:
+            assert _lower_bound_on_cost(result, proof) <= ref + 1e-6 * scale
+
+
+def test_some_drawn_fleets_are_proven_device_by_device(proofs):
+    """The property above exercises the decomposition, not only the fleet MILP it falls back to."""
+    proven = 0
+    for seed in range(12):
+        problem = _seeded_fleet(seed)
+        schedule(problem)
+        proven += any(p is not None for p in proofs)
+        proofs.clear()
+    assert proven >= 3
+
+
+def _seeded_fleet(seed: int) -> SiteProblem:
+    """A few V2G stores near full under a negative-price block, seeded."""
+    rng = np.random.default_rng(seed)
+    n = 8
+    prices = rng.uniform(-0.1, 0.3, n)
+    prices[2:6] = -0.2
+    devices = [
+        StorageDevice(
+            f"ev{i}",
+            n,
+            soc_at_start=float(rng.uniform(0.7, 1.0)) * 20.0,
+            soc_max=20.0,
+            consumption_capacity=10.0,
+            production_capacity=10.0,
+            charging_efficiency=0.9,
+            discharging_efficiency=0.9,
+        )
+        for i in range(4)
+    ]
+    return SiteProblem(TimeGrid(T0, timedelta(hours=1), n), devices, prices)
+
+
+@pytest.mark.parametrize("connection", [True, False])
+def test_an_ev_fleet_is_proven_device_by_device_as_the_fleet_milp_finds(proofs, connection):
+    problem = v2g_negative_evening_problem(12, 192)
+    if not connection:
+        problem.site_power_capacity = np.nan
+    result = schedule(problem)
+    assert result.status is Status.OPTIMAL and result.used_binaries
+    proof = proofs[-1]
+    assert proof is not None and proof.device_milps >= 1
+    assert proof.raw.mip_gap <= MIP_REL_GAP
+    check_schedule(problem, result)
+    fleet = _fleet_milp(problem)
+    assert fleet.status is Status.OPTIMAL
+    scale = max(abs(fleet.costs.total), 1.0)
+    assert abs(result.costs.total - fleet.costs.total) <= MIP_REL_GAP * scale
+    assert _lower_bound_on_cost(result, proof) <= fleet.costs.total + 1e-6 * scale
+
+
+def _fleet_milp(problem: SiteProblem):
+    """The same problem through the fleet MILP (the decomposition switched off)."""
+    saved = decomposition.MIN_DEVICES
+    decomposition.MIN_DEVICES = 10**9
+    try:
+        return schedule(problem)
+    finally:
+        decomposition.MIN_DEVICES = saved
+
+
+def test_groups_keep_the_fleet_milp(proofs):
+    from schemas.flex_problem import DeviceGroup
+
+    problem = v2g_negative_evening_problem(4, 192)
+    names = [d.name for d in problem.devices[:2]]
+    problem.groups = [DeviceGroup("inverter", problem.grid.n, names, power_capacity=15.0)]
+    result = schedule(problem)
+    assert result.status is Status.OPTIMAL
+    assert all(p is None for p in proofs)
