@@ -5,7 +5,9 @@ Run: ``PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_solver_fleet.py [--q
 Side by side in one run, medians of 3 (1 with ``--quick``):
 
 - V2G EVs x 192 steps with every evening (18-22 h) at -50 EUR/MWh
-  (``solvers.examples.v2g_negative_evening_problem``): status and seconds;
+  (``solvers.examples.v2g_negative_evening_problem``): status and seconds,
+  beside the same schedule with the device-by-device proof switched off (the
+  fleet's own MILP, ``solvers.decomposition``), run alternately, and the ratio;
 - 100 batteries x 192 steps behind one connection
   (``solvers.examples.battery_fleet_problem``): our highspy path against a plain
   pyomo LP of the same problem (``bench_solver.plain_pyomo``; its total and its
@@ -37,7 +39,7 @@ from bench_solver import json_roundtrip, plain_pyomo  # noqa: E402
 from flexmeasures_reference import flexmeasures_times  # noqa: E402
 
 from schemas.flex_request import parse_site_problem  # noqa: E402
-from solvers import schedule  # noqa: E402
+from solvers import decomposition, schedule  # noqa: E402
 from solvers.examples import (  # noqa: E402
     battery_fleet_problem,
     battery_problem,
@@ -46,18 +48,6 @@ from solvers.examples import (  # noqa: E402
 )
 
 TIME_LIMIT = 30.0
-
-
-def ours(problem: object, repeats: int) -> tuple[str, float, float]:
-    """Status, median seconds and cost of ``solvers.schedule``."""
-    times, status, cost = [], "", float("nan")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        r = schedule(problem, time_limit=TIME_LIMIT)
-        times.append(time.perf_counter() - t0)
-        status = r.status.value
-        cost = r.costs.total if r.costs is not None else float("nan")
-    return status, statistics.median(times), cost
 
 
 def side_by_side(problem: object, repeats: int) -> dict[str, float]:
@@ -77,6 +67,36 @@ def side_by_side(problem: object, repeats: int) -> dict[str, float]:
         "ours": statistics.median(ours_s),
         "plain": statistics.median(plain_s),
         "plain_solve": statistics.median(plain_solve),
+    }
+
+
+def fleet_milp(problem: object) -> object:
+    """``schedule`` with the device-by-device proof switched off: the fleet's own MILP."""
+    saved = decomposition.MIN_DEVICES
+    decomposition.MIN_DEVICES = 10**9
+    try:
+        return schedule(problem, time_limit=TIME_LIMIT)
+    finally:
+        decomposition.MIN_DEVICES = saved
+
+
+def v2g_side_by_side(problem: object, repeats: int) -> dict[str, object]:
+    """Ours against the fleet MILP on ``problem``, run alternately: statuses, medians, costs."""
+    ours_s, milp_s = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = schedule(problem, time_limit=TIME_LIMIT)
+        ours_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        m = fleet_milp(problem)
+        milp_s.append(time.perf_counter() - t0)
+    return {
+        "status": r.status.value,
+        "ours": statistics.median(ours_s),
+        "cost": r.costs.total if r.costs is not None else float("nan"),
+        "milp_status": m.status.value,
+        "milp": statistics.median(milp_s),
+        "milp_cost": m.costs.total if m.costs is not None else float("nan"),
     }
 
 
@@ -115,13 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     schedule(battery_problem(96))  # warm-up: imports and the first HiGHS instance
     targets: list[tuple[str, bool, str]] = []
 
-    print(f"{'case':<38} {'status':<11} {'ours s':>8} {'plain LP s':>11} {'ratio':>6}")
-    for k, limit in () if args.skip_v2g else ((10, None), (100, 2.0), (200, 5.0)):
+    if not args.skip_v2g:
+        print(f"{'case':<38} {'status':<11} {'ours s':>8} {'fleet MILP s':>13} {'ratio':>6}")
+    for k, limit in () if args.skip_v2g else ((10, None), (50, None), (100, 2.0), (200, 5.0)):
         v2g = v2g_negative_evening_problem(k)
-        status, secs, cost = ours(v2g, reps)
+        m = v2g_side_by_side(v2g, reps)
+        status, secs, cost = m["status"], m["ours"], m["cost"]
         print(
-            f"{f'{k} V2G EVs x 192, -50 EUR/MWh 18-22h':<38} {status:<11} {secs:8.2f}"
-            f"  (cost {cost:.2f}){fm(v2g)}"
+            f"{f'{k} V2G EVs x 192, -50 EUR/MWh 18-22h':<38} {status:<11} {secs:8.2f} "
+            f"{m['milp']:13.2f} {secs / m['milp']:6.2f}  (cost {cost:.4f}; fleet MILP "
+            f"{m['milp_status']}, {m['milp_cost']:.4f}){fm(v2g)}"
         )
         if limit is not None:
             ok = status == "optimal" and secs < limit
@@ -129,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             targets.append((label, ok, f"{status} {secs:.2f} s"))
         sys.stdout.flush()
 
+    print(f"\n{'case':<38} {'status':<11} {'ours s':>8} {'plain LP s':>11} {'ratio':>6}")
     fleet = battery_fleet_problem(100)
     status = schedule(fleet, time_limit=TIME_LIMIT).status.value
     m = side_by_side(fleet, reps)
