@@ -141,7 +141,9 @@ class HighsBackend:
         if mip and lp.device_choices:
             # One device's charge-or-discharge binaries (``solvers.decomposition``): the
             # sub-MIP heuristics and restarts cost more than they save on these small
-            # MILPs, which close in a few nodes.
+            # MILPs, which close in a few nodes. Measured on the devices a 100-EV fleet
+            # under a negative-price evening needs: 6 MILPs in 0.30 s against 1.2 s
+            # with HiGHS's defaults (200 EVs: 7 in 0.38 s against 1.5 s).
             for option in DEVICE_MIP_OFF:
                 h.setOptionValue(option, False)
         integrality = lp.integer.astype(np.int32) if mip else np.zeros(lp.num_col, np.int32)
@@ -234,8 +236,10 @@ class HighsBackend:
         """Re-solve the LP ``first`` solved with ``lp``'s bounds on ``columns``, from its basis.
 
         The basis stays dual feasible under new column bounds, so the dual simplex
-        method repairs only what the changed bounds cut off (a few hundred
-        iterations where a solve from scratch takes thousands).
+        method repairs only what the changed bounds cut off (measured, 100 V2G
+        EVs with directions fixed at 1082 steps: 128 iterations and 0.08 s, where
+        a solve from scratch takes 4850 and 0.31 s; 200 EVs: 0.24 s against
+        0.86 s).
         """
         handle = first.handle
         same = isinstance(handle, tuple) and handle[2] is False and handle[1].num_col == lp.num_col

@@ -184,3 +184,76 @@ def test_groups_keep_the_fleet_milp(proofs):
     result = schedule(problem)
     assert result.status is Status.OPTIMAL
     assert all(p is None for p in proofs)
+
+
+def _first_lp(problem: SiteProblem):
+    """The engine's first model (no binaries), its HiGHS solution and the overlapping devices."""
+    from solvers.backend import get_backend
+    from solvers.formulation import build
+
+    form = build(problem)
+    clp = form.lp.compile()
+    backend = get_backend("highs")
+    raw = backend.solve(clp, relax_integrality=True)
+    overlapping = {
+        sv.device.name: sv.overlap_steps(raw.x)
+        for sv in form.site.storages
+        if len(sv.overlap_steps(raw.x))
+    }
+    return form, clp, backend, raw, overlapping
+
+
+def test_each_device_alone_at_the_dual_prices_solves_its_part_of_the_lp():
+    """The price mapping the bound rests on: ``-dual / dt`` per kWh gives each device's LP part."""
+    from scipy import sparse
+
+    from solvers.formulation import build
+
+    problem = v2g_negative_evening_problem(12, 192)
+    form, clp, backend, raw, overlapping = _first_lp(problem)
+    assert len(overlapping) >= 2
+    a = sparse.csr_matrix((clp.a_value, clp.a_index, clp.a_start), shape=(clp.num_row, clp.num_col))
+    balance = decomposition._block_rows(clp, "site.balance")
+    y = raw.row_dual[balance]
+    reduced = clp.c - a[balance].T @ y
+    # The Lagrangian at the LP's duals equals the LP's objective (HiGHS's dual sign).
+    assert y @ clp.row_lower[balance] + reduced @ raw.x == pytest.approx(raw.objective, rel=1e-9)
+    parts = decomposition._device_parts(a, balance, form, overlapping, reduced, raw.x)
+    price = -y / problem.grid.dt_hours
+    for name, part in parts.items():
+        dev = next(d for d in problem.devices if d.name == name)
+        alone = build(decomposition._alone(problem, [dev], price)).lp.compile()
+        value = backend.solve(alone, relax_integrality=True).objective
+        assert value == pytest.approx(part, abs=1e-7)
+
+
+def test_a_warm_resolve_with_new_bounds_matches_a_fresh_solve():
+    from dataclasses import replace
+
+    from solvers.backend import resolve_with_bounds
+
+    problem = v2g_negative_evening_problem(12, 192)
+    form, clp, backend, raw, overlapping = _first_lp(problem)
+    sv = next(s for s in form.site.storages if s.device.name in overlapping)
+    steps = overlapping[sv.device.name]
+    closed = sv.discharge.start + steps
+    lp = replace(clp, ub=np.where(np.isin(np.arange(clp.num_col), closed), 0.0, clp.ub))
+    warm = resolve_with_bounds(backend, lp, raw, closed)
+    fresh = backend.solve(lp, relax_integrality=True)
+    assert warm.objective == pytest.approx(fresh.objective, rel=1e-9)
+    assert np.all(warm.x[closed] == 0.0)
+    assert warm.objective >= raw.objective - 1e-9  # a restriction of the LP
+
+
+def test_a_back_end_without_warm_resolves_solves_from_scratch():
+    from dataclasses import replace
+
+    from solvers.backend import get_backend, resolve_with_bounds
+
+    problem = v2g_negative_evening_problem(2, 96)
+    form, clp, _, raw, overlapping = _first_lp(problem)
+    pyomo = get_backend("pyomo:appsi_highs")
+    closed = np.asarray([form.site.storages[0].charge.start])
+    lp = replace(clp, ub=np.where(np.arange(clp.num_col) == closed[0], 0.0, clp.ub))
+    result = resolve_with_bounds(pyomo, lp, raw, closed)
+    assert result.termination.value == "optimal" and result.x[closed[0]] == pytest.approx(0.0)
