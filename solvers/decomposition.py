@@ -69,9 +69,9 @@ PRIMAL_ROUNDS = 3
 
 @dataclass
 class DeviceProof:
-    """A schedule proven optimal within the MILP tolerance, and how."""
+    """A schedule proven optimal within the MILP tolerance (or the best when time ran out)."""
 
-    raw: RawSolution  # the schedule: termination OPTIMAL, ``mip_gap`` and ``bound`` set
+    raw: RawSolution  # the schedule: termination OPTIMAL (TIME_LIMIT: unproven), gap and bound
     lp: CompiledLP  # the LP with directions fixed that ``raw`` solves (for the tie-break)
     bound: float
     device_milps: int
@@ -92,7 +92,9 @@ def prove_by_devices(
     ``binary_steps`` the steps per overlapping device that get binaries. None
     where the site does not fall apart into devices (groups, couplings, other
     commodities, operation modes, integer columns), the LP has no duals, or the
-    bound falls short: the caller then solves the MILP.
+    bound falls short: the caller then solves the MILP. When ``remaining()``
+    runs out after a schedule was found, that schedule with termination
+    TIME_LIMIT and its gap.
     """
     if not _separable(problem, clp, raw, binary_steps):
         return None
@@ -142,12 +144,12 @@ def prove_by_devices(
         if _proven(primal.objective, lower):
             break
         left = remaining()
-        if left is not None and left <= 0:
-            return None
-        steps = binary_steps[name]
-        sub = _device_milp(problem, storages[name].device, price, steps, backend, left)
+        sub = None
+        if left is None or left > 0:
+            steps = binary_steps[name]
+            sub = _device_milp(problem, storages[name].device, price, steps, backend, left)
         if sub is None:
-            return None
+            return _stopped(primal, lp_fixed, lower, len(chosen), remaining())
         sub_bound, charging = sub
         lower += sub_bound - relaxed[name]
         chosen[name] = (steps, charging)
@@ -158,10 +160,26 @@ def prove_by_devices(
             return None
         lp_fixed, primal = best
     if not _proven(primal.objective, lower):
-        return None
+        return _stopped(primal, lp_fixed, lower, len(chosen), remaining())
+    return DeviceProof(_with_gap(primal, lower), lp_fixed, lower, len(chosen))
+
+
+def _with_gap(primal: RawSolution, lower: float) -> RawSolution:
     gap = (primal.objective - lower) / max(1.0, abs(primal.objective))
-    primal = replace(primal, mip_gap=max(gap, 0.0), bound=lower)
-    return DeviceProof(primal, lp_fixed, lower, len(chosen))
+    return replace(primal, mip_gap=max(gap, 0.0), bound=lower)
+
+
+def _stopped(
+    primal: RawSolution, lp: CompiledLP, lower: float, milps: int, left: float | None
+) -> DeviceProof | None:
+    """Out of time: the schedule found so far, unproven (status time-limit); else None.
+
+    With time left, None: the caller solves the fleet's MILP.
+    """
+    if left is None or left > 0:
+        return None
+    raw = replace(_with_gap(primal, lower), termination=Termination.TIME_LIMIT)
+    return DeviceProof(raw, lp, lower, milps)
 
 
 def _proven(upper: float, lower: float) -> bool:

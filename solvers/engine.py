@@ -128,6 +128,9 @@ def schedule(
             if proof is not None:
                 clp, raw, used_mip = proof.lp, proof.raw, True
                 break
+        left = remaining()
+        if left is not None and left <= 0:
+            break  # out of time with overlaps left: no valid schedule (below)
         tb = time.perf_counter()
         form = build(problem, complementarity)
         clp = form.lp.compile()

@@ -257,3 +257,38 @@ def test_a_back_end_without_warm_resolves_solves_from_scratch():
     lp = replace(clp, ub=np.where(np.arange(clp.num_col) == closed[0], 0.0, clp.ub))
     result = resolve_with_bounds(pyomo, lp, raw, closed)
     assert result.termination.value == "optimal" and result.x[closed[0]] == pytest.approx(0.0)
+
+
+def test_out_of_time_the_schedule_found_so_far_comes_back_unproven(monkeypatch):
+    problem = v2g_negative_evening_problem(12, 192)
+    form, clp, backend, raw, overlapping = _first_lp(problem)
+    devices = {d.name: d for d in problem.devices}
+    steps = {
+        name: np.union1d(s, engine._waste_candidates(problem, devices[name]))
+        for name, s in overlapping.items()
+    }
+    clock = {"out": False}
+    fix = decomposition._fix_directions
+
+    def fix_then_run_out(*args, **kwargs):
+        found = fix(*args, **kwargs)
+        clock["out"] = True  # the time runs out once the first schedule is there
+        return found
+
+    monkeypatch.setattr(decomposition, "_fix_directions", fix_then_run_out)
+    proof = decomposition.prove_by_devices(
+        problem, form, clp, raw, backend, steps, lambda: 0.0 if clock["out"] else None
+    )
+    assert proof is not None and proof.device_milps == 0
+    assert proof.raw.termination.value == "time-limit"
+    assert proof.raw.mip_gap > MIP_REL_GAP  # not proven: no device's MILP was solved
+    assert not any(len(sv.overlap_steps(proof.raw.x)) for sv in form.site.storages)
+
+
+@pytest.mark.parametrize("limit", [0.01, 0.1, 0.3])
+def test_a_time_limit_gives_a_valid_schedule_or_none(limit):
+    problem = v2g_negative_evening_problem(12, 192)
+    result = schedule(problem, time_limit=limit)
+    assert result.status in (Status.OPTIMAL, Status.TIME_LIMIT)
+    if result.schedules:
+        check_schedule(problem, result)
