@@ -33,8 +33,9 @@ devices' MILPs, their choices). Overlaps that appear elsewhere are closed the
 same way. Its cost ``U`` is that of a schedule with one net power per device
 and step.
 
-Proof. ``U - L <= MIP_REL_GAP * max(1, |U|)``: optimal within the tolerance
-HiGHS's own MILP uses (``solvers.highs_backend.MIP_REL_GAP``). If every
+Proof. ``U - L <= max(MIP_REL_GAP * |U|, 1e-6)``: optimal within the tolerance
+HiGHS's own MILP uses (``solvers.highs_backend.MIP_REL_GAP``, and its default
+absolute gap). If every
 overlapping device has been solved and the bound still falls short, the
 caller solves the fleet's MILP as before (``prove_by_devices`` returns None).
 The bound holds to the LP's own tolerances, as a MILP solver's does.
@@ -57,7 +58,7 @@ from solvers.backend import Backend, RawSolution, Termination, resolve_with_boun
 from solvers.formulation import Formulation, build
 from solvers.highs_backend import MIP_REL_GAP
 from solvers.lp import CompiledLP
-from solvers.storage import StorageVars
+from solvers.storage import StorageVars, waste_candidates
 
 #: Fewest overlapping devices for which the decomposition is tried: with one,
 #: its bound is that of the device alone under the LP's prices, which a site's
@@ -65,6 +66,8 @@ from solvers.storage import StorageVars
 MIN_DEVICES = 2
 #: Rounds of fixing directions where the re-solved schedule overlaps anew.
 PRIMAL_ROUNDS = 3
+#: The absolute gap that also proves an optimum (HiGHS's ``mip_abs_gap`` default).
+MIP_ABS_GAP = 1e-6
 
 
 @dataclass
@@ -134,7 +137,7 @@ def prove_by_devices(
         for name, steps in binary_steps.items()
     }
     closed = np.zeros(clp.num_col, dtype=bool)  # columns whose upper bound is set to 0
-    best = _fix_directions(backend, clp, clp, raw, storages, closed, first, remaining)
+    best = _fix_directions(problem, backend, clp, clp, raw, storages, closed, first, remaining)
     if best is None:
         return None
     lp_fixed, primal = best
@@ -144,20 +147,23 @@ def prove_by_devices(
         if _proven(primal.objective, lower):
             break
         left = remaining()
-        sub = None
-        if left is None or left > 0:
-            steps = binary_steps[name]
-            sub = _device_milp(problem, storages[name].device, price, steps, backend, left)
-        if sub is None:
-            return _stopped(primal, lp_fixed, lower, len(chosen), remaining())
-        sub_bound, charging = sub
-        lower += sub_bound - relaxed[name]
-        chosen[name] = (steps, charging)
+        if left is not None and left <= 0:
+            return _stopped(primal, lp_fixed, lower, len(chosen), left)
+        steps = binary_steps[name]
+        sub = _device_milp(problem, storages[name].device, price, steps, backend, left)
+        if sub.termination is not Termination.OPTIMAL or sub.x is None or sub.bound is None:
+            # Its own time limit (HiGHS counts only its run) ends the search as the request's.
+            out = sub.termination is Termination.TIME_LIMIT
+            return _stopped(primal, lp_fixed, lower, len(chosen), 0.0 if out else remaining())
+        lower += sub.bound - relaxed[name]
+        chosen[name] = (steps, sub.x)
     if not _proven(primal.objective, lower) and len(chosen) == len(binary_steps):
         # Every device's MILP is in the bound: the schedule follows their directions.
-        best = _fix_directions(backend, clp, lp_fixed, primal, storages, closed, chosen, remaining)
+        best = _fix_directions(
+            problem, backend, clp, lp_fixed, primal, storages, closed, chosen, remaining
+        )
         if best is None:
-            return None
+            return _stopped(primal, lp_fixed, lower, len(chosen), remaining())
         lp_fixed, primal = best
     if not _proven(primal.objective, lower):
         return _stopped(primal, lp_fixed, lower, len(chosen), remaining())
@@ -165,8 +171,9 @@ def prove_by_devices(
 
 
 def _with_gap(primal: RawSolution, lower: float) -> RawSolution:
-    gap = (primal.objective - lower) / max(1.0, abs(primal.objective))
-    return replace(primal, mip_gap=max(gap, 0.0), bound=lower)
+    """``primal`` with its bound and relative gap (to ``|U|``, as HiGHS reports it)."""
+    gap = max(primal.objective - lower, 0.0) / max(abs(primal.objective), 1e-9)
+    return replace(primal, mip_gap=gap, bound=lower)
 
 
 def _stopped(
@@ -178,12 +185,15 @@ def _stopped(
     """
     if left is None or left > 0:
         return None
-    raw = replace(_with_gap(primal, lower), termination=Termination.TIME_LIMIT)
+    # No handle: the solver may hold other bounds by now, and an unproven schedule
+    # gets no tie-break.
+    raw = replace(_with_gap(primal, lower), termination=Termination.TIME_LIMIT, handle=None)
     return DeviceProof(raw, lp, lower, milps)
 
 
 def _proven(upper: float, lower: float) -> bool:
-    return upper - lower <= MIP_REL_GAP * max(1.0, abs(upper))
+    """HiGHS's own stopping rule: a relative gap of ``MIP_REL_GAP`` or an absolute one of 1e-6."""
+    return upper - lower <= max(MIP_REL_GAP * abs(upper), MIP_ABS_GAP)
 
 
 def _separable(
@@ -266,19 +276,19 @@ def _device_milp(
     steps: np.ndarray,
     backend: Backend,
     time_limit: float | None,
-) -> tuple[float, np.ndarray] | None:
-    """One device alone under ``price`` (per kWh), binaries at ``steps``: its dual bound and choice.
+) -> RawSolution:
+    """One device alone under ``price`` (per kWh), binaries at ``steps``.
 
-    The choice is a bool per step of ``steps``: whether the device may charge
-    (the binary), else discharge. None if the MILP is not solved to optimality.
+    The answer's ``bound`` is the MILP's dual bound; its ``x``, when optimal,
+    the device's choice at ``steps`` (True: it may charge, else discharge).
     """
     form = build(_alone(problem, [dev], price), {dev.name: steps})
     clp = form.lp.compile()
     clp.device_choices = True
     raw = backend.solve(clp, time_limit=time_limit)
-    if raw.termination is not Termination.OPTIMAL or raw.x is None or raw.bound is None:
-        return None
-    return float(raw.bound), _charging(form.site.storages[0], raw.x, steps)
+    if raw.termination is not Termination.OPTIMAL or raw.x is None:
+        return replace(raw, x=None)
+    return replace(raw, x=_charging(form.site.storages[0], raw.x, steps))
 
 
 def _alone(problem: SiteProblem, devices: list[StorageDevice], price: np.ndarray) -> SiteProblem:
@@ -299,6 +309,7 @@ def _charging(sv: StorageVars, x: np.ndarray, steps: np.ndarray) -> np.ndarray:
 
 
 def _fix_directions(
+    problem: SiteProblem,
     backend: Backend,
     base: CompiledLP,
     lp: CompiledLP,
@@ -311,9 +322,12 @@ def _fix_directions(
     """Re-solve ``start`` (an optimum of ``lp``) with one direction closed per overlapping step.
 
     ``base`` is the model without closed columns, ``lp`` is ``base`` with the
-    columns marked in ``closed`` closed. An overlapping step keeps its larger
-    flow; ``chosen`` gives devices' directions at steps, which win. Overlaps that appear
-    anew are closed the same way, for up to ``PRIMAL_ROUNDS`` more solves.
+    columns marked in ``closed`` closed. ``chosen`` gives devices' directions
+    at steps. A device that overlaps in a solution gets one direction at its
+    overlapping steps and at every open step where wasting energy can pay
+    (``solvers.storage.waste_candidates``: else the overlap only moves to the
+    next such step at no cost, round after round), the larger flow's (where
+    both are 0, charging), for up to ``PRIMAL_ROUNDS`` more solves.
     ``closed`` (updated in place) marks the columns whose upper bound is 0, as
     they stand in ``start``'s solver. Returns the last LP and its optimum, or
     None if a solve fails or overlaps remain.
@@ -324,6 +338,9 @@ def _fix_directions(
         for sv in storages.values():
             steps = sv.overlap_steps(x)
             if len(steps):
+                steps = np.union1d(steps, waste_candidates(problem, sv.device))
+                open_ = ~closed[sv.charge.start + steps] & ~closed[sv.discharge.start + steps]
+                steps = steps[open_]
                 _close(sv, steps, _charging(sv, x, steps), closed)
         if round_ == 0:
             for name, (steps, charging) in chosen.items():

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 
@@ -59,7 +60,7 @@ from solvers.result import (
     ScheduleResult,
     Status,
 )
-from solvers.storage import soc_trajectory, soft_breach
+from solvers.storage import soc_trajectory, soft_breach, waste_candidates
 
 #: Hard constraints must hold within this (kW or kWh).
 FEASIBILITY_TOL = 1e-6
@@ -115,7 +116,7 @@ def schedule(
                 if rounds > MAX_TARGETED_ROUNDS:
                     complementarity[name] = np.arange(s.device.n)
                 else:
-                    candidates = _waste_candidates(problem, s.device)
+                    candidates = waste_candidates(problem, s.device)
                     complementarity[name] = np.union1d(np.union1d(have, new), candidates)
                 added = True
         if not added and (not relaxed_solve or _integral(clp, raw.x)):
@@ -128,9 +129,8 @@ def schedule(
             if proof is not None:
                 clp, raw, used_mip = proof.lp, proof.raw, True
                 break
-        left = remaining()
-        if left is not None and left <= 0:
-            break  # out of time with overlaps left: no valid schedule (below)
+            # The attempt may have changed the bounds in the LP's solver: no warm start.
+            raw = replace(raw, handle=None)
         tb = time.perf_counter()
         form = build(problem, complementarity)
         clp = form.lp.compile()
@@ -214,28 +214,6 @@ def _coupling_columns(problem: SiteProblem, form: Formulation) -> np.ndarray | N
 def _mode_choices(problem: SiteProblem) -> bool:
     """Whether a device of ``problem`` has operation modes (binaries choosing its band)."""
     return any(isinstance(d, StorageDevice) and d.operation_modes for d in problem.devices)
-
-
-def _waste_candidates(problem: SiteProblem, dev: StorageDevice) -> np.ndarray:
-    """Steps where charging and discharging at once may pay for ``dev``: binary candidates.
-
-    Wasting energy in a step lowers the cost only where the step's energy is
-    worth nothing or less (an optimum of the relaxation overlaps only where the
-    SOC's marginal value is at most 0, so the site price it meets must be at
-    most 0 too: consumption or production price, whichever the site's margin
-    is at). These steps get binaries together with the overlapping ones, so one
-    MILP usually settles a negative-price evening instead of one round per
-    step the overlap moves to. Overlaps elsewhere (e.g. a store shedding energy
-    to meet a maximum) are still caught by the next round.
-    """
-    prices = (problem.consumption_price, problem.production_price)
-    for cg in problem.commodities:
-        if cg.commodity == dev.commodity:  # the prices the device's own commodity meets
-            prices = (cg.consumption_price, cg.production_price)
-    cheap = np.minimum(*prices) <= 0.0
-    both = (np.asarray(dev.consumption_capacity) > 0) & (np.asarray(dev.production_capacity) > 0)
-    lossless = np.abs(dev.charging_efficiency * dev.discharging_efficiency - 1.0) < 1e-12
-    return np.flatnonzero(cheap & both & ~lossless)
 
 
 def _face_tolerance(optimum: float) -> float:

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schemas.flex_problem import StorageDevice
+from schemas.flex_problem import SiteProblem, StorageDevice
 from solvers.breaches import add_priced_breach
 from solvers.lp import ColumnBlock, LinearProgram, Soft, add_either_or
 
@@ -291,3 +291,27 @@ def room_cuts(
             elastic=False,
             cut=True,
         )
+
+
+def waste_candidates(problem: SiteProblem, dev: StorageDevice) -> np.ndarray:
+    """Steps where charging and discharging at once may pay for ``dev``: binary candidates.
+
+    Wasting energy in a step lowers the cost only where the step's energy is
+    worth nothing or less (an optimum of the relaxation overlaps only where the
+    SOC's marginal value is at most 0, so the site price it meets must be at
+    most 0 too: consumption or production price, whichever the site's margin
+    is at). The engine gives these steps binaries together with the
+    overlapping ones, so one MILP usually settles a negative-price evening
+    instead of one round per step the overlap moves to; overlaps elsewhere
+    (e.g. a store shedding energy to meet a maximum) are caught by the next
+    round. ``solvers.decomposition`` fixes one direction at all of them at once
+    for the same reason.
+    """
+    prices = (problem.consumption_price, problem.production_price)
+    for cg in problem.commodities:
+        if cg.commodity == dev.commodity:  # the prices the device's own commodity meets
+            prices = (cg.consumption_price, cg.production_price)
+    cheap = np.minimum(*prices) <= 0.0
+    both = (np.asarray(dev.consumption_capacity) > 0) & (np.asarray(dev.production_capacity) > 0)
+    lossless = np.abs(dev.charging_efficiency * dev.discharging_efficiency - 1.0) < 1e-12
+    return np.flatnonzero(cheap & both & ~lossless)
