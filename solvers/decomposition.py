@@ -239,7 +239,8 @@ def _device_parts(
 
     The parts come from the connected components of the model without its
     balance rows; None unless every overlapping device is a component of its
-    own (no row ties it to another device or to the site's columns).
+    own (no row ties it to another device or to the site's import or export,
+    and through them to peaks or commitments).
     """
     keep = np.ones(a.shape[0], dtype=bool)
     keep[balance] = False
@@ -252,13 +253,13 @@ def _device_parts(
     owners: dict[int, list[str]] = {}
     for name, col in first.items():
         owners.setdefault(int(col_label[col]), []).append(name)
-    site = form.site.consumption
-    site_label = None if site is None else int(col_label[site.start])
+    site = [b for b in (form.site.consumption, form.site.production) if b is not None]
+    site_labels = {int(label) for b in site for label in col_label[b.index]}
     values = np.bincount(col_label, weights=reduced * x, minlength=int(col_label.max()) + 1)
     parts = {}
     for name in binary_steps:
         label = int(col_label[first[name]])
-        if owners[label] != [name] or label == site_label:
+        if owners[label] != [name] or label in site_labels:
             return None
         parts[name] = float(values[label])
     return parts
