@@ -127,8 +127,8 @@ def test_fleets_match_the_reference_and_bounds_never_exceed_the_optimum(problem)
             assert _lower_bound_on_cost(result, proof) <= ref + 1e-6 * scale
 
 
-def test_some_drawn_fleets_are_proven_device_by_device(proofs):
-    """The property above exercises the decomposition, not only the fleet MILP it falls back to."""
+def test_small_fleets_near_full_under_negative_prices_are_proven_device_by_device(proofs):
+    """Fleets like the property's (seeded) take the decomposition, not only its fallback."""
     proven = 0
     for seed in range(12):
         problem = _seeded_fleet(seed)
